@@ -1,0 +1,59 @@
+"""Who is calling a control-plane endpoint, and may they: bearer, bootstrap door, scope rules."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from cext.hotpath import BEARER_MISSING, BEARER_OK, KIND_JWT, Principal, extract_bearer
+from starlette.requests import Request
+
+from gateway.auth.scopes import APIKEY_PREFIX
+from gateway.problems import Forbidden, Unauthorized
+from gateway.runtime import Runtime
+
+BOOTSTRAP_SECRET_HEADER = "cfgate-bootstrap-secret"
+
+
+async def optional_principal(request: Request, runtime: Runtime) -> Principal | None:
+    """The caller's principal, ``None`` without an Authorization header; 401 if it is invalid."""
+    raw = request.headers.get("authorization")
+    status, token = extract_bearer(raw.encode("latin-1") if raw is not None else None)
+    if status == BEARER_MISSING:
+        return None
+    if status != BEARER_OK or token is None:
+        raise Unauthorized("Unauthorized access")
+    return await runtime.authenticator.authenticate(token)
+
+
+async def required_principal(request: Request, runtime: Runtime) -> Principal:
+    principal = await optional_principal(request, runtime)
+    if principal is None:
+        raise Unauthorized("Header of type `authorization` was missing")
+    return principal
+
+
+def require_scope(principal: Principal, scope: str, *, jwt_only: bool = False) -> None:
+    """Spring's ``hasAnyAuthority(scope, 'apikey:' + scope)`` (or JWT-only ``hasAuthority``)."""
+    names = (scope,) if jwt_only else (scope, APIKEY_PREFIX + scope)
+    if not any(name in principal.authorities for name in names):
+        raise Forbidden(f"Missing required scope '{scope}'")
+
+
+def require_jwt(principal: Principal) -> None:
+    if principal.kind != KIND_JWT:
+        raise Forbidden("This operation requires an admin token, not an API key")
+
+
+def bootstrap_door_open(request: Request, runtime: Runtime) -> bool:
+    """Loopback callers (unless disabled) and holders of the configured bootstrap secret."""
+    settings = runtime.settings
+    secret = request.headers.get(BOOTSTRAP_SECRET_HEADER)
+    if settings.bootstrap_secret and secret is not None:
+        return hmac.compare_digest(secret.encode(), settings.bootstrap_secret.encode())
+    if not settings.bootstrap_loopback or request.client is None:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,75 @@
+"""Everything one gateway process shares: settings, store, repositories, keys and caches.
+
+Built once at start-up (``Runtime.start``) and handed to the service apps, which capture it in
+closures; nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cext.hotpath import AuthorityTable, CredentialCache
+
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.keyring import KeyRing
+from gateway.auth.scopes import AUTHORITIES
+from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.settings import Settings
+from gateway.store import Store, open_store
+from gateway.store.accounts import Account, AccountRepository
+from gateway.store.apikeys import ApiKeyRepository
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    accounts: AccountRepository
+    api_keys: ApiKeyRepository
+    keyring: KeyRing
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    authorities: AuthorityTable
+    credentials: CredentialCache
+    authenticator: Authenticator
+    default_account: Account
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(settings.database_url)
+        try:
+            accounts = AccountRepository(store.engine)
+            default_account = await accounts.ensure(
+                settings.default_nca_id, settings.default_nca_id, settings.admin_client_id
+            )
+            api_keys = ApiKeyRepository(store.engine)
+            # Keep retired signing keys as long as a token they signed can live.
+            keyring = KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
+        except BaseException:
+            await store.close()
+            raise
+        issuer = TokenIssuer(keyring, settings.issuer, settings.admin_token_ttl_seconds)
+        verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
+        authorities = AuthorityTable(AUTHORITIES)
+        credentials = CredentialCache()
+        authenticator = Authenticator(credentials, authorities, verifier, api_keys, accounts)
+        return cls(
+            settings=settings,
+            store=store,
+            accounts=accounts,
+            api_keys=api_keys,
+            keyring=keyring,
+            issuer=issuer,
+            verifier=verifier,
+            authorities=authorities,
+            credentials=credentials,
+            authenticator=authenticator,
+            default_account=default_account,
+        )
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -1,0 +1,1 @@
+"""Embedded backing services, one package each (Starlette apps built from a ``Runtime``)."""

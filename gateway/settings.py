@@ -1,0 +1,113 @@
+"""The one typed settings object, read from CLI flags and ``CFGATE_<NAME>`` environment variables.
+
+Nothing else in the code base reads the environment for configuration: the command line builds a
+``Settings`` once at the edge and hands it down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CFGATE_"
+
+DEFAULT_NCA_ID = "nvcf-default"
+DEFAULT_ADMIN_CLIENT_ID = "admin-issuer-proxy"
+DEFAULT_ISSUER = "http://api.nvcf.svc.cluster.local"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    grpc_port: int = 10081
+    domain: str = "localhost"
+    data_dir: Path = Path("./.cfgate")
+    redis: str | None = None
+    database: str | None = None
+    processes: int = 1
+    # Bootstrap door (POST /v1/admin/keys and bearer-less key management): open to loopback
+    # clients unless disabled, and to anyone presenting this secret.
+    bootstrap_secret: str | None = None
+    bootstrap_loopback: bool = True
+    issuer: str = DEFAULT_ISSUER
+    admin_client_id: str = DEFAULT_ADMIN_CLIENT_ID
+    default_nca_id: str = DEFAULT_NCA_ID
+    admin_token_ttl_seconds: int = 12 * 3600
+    max_api_key_lifetime_days: int = 2 * 365
+    # Other JWT issuers to trust, as "issuer=jwks_url" pairs.
+    trusted_issuers: tuple[str, ...] = field(default_factory=tuple)
+    max_control_body_bytes: int = 1 << 20
+    log_level: str = "info"
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the store: SQLite under the data directory unless ``database`` is set."""
+        if self.database:
+            return self.database
+        return f"sqlite:///{(self.data_dir / 'cfgate.db').resolve()}"
+
+    def trusted_issuer_map(self) -> dict[str, str]:
+        issuers: dict[str, str] = {}
+        for pair in self.trusted_issuers:
+            iss, sep, url = pair.partition("=")
+            if not sep or not iss.strip() or not url.strip().startswith(("http://", "https://")):
+                raise SettingsError(f"trusted issuer must be 'issuer=https://…/jwks', got {pair!r}")
+            issuers[iss.strip()] = url.strip()
+        return issuers
+
+    def validate(self) -> Settings:
+        if not 0 <= self.port <= 65535 or not 0 <= self.grpc_port <= 65535:
+            raise SettingsError("ports must be within 0..65535")
+        if self.processes < 1:
+            raise SettingsError("--processes must be at least 1")
+        if not self.domain or self.domain.startswith(".") or " " in self.domain:
+            raise SettingsError(f"invalid domain {self.domain!r}")
+        if self.admin_token_ttl_seconds < 60:
+            raise SettingsError("admin token lifetime must be at least 60 s")
+        self.trusted_issuer_map()
+        return self
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, then ``CFGATE_*`` environment variables, then explicit overrides (CLI flags)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _cast(f.name, f.type, raw)
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        return cls(**values).validate()
+
+
+def _cast(name: str, annotation: Any, raw: str) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}: cannot use {raw!r}") from exc
+    return raw

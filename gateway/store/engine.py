@@ -1,0 +1,94 @@
+"""Opening the SQL store: URL normalisation, SQLite pragmas, migrations on start."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.store.migrations import migrate
+
+log = logging.getLogger("gateway.store")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used as configured."""
+
+
+def async_url(url: str) -> str:
+    """Map the URLs operators write (``postgresql://…``, ``sqlite:///…``) to async drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///path or postgresql://…")
+
+
+@dataclass(slots=True)
+class Store:
+    engine: AsyncEngine
+    dialect: str
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; busy_timeout waits out a concurrent writer.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@asynccontextmanager
+async def _file_lock(path: Path | None) -> AsyncIterator[None]:
+    """Serialise SQLite migrations across processes (PostgreSQL uses an advisory lock instead)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a+b") as handle:
+        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+async def open_store(url: str) -> Store:
+    """Create the engine and apply pending migrations (safe when several processes start at once)."""
+    full = async_url(url)
+    parsed = make_url(full)
+    kwargs: dict[str, Any] = {}
+    lock_path: Path | None = None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            lock_path = Path(parsed.database + ".migrate.lock")
+    else:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(full, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    try:
+        async with _file_lock(lock_path):
+            applied = await migrate(engine)
+    except Exception:
+        await engine.dispose()
+        raise
+    if applied:
+        log.info("store: applied migrations %s", applied)
+    return Store(engine=engine, dialect=parsed.get_backend_name())

@@ -1,0 +1,44 @@
+"""Settings: defaults, CFGATE_* environment variables, CLI overrides, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings, SettingsError
+
+
+def test_defaults_match_design() -> None:
+    s = Settings.load(env={})
+    assert (s.host, s.port, s.grpc_port, s.domain) == ("127.0.0.1", 8080, 10081, "localhost")
+    assert s.data_dir == Path("./.cfgate") and s.redis is None and s.processes == 1
+    assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("cfgate.db")
+
+
+def test_environment_then_overrides() -> None:
+    env = {"CFGATE_PORT": "9000", "CFGATE_DOMAIN": "nvcf.example.com", "CFGATE_BOOTSTRAP_LOOPBACK": "false"}
+    s = Settings.load({"port": 9100}, env=env)
+    assert s.port == 9100 and s.domain == "nvcf.example.com" and s.bootstrap_loopback is False
+    assert Settings.load(
+        env={"CFGATE_TRUSTED_ISSUERS": "a=https://a/jwks, b=http://b/jwks"}
+    ).trusted_issuer_map() == {
+        "a": "https://a/jwks",
+        "b": "http://b/jwks",
+    }
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"CFGATE_PORT": "eighty"},
+        {"CFGATE_PORT": "70000"},
+        {"CFGATE_PROCESSES": "0"},
+        {"CFGATE_BOOTSTRAP_LOOPBACK": "maybe"},
+        {"CFGATE_TRUSTED_ISSUERS": "no-url"},
+        {"CFGATE_DOMAIN": ".bad"},
+    ],
+)
+def test_invalid_values_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        Settings.load(env=env)

@@ -1,0 +1,120 @@
+"""Signing keys and admin JWTs: mint, verify, rotate, reload, and trusted external issuers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.auth.keyring import KEYRING_FILE, KeyRing
+from gateway.auth.tokens import InvalidToken, TokenIssuer, TokenVerifier
+
+ISS = "http://api.nvcf.svc.cluster.local"
+
+
+@pytest.fixture
+def ring(tmp_path: Path) -> KeyRing:
+    return KeyRing.open(tmp_path, retain_seconds=3600)
+
+
+async def test_mint_and_verify(ring: KeyRing) -> None:
+    token = TokenIssuer(ring, ISS, 600).mint("admin-issuer-proxy", ("list_functions",))
+    claims = await TokenVerifier(ring, ISS).verify(token.value)
+    assert claims["scopes"] == ["list_functions"]
+    assert claims["exp"] - claims["iat"] == 600
+
+
+def test_keyring_file_is_private_and_persistent(tmp_path: Path, ring: KeyRing) -> None:
+    path = tmp_path / KEYRING_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = KeyRing.open(tmp_path, retain_seconds=3600)
+    assert again.active.kid == ring.active.kid
+
+
+async def test_other_process_rotation_is_picked_up(tmp_path: Path, ring: KeyRing) -> None:
+    other = KeyRing.open(tmp_path, retain_seconds=3600)
+    other.rotate()
+    token = TokenIssuer(other, ISS, 600).mint("s", ())
+    assert (await TokenVerifier(ring, ISS).verify(token.value))["sub"] == "s"
+
+
+def test_rotation_drops_keys_whose_tokens_expired(tmp_path: Path) -> None:
+    ring = KeyRing.open(tmp_path, retain_seconds=0)
+    first = ring.active.kid
+    ring.rotate()
+    ring.rotate()
+    kids = [k["kid"] for k in ring.jwks()["keys"]]
+    assert first not in kids and len(kids) == 1
+
+
+async def test_expired_and_not_yet_valid_and_tampered(ring: KeyRing) -> None:
+    issuer, verifier = TokenIssuer(ring, ISS, 600), TokenVerifier(ring, ISS)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(issuer.mint("s", (), ttl_seconds=-30).value)
+    payload = {"iss": ISS, "sub": "s", "iat": 0, "exp": 2**40, "nbf": 2**39}
+    future = jwt.encode(payload, ring.active.private_key, algorithm="ES256", headers={"kid": ring.active.kid})
+    with pytest.raises(InvalidToken):
+        await verifier.verify(future)
+    forged_key = ec.generate_private_key(ec.SECP256R1())
+    forged = jwt.encode(
+        {**payload, "nbf": 0}, forged_key, algorithm="ES256", headers={"kid": ring.active.kid}
+    )
+    with pytest.raises(InvalidToken):
+        await verifier.verify(forged)
+    with pytest.raises(InvalidToken):
+        await verifier.verify("not-a-jwt")
+
+
+async def test_untrusted_issuer_refused(ring: KeyRing) -> None:
+    token = TokenIssuer(ring, "http://evil", 600).mint("s", ())
+    with pytest.raises(InvalidToken, match="untrusted issuer"):
+        await TokenVerifier(ring, ISS).verify(token.value)
+
+
+@pytest.fixture
+def external_issuer() -> Iterator[tuple[str, ec.EllipticCurvePrivateKey]]:
+    """A real JWKS endpoint on loopback, as another identity provider would publish it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="ext-1", alg="ES256", use="sig")
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks", key
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_trusted_issuer_by_jwks_url(
+    ring: KeyRing, external_issuer: tuple[str, ec.EllipticCurvePrivateKey]
+) -> None:
+    url, key = external_issuer
+    verifier = TokenVerifier(ring, ISS, {"https://idp.example": url})
+    payload = {"iss": "https://idp.example", "sub": "user-1", "iat": 1, "exp": 2**40, "scopes": ["x"]}
+    token = jwt.encode(payload, key, algorithm="ES256", headers={"kid": "ext-1"})
+    assert (await verifier.verify(token))["sub"] == "user-1"
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(InvalidToken):
+        await verifier.verify(jwt.encode(payload, other, algorithm="ES256", headers={"kid": "ext-1"}))
