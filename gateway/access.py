@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import TYPE_CHECKING
 
-from cext.hotpath import BEARER_MISSING, BEARER_OK, KIND_JWT, Principal, extract_bearer
 from starlette.requests import Request
 
+from cext.hotpath import BEARER_MISSING, BEARER_OK, KIND_JWT, Principal, extract_bearer
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import Forbidden, Unauthorized
-from gateway.runtime import Runtime
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 BOOTSTRAP_SECRET_HEADER = "cfgate-bootstrap-secret"
 
@@ -33,11 +36,13 @@ async def required_principal(request: Request, runtime: Runtime) -> Principal:
     return principal
 
 
-def require_scope(principal: Principal, scope: str, *, jwt_only: bool = False) -> None:
-    """Spring's ``hasAnyAuthority(scope, 'apikey:' + scope)`` (or JWT-only ``hasAuthority``)."""
-    names = (scope,) if jwt_only else (scope, APIKEY_PREFIX + scope)
-    if not any(name in principal.authorities for name in names):
-        raise Forbidden(f"Missing required scope '{scope}'")
+def require_any_scope(principal: Principal, scopes: tuple[str, ...], *, jwt_only: bool = False) -> None:
+    """Spring's ``hasAnyAuthority(s…, 'apikey:' + s…)`` (JWT-only: ``hasAnyAuthority(s…)``)."""
+    names = scopes if jwt_only else scopes + tuple(APIKEY_PREFIX + s for s in scopes)
+    if principal.authorities.isdisjoint(names):
+        wanted = " or ".join(f"'{s}'" for s in scopes)
+        kind = "admin token scope" if jwt_only else "scope"
+        raise Forbidden(f"Missing required {kind} {wanted}")
 
 
 def require_jwt(principal: Principal) -> None:

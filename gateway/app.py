@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import orjson
+
 from cext.hotpath import (
     DECIDE_BAD_BEARER,
     DECIDE_BAD_ID,
@@ -22,13 +23,13 @@ from cext.hotpath import (
     DECIDE_NOT_HOT,
     DECIDE_OK,
     DECIDE_UNKNOWN_HOST,
+    SERVICE_API,
     SERVICE_API_KEYS,
     SERVICE_INVOCATION,
     Decision,
     HostClassifier,
     HotPath,
 )
-
 from gateway.asgi import ASGIApp, Receive, Scope, Send, header, send_response
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import (
@@ -42,12 +43,13 @@ from gateway.problems import (
 )
 from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
+from gateway.services.functions.app import build_api_app
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
 
 # Service labels served by this build; hosts of services that do not exist yet are unknown.
-SERVICE_LABELS: dict[str, int] = {"invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
+SERVICE_LABELS: dict[str, int] = {"api": SERVICE_API, "invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
 HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
@@ -69,7 +71,7 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
-        self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime)}
+        self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._hot = HotPath(classifier, runtime.credentials, invoke)

@@ -10,15 +10,20 @@ import logging
 from dataclasses import dataclass
 
 from cext.hotpath import AuthorityTable, CredentialCache
-
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
+from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.services.functions.catalog import Catalog
+from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
 from gateway.store.apikeys import ApiKeyRepository
+from gateway.store.deployments import DeploymentRepository
+from gateway.store.functions import AuthorizationRepository, FunctionRepository
+from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
 
 log = logging.getLogger("gateway")
 
@@ -36,6 +41,10 @@ class Runtime:
     credentials: CredentialCache
     authenticator: Authenticator
     default_account: Account
+    secretbox: SecretBox
+    instances: InstanceRegistry
+    routes: RoutingCache
+    catalog: Catalog
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -49,6 +58,14 @@ class Runtime:
             api_keys = ApiKeyRepository(store.engine)
             # Keep retired signing keys as long as a token they signed can live.
             keyring = KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
+            secretbox = SecretBox.open(settings.data_dir, settings.secret_key)
+            functions = FunctionRepository(store.engine)
+            authorizations = AuthorizationRepository(store.engine)
+            deployments = DeploymentRepository(store.engine)
+            instances = MemoryInstanceRegistry()
+            routes = RoutingCache(functions, authorizations, deployments)
+            await routes.load_all()
+            catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
         except BaseException:
             await store.close()
             raise
@@ -69,6 +86,10 @@ class Runtime:
             credentials=credentials,
             authenticator=authenticator,
             default_account=default_account,
+            secretbox=secretbox,
+            instances=instances,
+            routes=routes,
+            catalog=catalog,
         )
 
     async def close(self) -> None:

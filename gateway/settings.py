@@ -46,6 +46,8 @@ class Settings:
     # Other JWT issuers to trust, as "issuer=jwks_url" pairs.
     trusted_issuers: tuple[str, ...] = field(default_factory=tuple)
     max_control_body_bytes: int = 1 << 20
+    # base64 of 32 bytes; shared by every node. Default: generated into the data directory.
+    secret_key: str | None = None
     log_level: str = "info"
 
     @property
@@ -77,9 +79,7 @@ class Settings:
         return self
 
     @classmethod
-    def load(
-        cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
-    ) -> Settings:
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Defaults, then ``CFGATE_*`` environment variables, then explicit overrides (CLI flags)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

@@ -11,7 +11,6 @@ import logging
 import time
 
 from cext.hotpath import AuthorityTable, CredentialCache, Principal
-
 from gateway.auth import apikey_format
 from gateway.auth.principals import from_api_key, from_claims
 from gateway.auth.tokens import InvalidToken, TokenVerifier

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from cext.hotpath import KIND_API_KEY, KIND_JWT, AuthorityTable, Principal
-
 from gateway.auth.scopes import apikey_authorities, jwt_authorities
 from gateway.store.apikeys import ApiKeyRecord
 

@@ -34,9 +34,7 @@ class TokenIssuer:
         self._issuer = issuer
         self._ttl = ttl_seconds
 
-    def mint(
-        self, subject: str, scopes: tuple[str, ...] | list[str], ttl_seconds: int | None = None
-    ) -> MintedToken:
+    def mint(self, subject: str, scopes: tuple[str, ...] | list[str], ttl_seconds: int | None = None) -> MintedToken:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self._issuer,
@@ -61,8 +59,7 @@ class TokenVerifier:
         self._ring = ring
         self._issuer = issuer
         self._remote = {
-            iss: jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
-            for iss, url in (trusted_jwks or {}).items()
+            iss: jwt.PyJWKClient(url, cache_keys=True, lifespan=300) for iss, url in (trusted_jwks or {}).items()
         }
 
     async def verify(self, token: str) -> dict[str, Any]:

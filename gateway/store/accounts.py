@@ -34,9 +34,7 @@ class AccountRepository:
 
     async def by_admin_client(self, client_id: str) -> Account | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(accounts).where(accounts.c.admin_client_id == client_id))
-            ).first()
+            row = (await conn.execute(select(accounts).where(accounts.c.admin_client_id == client_id))).first()
         return Account(**row._asdict()) if row else None
 
     async def ensure(self, nca_id: str, name: str, admin_client_id: str) -> Account:

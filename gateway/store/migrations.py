@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +33,18 @@ async def _initial(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: schema.api_keys.create(sync, checkfirst=True))
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "accounts and api keys", _initial),)
+async def _control_plane(conn: AsyncConnection) -> None:
+    def create(sync: Any) -> None:
+        for table in schema.CONTROL_PLANE_TABLES:
+            table.create(sync, checkfirst=True)
+
+    await conn.run_sync(create)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "accounts and api keys", _initial),
+    Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
+)
 
 
 async def _current_version(conn: AsyncConnection) -> int:

@@ -43,3 +43,105 @@ api_keys = Table(
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_api_keys_owner", "issuer_service_id", "owner_id"),
 )
+
+# --- NVCF control plane (migration 2) -------------------------------------------------------------
+
+function_versions = Table(
+    "function_versions",
+    metadata,
+    Column("version_id", String(36), primary_key=True),
+    Column("function_id", String(36), nullable=False),
+    Column("nca_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    # The CreateFunctionRequest as accepted (camelCase JSON), secrets removed.
+    Column("spec", JSON, nullable=False),
+    Column("public", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_function_versions_function", "function_id"),
+    Index("ix_function_versions_nca", "nca_id"),
+)
+
+# Secret values encrypted at rest (gateway.auth.secrets); names are listed in FunctionDto.
+function_secrets = Table(
+    "function_secrets",
+    metadata,
+    Column("version_id", String(36), primary_key=True),
+    Column("name", String(48), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("deployment_id", String(36), primary_key=True),
+    Column("function_id", String(36), nullable=False),
+    Column("version_id", String(36), nullable=False, unique=True),
+    Column("nca_id", String(64), nullable=False),
+    # [GpuSpecificationDto, …] with server-assigned gpuSpecificationId.
+    Column("specs", JSON, nullable=False),
+    Column("health_info", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Accounts a function (version_id == "") or one version is shared with.
+function_authorizations = Table(
+    "function_authorizations",
+    metadata,
+    Column("function_id", String(36), primary_key=True),
+    Column("version_id", String(36), primary_key=True),
+    Column("nca_id", String(64), primary_key=True),
+    Column("client_id", String(128), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+telemetries = Table(
+    "telemetries",
+    metadata,
+    Column("telemetry_id", String(36), primary_key=True),
+    Column("nca_id", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("secret_name", String(48), nullable=True),
+    Column("ciphertext", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_telemetries_nca", "nca_id"),
+)
+
+registry_credentials = Table(
+    "registry_credentials",
+    metadata,
+    Column("credential_id", String(36), primary_key=True),
+    Column("nca_id", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("secret_name", String(48), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_registry_credentials_nca", "nca_id"),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("asset_id", String(36), primary_key=True),
+    Column("nca_id", String(64), nullable=False),
+    Column("content_type", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("uploaded_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_assets_nca", "nca_id"),
+)
+
+CONTROL_PLANE_TABLES = (
+    function_versions,
+    function_secrets,
+    deployments,
+    function_authorizations,
+    telemetries,
+    registry_credentials,
+    assets,
+)

@@ -55,9 +55,7 @@ def key_body(
 
 
 async def admin_token(client: httpx.AsyncClient) -> str:
-    response = await client.post(
-        "/v1/admin/keys", content=b"{}", headers={"Content-Type": "application/json"}
-    )
+    response = await client.post("/v1/admin/keys", content=b"{}", headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     value: str = response.json()["value"]
     return value

@@ -51,9 +51,7 @@ async def test_loopback_mints_es256_admin_token_verified_by_published_jwks(
 
 @pytest.mark.parametrize("body", [b"", b"{}"])
 async def test_empty_or_empty_object_body_accepted(keys_client: httpx.AsyncClient, body: bytes) -> None:
-    response = await keys_client.post(
-        "/v1/admin/keys", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = await keys_client.post("/v1/admin/keys", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     assert response.json()["value"].count(".") == 2
 

@@ -65,9 +65,7 @@ async def test_docs_scoped_key_request_returns_nvapi_key(keys_client: httpx.Asyn
     uuid.UUID(dto["id"])
 
 
-async def test_store_holds_no_plaintext_key(
-    gateway: Gateway, keys_client: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_store_holds_no_plaintext_key(gateway: Gateway, keys_client: httpx.AsyncClient, tmp_path: Path) -> None:
     token = await admin_token(keys_client)
     value = (await create_key(keys_client, token))["value"]
     async with gateway.runtime.store.engine.connect() as conn:
@@ -111,9 +109,7 @@ async def test_listing_is_per_issuer_and_owner(keys_client: httpx.AsyncClient) -
 async def test_delete_under_wrong_issuer_is_404_as_cli_expects(keys_client: httpx.AsyncClient) -> None:
     token = await admin_token(keys_client)
     key = await create_key(keys_client, token)
-    response = await keys_client.delete(
-        f"/v1/keys/{key['id']}", headers=auth(token, **{"Key-Issuer-Id": TASKS_ISSUER})
-    )
+    response = await keys_client.delete(f"/v1/keys/{key['id']}", headers=auth(token, **{"Key-Issuer-Id": TASKS_ISSUER}))
     assert_problem(response, 404)
 
 
@@ -162,9 +158,7 @@ async def test_jwt_without_admin_scope_is_403(gateway: Gateway, keys_client: htt
     assert await gateway.runtime.api_keys.count() == 0
 
 
-async def test_jwt_of_unknown_client_is_404_unknown_client_id(
-    gateway: Gateway, keys_client: httpx.AsyncClient
-) -> None:
+async def test_jwt_of_unknown_client_is_404_unknown_client_id(gateway: Gateway, keys_client: httpx.AsyncClient) -> None:
     stranger = gateway.runtime.issuer.mint("nobody", ("register_function",)).value
     body = assert_problem(await keys_client.post("/v1/keys", json=key_body(), headers=auth(stranger)), 404)
     assert body["detail"] == "Unknown client_id"
@@ -249,9 +243,7 @@ async def test_evaluation_as_nvcf_calls_it(keys_client: httpx.AsyncClient) -> No
 async def test_services_registry(keys_client: httpx.AsyncClient) -> None:
     services = (await keys_client.get("/v1/services")).json()["services"]
     assert {s["id"] for s in services} == {FUNCTIONS_ISSUER, TASKS_ISSUER}
-    assert (await keys_client.get(f"/v1/services/{TASKS_ISSUER}")).json()["service"][
-        "product"
-    ] == "nv-cloud-tasks"
+    assert (await keys_client.get(f"/v1/services/{TASKS_ISSUER}")).json()["service"]["product"] == "nv-cloud-tasks"
     assert_problem(await keys_client.get("/v1/services/unknown"), 404)
 
 
@@ -344,9 +336,7 @@ async def test_owner_header_checked_before_issuer(keys_client: httpx.AsyncClient
 
 async def test_unregistered_issuer_is_400(keys_client: httpx.AsyncClient) -> None:
     token = await admin_token(keys_client)
-    response = await keys_client.post(
-        "/v1/keys", json=key_body(), headers=auth(token, **{"Key-Issuer-Id": "rogue"})
-    )
+    response = await keys_client.post("/v1/keys", json=key_body(), headers=auth(token, **{"Key-Issuer-Id": "rogue"}))
     assert_problem(response, 400)
 
 
@@ -361,9 +351,7 @@ async def test_unknown_id_is_404(keys_client: httpx.AsyncClient) -> None:
     token = await admin_token(keys_client)
     unknown = uuid.uuid4()
     assert_problem(await keys_client.get(f"/v1/keys/{unknown}", headers=auth(token)), 404)
-    put = await keys_client.put(
-        f"/v1/keys/{unknown}/authorizations", json={"policies": []}, headers=auth(token)
-    )
+    put = await keys_client.put(f"/v1/keys/{unknown}/authorizations", json={"policies": []}, headers=auth(token))
     assert_problem(put, 404)
 
 
@@ -371,9 +359,7 @@ async def test_bad_authorizations_update_changes_nothing(keys_client: httpx.Asyn
     token = await admin_token(keys_client)
     key = await create_key(keys_client, token)
     bad = {"policies": [{"product": "nv-cloud-functions", "scopes": ["nope"]}]}
-    assert_problem(
-        await keys_client.put(f"/v1/keys/{key['id']}/authorizations", json=bad, headers=auth(token)), 400
-    )
+    assert_problem(await keys_client.put(f"/v1/keys/{key['id']}/authorizations", json=bad, headers=auth(token)), 400)
     got = (await keys_client.get(f"/v1/keys/{key['id']}", headers=auth(token))).json()
     assert got["authorizations"] == key["authorizations"]
 

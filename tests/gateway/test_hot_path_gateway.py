@@ -40,7 +40,7 @@ async def test_health_on_any_host(client_factory: ClientFactory) -> None:
         assert response.json() == {"status": "UP"}
 
 
-@pytest.mark.parametrize("host", ["localhost", "nope.localhost", "api.localhost", "tasks.localhost", "x"])
+@pytest.mark.parametrize("host", ["localhost", "nope.localhost", "tasks.localhost", "sis.localhost", "x"])
 async def test_unknown_or_absent_service_host_is_404(client_factory: ClientFactory, host: str) -> None:
     problem = assert_problem(await client_factory(host).get("/v1/keys"), 404, "not-found")
     assert problem["detail"] == "Unknown host"
@@ -80,9 +80,7 @@ async def test_key_with_scope_passes_auth_and_reaches_function_lookup(
         assert problem["detail"] == f"Function '{FID}' not found"
 
 
-async def test_key_without_invoke_scope_is_403(
-    keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient
-) -> None:
+async def test_key_without_invoke_scope_is_403(keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient) -> None:
     body = key_body(scopes=["list_functions"])
     value = (await create_key(keys_client, await admin_token(keys_client), body))["value"]
     assert_invocation_problem(await invocation.post(PEXEC, json={}, headers=bearer(value)), 403)
@@ -95,23 +93,17 @@ async def test_admin_jwt_without_invoke_scope_is_403(
     assert_invocation_problem(await invocation.post(PEXEC, json={}, headers=bearer(token)), 403)
 
 
-async def test_deleted_key_is_401_immediately(
-    keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient
-) -> None:
+async def test_deleted_key_is_401_immediately(keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient) -> None:
     token = await admin_token(keys_client)
     key = await create_key(keys_client, token)
-    assert (
-        await invocation.post(PEXEC, json={}, headers=bearer(key["value"]))
-    ).status_code == 404  # now cached
+    assert (await invocation.post(PEXEC, json={}, headers=bearer(key["value"]))).status_code == 404  # now cached
     deleted = await keys_client.delete(f"/v1/keys/{key['id']}", headers={"Authorization": f"Bearer {token}"})
     assert deleted.status_code == 204
     assert_invocation_problem(await invocation.post(PEXEC, json={}, headers=bearer(key["value"])), 401)
 
 
 async def test_expired_key_is_401(keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient) -> None:
-    key = await create_key(
-        keys_client, await admin_token(keys_client), key_body(expires=timedelta(seconds=1.5))
-    )
+    key = await create_key(keys_client, await admin_token(keys_client), key_body(expires=timedelta(seconds=1.5)))
     assert (await invocation.post(PEXEC, json={}, headers=bearer(key["value"]))).status_code == 404
     expiry = time.time() + 1.6
     while time.time() < expiry:
@@ -124,15 +116,11 @@ async def test_expired_jwt_is_401(gateway: Gateway, invocation: httpx.AsyncClien
     assert_invocation_problem(await invocation.post(PEXEC, json={}, headers=bearer(token)), 401)
 
 
-async def test_scope_change_takes_effect_at_once(
-    keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient
-) -> None:
+async def test_scope_change_takes_effect_at_once(keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient) -> None:
     token = await admin_token(keys_client)
     key = await create_key(keys_client, token)
     assert (await invocation.post(PEXEC, json={}, headers=bearer(key["value"]))).status_code == 404
-    narrowed = {
-        "policies": [{"product": "nv-cloud-functions", "scopes": ["list_functions"], "resources": []}]
-    }
+    narrowed = {"policies": [{"product": "nv-cloud-functions", "scopes": ["list_functions"], "resources": []}]}
     put = await keys_client.put(
         f"/v1/keys/{key['id']}/authorizations", json=narrowed, headers={"Authorization": f"Bearer {token}"}
     )
@@ -140,9 +128,7 @@ async def test_scope_change_takes_effect_at_once(
     assert_invocation_problem(await invocation.post(PEXEC, json={}, headers=bearer(key["value"])), 403)
 
 
-async def test_invalid_function_uuid_is_400(
-    keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient
-) -> None:
+async def test_invalid_function_uuid_is_400(keys_client: httpx.AsyncClient, invocation: httpx.AsyncClient) -> None:
     value = (await create_key(keys_client, await admin_token(keys_client)))["value"]
     response = await invocation.post("/v2/nvcf/pexec/functions/not-a-uuid", json={}, headers=bearer(value))
     assert_invocation_problem(response, 400)

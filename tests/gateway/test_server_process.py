@@ -56,9 +56,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             proc.stdout.close()
 
 
-def test_admin_token_over_tcp_and_graceful_sigterm(
-    server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
-) -> None:
+def test_admin_token_over_tcp_and_graceful_sigterm(server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path) -> None:
     base, proc = server
     # The Done-when curl: curl -X POST http://127.0.0.1:8080/v1/admin/keys -H 'Host: api-keys.localhost'
     response = httpx.post(base + "/v1/admin/keys", headers={"Host": "api-keys.localhost"})

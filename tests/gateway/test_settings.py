@@ -20,9 +20,7 @@ def test_environment_then_overrides() -> None:
     env = {"CFGATE_PORT": "9000", "CFGATE_DOMAIN": "nvcf.example.com", "CFGATE_BOOTSTRAP_LOOPBACK": "false"}
     s = Settings.load({"port": 9100}, env=env)
     assert s.port == 9100 and s.domain == "nvcf.example.com" and s.bootstrap_loopback is False
-    assert Settings.load(
-        env={"CFGATE_TRUSTED_ISSUERS": "a=https://a/jwks, b=http://b/jwks"}
-    ).trusted_issuer_map() == {
+    assert Settings.load(env={"CFGATE_TRUSTED_ISSUERS": "a=https://a/jwks, b=http://b/jwks"}).trusted_issuer_map() == {
         "a": "https://a/jwks",
         "b": "http://b/jwks",
     }

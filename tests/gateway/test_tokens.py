@@ -63,9 +63,7 @@ async def test_expired_and_not_yet_valid_and_tampered(ring: KeyRing) -> None:
     with pytest.raises(InvalidToken):
         await verifier.verify(future)
     forged_key = ec.generate_private_key(ec.SECP256R1())
-    forged = jwt.encode(
-        {**payload, "nbf": 0}, forged_key, algorithm="ES256", headers={"kid": ring.active.kid}
-    )
+    forged = jwt.encode({**payload, "nbf": 0}, forged_key, algorithm="ES256", headers={"kid": ring.active.kid})
     with pytest.raises(InvalidToken):
         await verifier.verify(forged)
     with pytest.raises(InvalidToken):

@@ -12,12 +12,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from cext.hotpath import Principal
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cext.hotpath import Principal
 from gateway.access import bootstrap_door_open, optional_principal, require_jwt
 from gateway.auth import apikey_format
 from gateway.auth.authenticator import ACTIVE
@@ -114,9 +114,7 @@ class ApiKeysService:
         nca_id = await self.caller_account(request)
         issuer, owner_id = _issuer_and_owner(request)
         records = await self.keys.list_for_owner(issuer.id, owner_id)
-        return JSONResponse(
-            {"keys": [key_dto(r, authorizations=False) for r in records if r.nca_id == nca_id]}
-        )
+        return JSONResponse({"keys": [key_dto(r, authorizations=False) for r in records if r.nca_id == nca_id]})
 
     async def get_key(self, request: Request) -> Response:
         record = await self.visible_key(request, await self.caller_account(request))
@@ -159,9 +157,7 @@ class ApiKeysService:
         data = body.get("input")
         key = data.get("apiKey") if isinstance(data, dict) else None
         if not isinstance(key, str):
-            raise BadRequest(
-                "Validation failed: [field=input.apiKey, rejected=null, message=must not be null]"
-            )
+            raise BadRequest("Validation failed: [field=input.apiKey, rejected=null, message=must not be null]")
         record = await self._live_key(key)
         policy = _policy_for(record, product) if record else None
         result: dict[str, Any] = {"allowed": False, "ncaId": None, "ownerId": None, "policy": None}

@@ -17,9 +17,7 @@ class IssuerService:
         return {"id": self.id, "name": self.name, "product": self.product}
 
 
-FUNCTIONS_SERVICE = IssuerService(
-    "nvidia-cloud-functions-ncp-service-id-aketm", "nvcf-api", FUNCTIONS_PRODUCT
-)
+FUNCTIONS_SERVICE = IssuerService("nvidia-cloud-functions-ncp-service-id-aketm", "nvcf-api", FUNCTIONS_PRODUCT)
 TASKS_SERVICE = IssuerService("nvidia-cloud-tasks-ncp-service-id-nvcttasks", "nvct-api", TASKS_PRODUCT)
 
 ISSUERS: dict[str, IssuerService] = {s.id: s for s in (FUNCTIONS_SERVICE, TASKS_SERVICE)}

@@ -129,9 +129,7 @@ def _resource(where: str, resource: Any) -> dict[str, str]:
     if kind == "function":
         fid, sep, vid = rid.partition("/")
         if not _UUID.match(fid) or (sep and vid != "*" and not _UUID.match(vid)):
-            raise _fail(
-                f"{where}.id", rid, "must be '<functionId>', '<functionId>/<versionId>' or '<functionId>/*'"
-            )
+            raise _fail(f"{where}.id", rid, "must be '<functionId>', '<functionId>/<versionId>' or '<functionId>/*'")
         rid = fid.lower() + ("/" + vid.lower() if sep else "/*")
     elif rid != "*":
         raise _fail(f"{where}.id", rid, "must be '*'")

@@ -1,0 +1,55 @@
+"""Encryption at rest for secrets (function, telemetry and registry secrets).
+
+AES-256-GCM with a key kept in the data directory (``secret-key``, mode 0600) or given as
+``CFGATE_SECRET_KEY`` (base64) so that every node of a cluster shares it. Values are never logged
+and never returned by the API once stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_FILE = "secret-key"
+_NONCE = 12
+
+
+class SecretBoxError(Exception):
+    """A stored secret cannot be decrypted with the configured key."""
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("secret key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def open(cls, data_dir: Path, configured: str | None = None) -> SecretBox:
+        if configured:
+            return cls(base64.b64decode(configured))
+        path = data_dir / KEY_FILE
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(base64.b64encode(secrets.token_bytes(32)))
+        return cls(base64.b64decode(path.read_bytes()))
+
+    def seal(self, plaintext: str, context: str) -> str:
+        """Encrypt, binding the ciphertext to ``context`` (e.g. ``secret:<versionId>:<name>``)."""
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def open_sealed(self, token: str, context: str) -> str:
+        raw = base64.b64decode(token)
+        try:
+            return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
+        except InvalidTag as exc:
+            raise SecretBoxError(f"cannot decrypt secret for {context.split(':')[0]}") from exc

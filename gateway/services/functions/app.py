@@ -1,0 +1,61 @@
+"""The api host's Starlette app: every endpoint table of the control plane, and ``/v3/openapi``."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api import Endpoint, build_routes
+from gateway.api.openapi import openapi_document
+from gateway.http import JSONResponse
+from gateway.runtime import Runtime
+from gateway.services.common import build_service_app
+from gateway.services.functions import (
+    accounts,
+    assets,
+    authorizations,
+    cluster_groups,
+    deployments,
+    functions,
+    queues,
+    registries,
+    secrets,
+    telemetries,
+)
+
+API_TITLE = "cfgate NVCF control plane"
+API_VERSION = "2.0.0"
+
+
+def control_plane_endpoints() -> list[Endpoint]:
+    return [
+        *functions.ENDPOINTS,
+        *deployments.ENDPOINTS,
+        *queues.ENDPOINTS,
+        *authorizations.ENDPOINTS,
+        *secrets.ENDPOINTS,
+        *telemetries.ENDPOINTS,
+        *registries.ENDPOINTS,
+        *cluster_groups.ENDPOINTS,
+        *accounts.ENDPOINTS,
+        *assets.ENDPOINTS,
+    ]
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    return openapi_document(control_plane_endpoints(), API_TITLE, API_VERSION)
+
+
+async def _openapi(request: Request) -> Response:
+    return JSONResponse(openapi())
+
+
+def build_api_app(runtime: Runtime) -> Starlette:
+    routes = [Route("/v3/openapi", _openapi, methods=["GET"]), *build_routes(control_plane_endpoints(), runtime)]
+    return build_service_app(routes)

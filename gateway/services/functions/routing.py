@@ -1,0 +1,127 @@
+"""The invocation hot path's view of functions: function id → versions, status, owner, sharing.
+
+Reads are plain dict lookups. Every control-plane write calls ``refresh(function_id)``, which
+reloads that one function from the store; ``listeners`` let a many-process deployment broadcast
+the invalidation (Redis pub/sub) so other processes refresh too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.store.deployments import DeploymentRepository
+from gateway.store.functions import FUNCTION_LEVEL, AuthorizationRepository, FunctionRepository
+
+log = logging.getLogger("gateway.routing")
+
+INVOCABLE_STATUSES = frozenset({"ACTIVE", "DEGRADING", "DEGRADED"})
+
+RefreshListener = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRoute:
+    version_id: str
+    name: str
+    status: str
+    inference_url: str
+    inference_port: int
+    function_type: str
+    api_body_format: str
+    rate_limit: str | None
+    max_request_concurrency: int
+    shared_with: frozenset[str]  # accounts this version alone is shared with
+
+    @property
+    def invocable(self) -> bool:
+        return self.status in INVOCABLE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRoute:
+    function_id: str
+    nca_id: str
+    public: bool
+    shared_with: frozenset[str]  # accounts the whole function is shared with
+    versions: Mapping[str, VersionRoute]
+
+    def shared_with_account(self, nca_id: str, version_id: str | None = None) -> bool:
+        if nca_id in self.shared_with:
+            return True
+        if version_id is None:
+            return any(nca_id in v.shared_with for v in self.versions.values())
+        version = self.versions.get(version_id)
+        return version is not None and nca_id in version.shared_with
+
+    def invocable_versions(self) -> list[VersionRoute]:
+        return [v for v in self.versions.values() if v.invocable]
+
+
+class RoutingCache:
+    def __init__(
+        self, functions: FunctionRepository, authorizations: AuthorizationRepository, deployments: DeploymentRepository
+    ) -> None:
+        self._functions = functions
+        self._authorizations = authorizations
+        self._deployments = deployments
+        self._routes: dict[str, FunctionRoute] = {}
+        self.listeners: list[RefreshListener] = []
+
+    def get(self, function_id: str) -> FunctionRoute | None:
+        return self._routes.get(function_id)
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    async def load_all(self) -> None:
+        for function_id in await self._functions.all_function_ids():
+            await self._reload(function_id)
+
+    async def refresh(self, function_id: str) -> None:
+        """Reload one function after a write here, and tell the listeners (other processes)."""
+        await self._reload(function_id)
+        for listener in self.listeners:
+            try:
+                await listener(function_id)
+            except Exception:
+                log.exception("routing refresh listener failed for %s", function_id)
+
+    async def invalidated(self, function_id: str) -> None:
+        """Another process changed this function: reload it without re-broadcasting."""
+        await self._reload(function_id)
+
+    async def _reload(self, function_id: str) -> None:
+        versions = await self._functions.versions(function_id)
+        if not versions:
+            self._routes.pop(function_id, None)
+            return
+        shares = await self._authorizations.list(function_id)
+        concurrency = {
+            d.version_id: d.max_request_concurrency for d in await self._deployments.for_function(function_id)
+        }
+        function_level = frozenset(a.nca_id for a in shares if a.version_id == FUNCTION_LEVEL)
+        routes = {}
+        for v in versions:
+            spec = v.spec
+            rate_limit = spec.get("rateLimit") or {}
+            routes[v.version_id] = VersionRoute(
+                version_id=v.version_id,
+                name=v.name,
+                status=v.status,
+                inference_url=spec["inferenceUrl"],
+                inference_port=int(spec.get("inferencePort") or 8000),
+                function_type=spec.get("functionType", "DEFAULT"),
+                api_body_format=spec.get("apiBodyFormat", "CUSTOM"),
+                rate_limit=rate_limit.get("rateLimit"),
+                max_request_concurrency=concurrency.get(v.version_id, 1),
+                shared_with=frozenset(a.nca_id for a in shares if a.version_id == v.version_id),
+            )
+        self._routes[function_id] = FunctionRoute(
+            function_id=function_id,
+            nca_id=versions[0].nca_id,
+            public=any(v.public for v in versions),
+            shared_with=function_level,
+            versions=routes,
+        )
