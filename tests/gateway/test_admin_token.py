@@ -56,6 +56,15 @@ async def test_empty_or_empty_object_body_accepted(keys_client: httpx.AsyncClien
     assert response.json()["value"].count(".") == 2
 
 
+async def test_operator_may_ask_for_other_scopes(keys_client: httpx.AsyncClient) -> None:
+    response = await keys_client.post("/v1/admin/keys", json={"scopes": ["authorize_clients", "account_setup"]})
+    assert response.status_code == 200
+    claims = jwt.decode(response.json()["value"], options={"verify_signature": False})
+    assert claims["scopes"] == ["authorize_clients", "account_setup"]
+    assert_problem(await keys_client.post("/v1/admin/keys", json={"scopes": ["root"]}), 400)
+    assert_problem(await keys_client.post("/v1/admin/keys", json={"scopes": "invoke_function"}), 400)
+
+
 async def test_remote_client_without_secret_is_refused(remote_keys_client: httpx.AsyncClient) -> None:
     response = await remote_keys_client.post("/v1/admin/keys", json={})
     assert_problem(response, 403, "forbidden")

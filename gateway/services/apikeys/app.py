@@ -22,7 +22,7 @@ from gateway.access import bootstrap_door_open, optional_principal, require_jwt
 from gateway.auth import apikey_format
 from gateway.auth.authenticator import ACTIVE
 from gateway.auth.principals import policies_of
-from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES
+from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES, ALL_SCOPES
 from gateway.http import JSONResponse, read_json_object
 from gateway.problems import BadRequest, Forbidden, NotFound, Unauthorized
 from gateway.runtime import Runtime
@@ -66,8 +66,8 @@ class ApiKeysService:
     async def mint_admin_token(self, request: Request) -> Response:
         if not bootstrap_door_open(request, self.runtime):
             raise Forbidden("Admin tokens are issued only to loopback clients or with the bootstrap secret")
-        await read_json_object(request, self.limit, allow_empty=True)
-        minted = self.runtime.issuer.mint(self.settings.admin_client_id, ADMIN_DEFAULT_SCOPES)
+        body = await read_json_object(request, self.limit, allow_empty=True)
+        minted = self.runtime.issuer.mint(self.settings.admin_client_id, _requested_scopes(body))
         claims = minted.claims
         return JSONResponse(
             {
@@ -217,6 +217,19 @@ class ApiKeysService:
 
 def build_apikeys_app(runtime: Runtime) -> Starlette:
     return ApiKeysService(runtime).app()
+
+
+def _requested_scopes(body: dict[str, Any]) -> tuple[str, ...]:
+    """The default admin scopes, or the ``scopes`` an operator asks for (e.g. ``authorize_clients``)."""
+    scopes = body.get("scopes")
+    if scopes is None:
+        return ADMIN_DEFAULT_SCOPES
+    if not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes):
+        raise BadRequest("Validation failed: [field=scopes, message=must be a non-empty list of scope names]")
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise BadRequest(f"Validation failed: [field=scopes, rejected={unknown[0][:64]}, message=unknown scope]")
+    return tuple(dict.fromkeys(scopes))
 
 
 def _require_admin(principal: Principal) -> None:
