@@ -1,0 +1,203 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ResultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECT: _ClassVar[ResultKind]
+    LARGE_RESULT: _ClassVar[ResultKind]
+DIRECT: ResultKind
+LARGE_RESULT: ResultKind
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("credential", "function_id", "version_id", "instance_id", "max_concurrency", "gpu", "instance_type", "backend", "location", "cluster_id", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    GPU_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    credential: str
+    function_id: str
+    version_id: str
+    instance_id: str
+    max_concurrency: int
+    gpu: str
+    instance_type: str
+    backend: str
+    location: str
+    cluster_id: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, credential: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., gpu: _Optional[str] = ..., instance_type: _Optional[str] = ..., backend: _Optional[str] = ..., location: _Optional[str] = ..., cluster_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
+    NCA_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_URL_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_PORT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DIRECT_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    function_id: str
+    version_id: str
+    function_name: str
+    nca_id: str
+    inference_url: str
+    inference_port: int
+    heartbeat_interval_ms: int
+    max_direct_response_bytes: int
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Header(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class InputAsset(_message.Message):
+    __slots__ = ("asset_id", "url", "content_type")
+    ASSET_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    asset_id: str
+    url: str
+    content_type: str
+    def __init__(self, asset_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class Invocation(_message.Message):
+    __slots__ = ("request_id", "method", "path", "headers", "body", "deadline_ms", "attempt", "compat", "assets", "subject", "nca_id", "poll_seconds", "enqueued_at_ms")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    COMPAT_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    NCA_ID_FIELD_NUMBER: _ClassVar[int]
+    POLL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    method: str
+    path: str
+    headers: _containers.RepeatedCompositeFieldContainer[Header]
+    body: bytes
+    deadline_ms: int
+    attempt: int
+    compat: bool
+    assets: _containers.RepeatedCompositeFieldContainer[InputAsset]
+    subject: str
+    nca_id: str
+    poll_seconds: int
+    enqueued_at_ms: int
+    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., compat: _Optional[bool] = ..., assets: _Optional[_Iterable[_Union[InputAsset, _Mapping]]] = ..., subject: _Optional[str] = ..., nca_id: _Optional[str] = ..., poll_seconds: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ...) -> None: ...
+
+class Cancel(_message.Message):
+    __slots__ = ("request_id", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GatewayMessage(_message.Message):
+    __slots__ = ("invocations", "cancels", "ping", "drain")
+    INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    CANCELS_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    invocations: _containers.RepeatedCompositeFieldContainer[Invocation]
+    cancels: _containers.RepeatedCompositeFieldContainer[Cancel]
+    ping: bool
+    drain: bool
+    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ...) -> None: ...
+
+class ResponseStart(_message.Message):
+    __slots__ = ("request_id", "status", "headers", "kind")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: int
+    headers: _containers.RepeatedCompositeFieldContainer[Header]
+    kind: ResultKind
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[int] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., kind: _Optional[_Union[ResultKind, str]] = ...) -> None: ...
+
+class ResponseChunk(_message.Message):
+    __slots__ = ("request_id", "data")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    data: bytes
+    def __init__(self, request_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ResponseEnd(_message.Message):
+    __slots__ = ("request_id", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("request_id", "percent", "partial_response")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    percent: int
+    partial_response: bytes
+    def __init__(self, request_id: _Optional[str] = ..., percent: _Optional[int] = ..., partial_response: _Optional[bytes] = ...) -> None: ...
+
+class WorkerMessage(_message.Message):
+    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining")
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    ENDS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    credits: int
+    starts: _containers.RepeatedCompositeFieldContainer[ResponseStart]
+    chunks: _containers.RepeatedCompositeFieldContainer[ResponseChunk]
+    progress: _containers.RepeatedCompositeFieldContainer[Progress]
+    ends: _containers.RepeatedCompositeFieldContainer[ResponseEnd]
+    heartbeat: bool
+    draining: bool
+    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ...) -> None: ...
