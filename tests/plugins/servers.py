@@ -51,9 +51,7 @@ PostgresServerFactory = Callable[..., PostgresServer]
 
 SERVER_FIXTURES: dict[Kind, frozenset[str]] = {
     "redis": frozenset({"redis_server", "redis_url", "redis_server_factory"}),
-    "postgres": frozenset(
-        {"postgres_server", "postgres_dsn", "postgres_sqlalchemy_url", "postgres_server_factory"}
-    ),
+    "postgres": frozenset({"postgres_server", "postgres_dsn", "postgres_sqlalchemy_url", "postgres_server_factory"}),
 }
 
 _S = TypeVar("_S", RedisServer, PostgresServer)
