@@ -7,7 +7,7 @@ closures; nothing here is a module-level global.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.auth.authenticator import Authenticator
@@ -16,6 +16,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.services.functions.catalog import Catalog
+from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -45,6 +46,8 @@ class Runtime:
     instances: InstanceRegistry
     routes: RoutingCache
     catalog: Catalog
+    # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
+    clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

@@ -1,5 +1,6 @@
 """Invocation queues, one per function version, behind the ``InvocationQueue`` protocol."""
 
-from invoker.queues.base import InvocationQueue, QueuePosition
+from invoker.queues.base import DuplicateRequest, InvocationQueue, QueueEntry, QueuePosition
+from invoker.queues.memory import MemoryQueue
 
-__all__ = ["InvocationQueue", "QueuePosition"]
+__all__ = ["DuplicateRequest", "InvocationQueue", "MemoryQueue", "QueueEntry", "QueuePosition"]

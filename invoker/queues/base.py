@@ -1,13 +1,16 @@
 """The queue interface the control plane reads (depth, position) and the invocation layer drives.
 
-Implementations: memory (embedded default) and Redis Streams. Only the read side is defined
-here so far; the invocation layer adds enqueue/claim/ack.
+One FIFO per function version. A request is *waiting* from ``enqueue`` until a worker ``take``s
+it, then *in flight* until ``ack`` (done), ``requeue`` (back at the head, e.g. the worker died)
+or ``cancel``. Implementations: memory (``invoker.queues.memory``, the embedded default) and,
+later, Redis Streams for many processes. Every method is async so both fit the same protocol.
+The invoker never imports the gateway: entries carry ids and an opaque payload only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +20,45 @@ class QueuePosition:
     position: int  # 1 = next to be served; 0 = already with a worker
 
 
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    request_id: str
+    function_id: str
+    version_id: str
+    payload: Any
+    enqueued_at: float  # time.time() of the first enqueue
+    attempts: int = 0  # how many times a worker has taken it
+
+
+class DuplicateRequest(ValueError):
+    """``enqueue`` of a request id the queue already holds (waiting or in flight)."""
+
+
 class InvocationQueue(Protocol):
+    async def enqueue(self, version_id: str, function_id: str, request_id: str, payload: Any) -> QueuePosition:
+        """Append a request at the tail of its version's queue; its position afterwards."""
+        ...
+
+    async def take(self, version_id: str) -> QueueEntry | None:
+        """The head of the version's queue, now in flight; ``None`` when nothing waits."""
+        ...
+
+    async def requeue(self, request_id: str) -> bool:
+        """Put an in-flight request back at the head of its queue (served next)."""
+        ...
+
+    async def ack(self, request_id: str) -> bool:
+        """An in-flight request is finished: forget it."""
+        ...
+
+    async def cancel(self, request_id: str) -> QueueEntry | None:
+        """Remove a request wherever it is (waiting or in flight); the removed entry, if any."""
+        ...
+
+    async def purge(self, version_id: str) -> list[QueueEntry]:
+        """Drop every waiting and in-flight request of a version (forced undeploy); what was dropped."""
+        ...
+
     async def depth(self, version_id: str) -> int:
         """Invocations of the version waiting for a worker (not yet dispatched)."""
         ...
