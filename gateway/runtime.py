@@ -7,7 +7,7 @@ closures; nothing here is a module-level global.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.auth.authenticator import Authenticator
@@ -16,7 +16,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.services.functions.catalog import Catalog
-from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
+from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
 from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
 from gateway.store import Store, open_store
@@ -25,6 +25,7 @@ from gateway.store.apikeys import ApiKeyRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
+from invoker.queues import InvocationQueue, MemoryQueue
 
 log = logging.getLogger("gateway")
 
@@ -46,8 +47,9 @@ class Runtime:
     instances: InstanceRegistry
     routes: RoutingCache
     catalog: Catalog
-    # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
-    clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
+    queues: InvocationQueue
+    # Checks deployment GPU/instance-type names; the cluster registry replaces the accept-all default.
+    gpu_validator: GpuValidator
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -93,6 +95,8 @@ class Runtime:
             instances=instances,
             routes=routes,
             catalog=catalog,
+            queues=MemoryQueue(),
+            gpu_validator=accept_all_gpus,
         )
 
     async def close(self) -> None:
