@@ -1,7 +1,78 @@
-"""Placeholder: endpoints of this area are being written (issue 3)."""
+"""``GET /v2/nvcf/clusterGroups``: the cluster groups (and their GPUs and instance types) an account may deploy to.
+
+JWT-only scope ``list_cluster_groups`` (NVCF's ``ClusterGroupController``). The shape is NVCF's
+``IcmsStubService.ClusterGroupsResponse``: ``{"clusterGroups": [{id, name, ncaId, authorizedNcaIds,
+gpus: [{name, instanceTypes: [{name, description, default}]}], clusters: [{id, name, k8sVersion}]}]}``.
+
+The groups come from a ``ClusterDirectory`` held on ``Runtime.clusters``. Until the SIS cluster
+registry is plugged in (a later issue), ``EmptyClusterDirectory`` knows no clusters and the answer
+is ``{"clusterGroups": []}``.
+"""
 
 from __future__ import annotations
 
-from gateway.api import Endpoint
+from typing import Protocol, runtime_checkable
 
-ENDPOINTS: list[Endpoint] = []
+from pydantic import Field
+
+from gateway.api import ApiModel, Call, Endpoint
+
+SCOPES = ("list_cluster_groups",)
+
+
+class InstanceTypeDto(ApiModel):
+    name: str
+    description: str | None = None
+    default: bool = Field(default=False, description="the GPU's default instance type")
+
+
+class GpuDto(ApiModel):
+    name: str
+    instanceTypes: list[InstanceTypeDto] = Field(default_factory=list)
+
+
+class ClusterDto(ApiModel):
+    id: str
+    name: str
+    k8sVersion: str | None = None
+
+
+class ClusterGroupDto(ApiModel):
+    id: str
+    name: str
+    ncaId: str
+    authorizedNcaIds: list[str] = Field(default_factory=list)
+    gpus: list[GpuDto] = Field(default_factory=list)
+    clusters: list[ClusterDto] = Field(default_factory=list)
+
+
+class ClusterGroupsResponse(ApiModel):
+    clusterGroups: list[ClusterGroupDto]
+
+
+@runtime_checkable
+class ClusterDirectory(Protocol):
+    """Where the control plane learns which cluster groups exist (SIS in a later issue)."""
+
+    async def cluster_groups(self, nca_id: str) -> list[ClusterGroupDto]:
+        """The groups ``nca_id`` may deploy to: its own and those that authorize it."""
+        ...
+
+
+class EmptyClusterDirectory:
+    """No cluster registry yet: no cluster groups."""
+
+    async def cluster_groups(self, nca_id: str) -> list[ClusterGroupDto]:
+        return []
+
+
+async def list_cluster_groups(call: Call) -> ClusterGroupsResponse:
+    return ClusterGroupsResponse(clusterGroups=await call.runtime.clusters.cluster_groups(call.nca_id))
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", "/v2/nvcf/clusterGroups", list_cluster_groups, "List the cluster groups the account can deploy to",
+        SCOPES, jwt_only=True, response=ClusterGroupsResponse, tag="clusterGroups",
+    ),
+]  # fmt: skip
