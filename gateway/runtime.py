@@ -7,7 +7,7 @@ closures; nothing here is a module-level global.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.auth.authenticator import Authenticator
@@ -16,6 +16,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.services.functions.catalog import Catalog
+from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
 from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
@@ -50,6 +51,8 @@ class Runtime:
     queues: InvocationQueue
     # Checks deployment GPU/instance-type names; the cluster registry replaces the accept-all default.
     gpu_validator: GpuValidator
+    # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
+    clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
