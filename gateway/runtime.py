@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from cext.hotpath import AuthorityTable, CredentialCache
+from gateway.assets import AssetService, LocalBlobStore, UrlSigner
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
@@ -23,6 +24,7 @@ from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
 from gateway.store.apikeys import ApiKeyRepository
+from gateway.store.assets import AssetRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
@@ -49,6 +51,7 @@ class Runtime:
     routes: RoutingCache
     catalog: Catalog
     queues: InvocationQueue
+    assets: AssetService
     # Checks deployment GPU/instance-type names; the cluster registry replaces the accept-all default.
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
@@ -74,6 +77,13 @@ class Runtime:
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
+            assets = AssetService(
+                AssetRepository(store.engine),
+                LocalBlobStore(settings.asset_path),
+                UrlSigner.open(settings.data_dir, settings.secret_key),
+                url_ttl_seconds=settings.asset_url_ttl_seconds,
+                max_bytes=settings.max_asset_bytes,
+            )
         except BaseException:
             await store.close()
             raise
@@ -99,6 +109,7 @@ class Runtime:
             routes=routes,
             catalog=catalog,
             queues=MemoryQueue(),
+            assets=assets,
             gpu_validator=accept_all_gpus,
         )
 

@@ -48,6 +48,11 @@ class Settings:
     max_control_body_bytes: int = 1 << 20
     # base64 of 32 bytes; shared by every node. Default: generated into the data directory.
     secret_key: str | None = None
+    # Embedded asset storage (POST /v2/nvcf/assets): blob directory (default <data_dir>/assets),
+    # lifetime of the pre-signed upload/download URLs (NVCF: 35 min) and the largest upload.
+    asset_dir: str | None = None
+    asset_url_ttl_seconds: int = 35 * 60
+    max_asset_bytes: int = 5 << 30
     log_level: str = "info"
 
     @property
@@ -56,6 +61,11 @@ class Settings:
         if self.database:
             return self.database
         return f"sqlite:///{(self.data_dir / 'cfgate.db').resolve()}"
+
+    @property
+    def asset_path(self) -> Path:
+        """Where uploaded assets are kept: ``<asset_dir>/<ncaId>/<assetId>``."""
+        return Path(self.asset_dir) if self.asset_dir else self.data_dir / "assets"
 
     def trusted_issuer_map(self) -> dict[str, str]:
         issuers: dict[str, str] = {}
@@ -75,6 +85,10 @@ class Settings:
             raise SettingsError(f"invalid domain {self.domain!r}")
         if self.admin_token_ttl_seconds < 60:
             raise SettingsError("admin token lifetime must be at least 60 s")
+        if self.asset_url_ttl_seconds < 60:
+            raise SettingsError("asset URL lifetime must be at least 60 s")
+        if self.max_asset_bytes < 1:
+            raise SettingsError("the asset size limit must be at least 1 byte")
         self.trusted_issuer_map()
         return self
 

@@ -57,5 +57,10 @@ async def _openapi(request: Request) -> Response:
 
 
 def build_api_app(runtime: Runtime) -> Starlette:
-    routes = [Route("/v3/openapi", _openapi, methods=["GET"]), *build_routes(control_plane_endpoints(), runtime)]
+    routes = [
+        Route("/v3/openapi", _openapi, methods=["GET"]),
+        *build_routes(control_plane_endpoints(), runtime),
+        # Pre-signed asset upload/download URLs: outside the endpoint table (no bearer).
+        *assets.extra_routes(runtime),
+    ]
     return build_service_app(routes)

@@ -1,0 +1,46 @@
+"""HMAC-SHA256 signatures for the pre-signed asset URLs.
+
+The key is derived (HKDF) from the gateway's secret-key material, the same material the secret
+box uses (``CFGATE_SECRET_KEY`` or ``<data_dir>/secret-key``), so every node of a cluster that
+shares that key accepts the URLs any node hands out. The admin signing keys are never used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.auth.secretbox import KEY_FILE, SecretBox
+
+_INFO = b"cfgate asset url signing v1"
+
+
+class UrlSigner:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("URL signing key must be at least 32 bytes")
+        self._key = key
+
+    @classmethod
+    def derive(cls, material: bytes) -> UrlSigner:
+        return cls(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material))
+
+    @classmethod
+    def open(cls, data_dir: Path, configured: str | None = None) -> UrlSigner:
+        """From ``configured`` (base64, as ``Settings.secret_key``) or the data directory's key file."""
+        if configured:
+            return cls.derive(base64.b64decode(configured))
+        SecretBox.open(data_dir)  # creates the key file on first start
+        return cls.derive(base64.b64decode((data_dir / KEY_FILE).read_bytes()))
+
+    def sign(self, *parts: str) -> str:
+        message = "\n".join(parts).encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def verify(self, signature: str, *parts: str) -> bool:
+        return hmac.compare_digest(signature.encode("ascii", "replace"), self.sign(*parts).encode("ascii"))
