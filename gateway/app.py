@@ -8,7 +8,9 @@ service app for its host. An unknown host is a 404 problem, never a fall-through
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -23,15 +25,24 @@ from cext.hotpath import (
     DECIDE_NOT_HOT,
     DECIDE_OK,
     DECIDE_UNKNOWN_HOST,
+    ROUTE_PEXEC,
+    ROUTE_PEXEC_STATUS,
+    ROUTE_PEXEC_VERSION,
     SERVICE_API,
     SERVICE_API_KEYS,
+    SERVICE_FUNCTION,
     SERVICE_INVOCATION,
     Decision,
     HostClassifier,
     HotPath,
+    Principal,
+    extract_bearer,
 )
 from gateway.asgi import ASGIApp, Receive, Scope, Send, header, send_response
+from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
+from gateway.invocation.service import RESULTS_PREFIX, InvocationService
+from gateway.invocation.workers import WorkerAuthorizer
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -45,6 +56,9 @@ from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.functions.app import build_api_app
 from gateway.settings import Settings
+from invoker.dispatch import Dispatcher
+from invoker.invocations import InvocationTable
+from invoker.server import WorkerEndpoint, WorkerService
 
 log = logging.getLogger("gateway")
 
@@ -61,6 +75,11 @@ class Gateway:
         self._runtime: Runtime | None = None
         self._services: dict[int, ASGIApp] = {}
         self._hot: HotPath | None = None
+        self._invocations: InvocationService | None = None
+        self._workers: WorkerEndpoint | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._invoke_mask = 0
+        self.grpc_port = 0
 
     @property
     def runtime(self) -> Runtime:
@@ -74,9 +93,52 @@ class Gateway:
         self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
+        self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
+        settings = self.settings
+        table = InvocationTable(settings.result_ttl_seconds)
+        dispatcher = Dispatcher(
+            runtime.queues,
+            table,
+            runtime.instances,
+            max_attempts=settings.max_attempts,
+            queue_lifetime=settings.queue_lifetime_seconds,
+            max_queue_depth=settings.max_queue_depth,
+        )
+        runtime.catalog.undeploy_hooks.append(lambda _fid, vid, graceful: dispatcher.undeploy(vid, graceful))
+        self._invocations = InvocationService(
+            runtime.routes,
+            dispatcher,
+            table,
+            max_body_bytes=settings.max_invocation_body_bytes,
+            queue_lifetime=settings.queue_lifetime_seconds,
+            results_dir=settings.data_dir / "results",
+            result_ttl=settings.result_ttl_seconds,
+            signer=UrlSigner.open(settings.data_dir, settings.secret_key),
+            region=settings.region,
+        )
+        service = WorkerService(
+            dispatcher,
+            WorkerAuthorizer(runtime.authenticator, runtime.routes, settings.region),
+            heartbeat_interval_ms=settings.worker_heartbeat_ms,
+        )
+        self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
+        self.grpc_port = await self._workers.start()
+        self._housekeeping = asyncio.create_task(self._sweep(table))
+
+    async def _sweep(self, table: InvocationTable) -> None:
+        while True:
+            await asyncio.sleep(30)
+            table.sweep(time.time())
+            if self._invocations is not None:
+                await asyncio.to_thread(self._invocations.sweep_results)
 
     async def shutdown(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._workers is not None:
+            await self._workers.stop(grace=5)
+            self._workers = None
         if self._runtime is not None:
             await self._runtime.close()
             self._runtime = None
@@ -99,6 +161,10 @@ class Gateway:
         authorization = header(scope, b"authorization")
         decision = hot.decide(host, method, path, authorization)
         if decision.code == DECIDE_NOT_HOT:
+            if decision.service in (SERVICE_INVOCATION, SERVICE_API) and await self._not_hot_invocation(
+                decision, scope, receive, send
+            ):
+                return
             service = self._services.get(decision.service)
             if service is None:
                 await _problem(send, NotFound("Unknown host"), scope["path"])
@@ -112,18 +178,46 @@ class Gateway:
                 await _problem(send, exc, scope["path"], invocation=True)
                 return
             decision = hot.decide(host, method, path, authorization)
-        await self._invocation(decision, scope, send)
+        await self._invocation(decision, scope, receive, send)
 
-    async def _invocation(self, decision: Decision, scope: Scope, send: Send) -> None:
+    async def _not_hot_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Result downloads and header-routed direct invocation; False when neither applies."""
+        assert self._invocations is not None
+        try:
+            if scope["path"].startswith(RESULTS_PREFIX) and scope["method"] in ("GET", "HEAD"):
+                await self._invocations.download(scope, send)
+                return True
+            function_id = header(scope, b"function-id")
+            if decision.service != SERVICE_INVOCATION or function_id is None:
+                return False
+            principal = await self._invoker(header(scope, b"authorization"))
+            version_id = header(scope, b"function-version-id")
+            await self._invocations.direct(
+                principal, _uuid(function_id), _uuid(version_id) if version_id else None, scope, receive, send
+            )
+        except GatewayError as exc:
+            await _problem(send, exc, scope["path"], invocation=True)
+        return True
+
+    async def _invoker(self, authorization: bytes | None) -> Principal:
+        status, token = extract_bearer(authorization)
+        if token is None:
+            raise Unauthorized("Header of type `authorization` was missing" if status == 0 else "Unauthorized access")
+        principal = await self.runtime.authenticator.authenticate(token)
+        if not principal.has_any(self._invoke_mask):
+            raise Forbidden("Missing required scope 'invoke_function'")
+        return principal
+
+    async def _invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
         code = decision.code
         error: GatewayError
         if code == DECIDE_OK:
-            # No function is registered in this build yet: every target is unknown.
-            target = decision.function_id or decision.request_id
-            error = NotFound(
-                f"Function '{target}' not found" if decision.function_id else f"Request '{target}' not found"
-            )
-        elif code == DECIDE_UNKNOWN_HOST:
+            try:
+                await self._serve_invocation(decision, scope, receive, send)
+            except GatewayError as exc:
+                await _problem(send, exc, scope["path"], invocation=True)
+            return
+        if code == DECIDE_UNKNOWN_HOST:
             await _problem(send, NotFound("Unknown host"), scope["path"])
             return
         elif code == DECIDE_NO_BEARER:
@@ -137,6 +231,27 @@ class Gateway:
         else:
             error = GatewayError(f"unexpected hot-path decision {code}")
         await _problem(send, error, scope["path"], invocation=True)
+
+    async def _serve_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self._invocations
+        principal = decision.principal
+        assert service is not None and principal is not None
+        route = decision.route
+        if decision.service == SERVICE_FUNCTION:
+            # function-id / function-version-id headers win over the host name.
+            fid_header, vid_header = header(scope, b"function-id"), header(scope, b"function-version-id")
+            function_id = _uuid(fid_header) if fid_header else decision.function_id
+            version_id = _uuid(vid_header) if vid_header else decision.version_id
+            assert function_id is not None
+            await service.direct(principal, function_id, version_id, scope, receive, send)
+        elif route in (ROUTE_PEXEC, ROUTE_PEXEC_VERSION):
+            assert decision.function_id is not None
+            await service.pexec(principal, decision.function_id, decision.version_id, scope, receive, send)
+        elif route == ROUTE_PEXEC_STATUS:
+            assert decision.request_id is not None
+            await service.status(principal, decision.request_id, scope, receive, send)
+        else:
+            raise NotFound("The exec envelope endpoints are not served by this gateway yet")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -161,6 +276,13 @@ async def _problem(send: Send, exc: GatewayError, instance: str, *, invocation: 
     if invocation:
         extra.update({"NVCF-REQID": str(uuid.uuid4()), "NVCF-STATUS": "errored"})
     await send_response(send, exc.status, problem_headers(body, extra), body)
+
+
+def _uuid(raw: bytes) -> str:
+    try:
+        return str(uuid.UUID(raw.decode("latin-1")))
+    except ValueError:
+        raise BadRequest("function-id and function-version-id must be UUIDs") from None
 
 
 def build_app(settings: Settings) -> Gateway:

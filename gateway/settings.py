@@ -54,6 +54,15 @@ class Settings:
     asset_url_ttl_seconds: int = 35 * 60
     max_asset_bytes: int = 5 << 30
     log_level: str = "info"
+    # Invocation: request body cap, how long a request may wait for a worker, how long finished
+    # results stay available for polling, per-version queue bound (past it: 429), redeliveries.
+    max_invocation_body_bytes: int = 64 << 20
+    queue_lifetime_seconds: int = 3600
+    result_ttl_seconds: int = 3600
+    max_queue_depth: int = 10_000
+    max_attempts: int = 3
+    worker_heartbeat_ms: int = 2000
+    region: str = "local"
 
     @property
     def database_url(self) -> str:

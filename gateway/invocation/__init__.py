@@ -1,0 +1,1 @@
+"""The invocation hot path: pexec, status polling and direct (TLB) invocation, below Starlette."""

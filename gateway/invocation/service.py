@@ -1,0 +1,295 @@
+"""pexec, status and direct invocation: resolve the function, check access, queue, answer.
+
+Decisions where hosted and self-hosted NVCF differ (DESIGN §5): when the poll window passes
+without a final answer, pexec answers 202 + NVCF-REQID whether the request is still queued or
+running, and it keeps its place; direct (TLB) invocation never answers 202: it streams or ends
+with 504. A DEGRADED version (fewer live workers than minInstances) still takes invocations:
+they wait in its queue for a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import suppress
+from functools import partial
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from cext.hotpath import Principal
+from gateway.asgi import Receive, Scope, Send, header
+from gateway.assets.signing import UrlSigner
+from gateway.invocation.answer import Outcome, answer, send_problem
+from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
+from gateway.invocation.ratelimit import RateLimiter
+from gateway.problems import BadRequest, Forbidden, GatewayError, NotFound, PayloadTooLarge, TooManyRequests
+from gateway.services.functions.routing import FunctionRoute, RoutingCache, VersionRoute
+from invoker.dispatch import Dispatcher
+from invoker.errors import QueueFull
+from invoker.invocations import Invocation, InvocationRequest, InvocationTable
+
+RESULTS_PREFIX = "/v2/nvcf/pexec/results/"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+class InvocationService:
+    def __init__(
+        self,
+        routes: RoutingCache,
+        dispatcher: Dispatcher,
+        table: InvocationTable,
+        *,
+        max_body_bytes: int,
+        queue_lifetime: float,
+        results_dir: Path,
+        result_ttl: float,
+        signer: UrlSigner,
+        region: str = "local",
+    ) -> None:
+        self.routes = routes
+        self.dispatcher = dispatcher
+        self.table = table
+        self.max_body_bytes = max_body_bytes
+        self.queue_lifetime = queue_lifetime
+        self.results_dir = results_dir
+        self.result_ttl = result_ttl
+        self.signer = signer
+        self.region = region
+        self.rate = RateLimiter()
+
+    # --- entry points -----------------------------------------------------------------------
+
+    async def pexec(
+        self, principal: Principal, function_id: str, version_id: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        sse = b"text/event-stream" in (header(scope, b"accept") or b"")
+        window = poll_seconds(
+            header(scope, b"nvcf-poll-seconds"), DEFAULT_SSE_POLL_SECONDS if sse else DEFAULT_POLL_SECONDS
+        )
+        route, version = self._target(principal, function_id, version_id)
+        invocation = await self._submit(
+            principal, route, version, scope, receive, version.inference_url, compat=not sse, window=window
+        )
+        await self._serve(invocation, scope, receive, send, window, polling=not sse)
+
+    async def direct(
+        self, principal: Principal, function_id: str, version_id: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        window = poll_seconds(header(scope, b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
+        route, version = self._target(principal, function_id, version_id)
+        path = scope.get("raw_path") or scope["path"].encode()
+        target = path.decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        invocation = await self._submit(principal, route, version, scope, receive, target, compat=False, window=window)
+        await self._serve(invocation, scope, receive, send, window, polling=False)
+
+    async def status(self, principal: Principal, request_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+        window = poll_seconds(header(scope, b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
+        invocation = self.table.get(request_id)
+        if invocation is None or invocation.delivered or invocation.request.nca_id != principal.nca_id:
+            raise NotFound(f"Request '{request_id}' not found")
+        store = partial(self._store_result, _base_url(scope))
+        outcome = await answer(
+            invocation,
+            send,
+            scope["path"],
+            window,
+            polling=True,
+            store_result=store,
+            seen_progress=invocation.reported_seq,
+        )
+        if outcome == Outcome.ACCEPTED:
+            invocation.reported_seq = invocation.progress_seq
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _target(
+        self, principal: Principal, function_id: str, version_id: str | None
+    ) -> tuple[FunctionRoute, VersionRoute]:
+        route = self.routes.get(function_id)
+        caller = principal.nca_id
+        if route is None or not caller:
+            raise NotFound(f"Function '{function_id}' not found")
+        owner = route.nca_id == caller
+        shared = route.public or route.shared_with_account(caller, version_id)
+        if not (owner or shared):
+            raise NotFound(f"Function '{function_id}' not found")
+        if not principal.allows_function(function_id, version_id, route.nca_id, shared):
+            raise Forbidden("Missing resource entry in ApiKey for the function")
+        if version_id is not None:
+            version = route.versions.get(version_id)
+            if version is None:
+                raise NotFound(f"Function '{function_id}' version '{version_id}' not found")
+            if not version.invocable:
+                raise NotFound(f"Function '{function_id}' version '{version_id}' is {version.status}, not ACTIVE")
+            return route, version
+        candidates = [
+            v
+            for v in route.invocable_versions()
+            if (owner or route.public or caller in route.shared_with or caller in v.shared_with)
+            and principal.allows_function(function_id, v.version_id, route.nca_id, shared)
+        ]
+        if not candidates:
+            raise NotFound(f"Function '{function_id}' has no ACTIVE version")
+        with_workers = [v for v in candidates if self.dispatcher.sessions(v.version_id)]
+        return route, (with_workers or candidates)[0]
+
+    async def _submit(
+        self,
+        principal: Principal,
+        route: FunctionRoute,
+        version: VersionRoute,
+        scope: Scope,
+        receive: Receive,
+        path: str,
+        *,
+        compat: bool,
+        window: int,
+    ) -> Invocation:
+        if version.rate_limit and not self.rate.allow(route.function_id, version.rate_limit):
+            raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientGone:
+            raise BadRequest("Client disconnected while sending the body") from None
+        now = time.time()
+        request = InvocationRequest(
+            request_id=str(uuid.uuid4()),
+            function_id=route.function_id,
+            version_id=version.version_id,
+            method=scope["method"],
+            path=path,
+            headers=forwarded_headers(scope["headers"]) + [("NVCF-INVOCATION-REGION", self.region)],
+            body=body,
+            compat=compat,
+            deadline_ms=int((now + self.queue_lifetime) * 1000),
+            subject=principal.subject,
+            nca_id=principal.nca_id,
+            poll_seconds=window,
+            enqueued_at_ms=int(now * 1000),
+        )
+        if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
+            request.headers.append(("Content-Type", "application/json"))
+        invocation = Invocation(request)
+        try:
+            await self.dispatcher.submit(invocation)
+        except QueueFull:
+            raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
+        return invocation
+
+    async def _serve(
+        self, invocation: Invocation, scope: Scope, receive: Receive, send: Send, window: int, *, polling: bool
+    ) -> None:
+        """Answer, cancelling the invocation if the client leaves while it waits for it."""
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        store = partial(self._store_result, _base_url(scope))
+        serving = asyncio.ensure_future(
+            answer(invocation, send, scope["path"], window, polling=polling, store_result=store)
+        )
+        try:
+            done, _ = await asyncio.wait({watcher, serving}, return_when=asyncio.FIRST_COMPLETED)
+            if serving in done:
+                outcome = serving.result()
+                if outcome == Outcome.ACCEPTED:
+                    invocation.reported_seq = invocation.progress_seq
+                if outcome == Outcome.TIMED_OUT:
+                    await self.dispatcher.cancel(invocation, "no answer within the poll window")
+                    error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
+                    error.status, error.name = 504, "gateway-timeout"
+                    await send_problem(send, invocation.request_id, error, scope["path"])
+                    invocation.delivered = True
+            else:
+                serving.cancel()
+                with suppress(asyncio.CancelledError):
+                    await serving
+                if not invocation.delivered:
+                    await self.dispatcher.cancel(invocation, "client disconnected")
+        finally:
+            watcher.cancel()
+
+    async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
+        """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        path = self.results_dir / f"{invocation.request_id}.zip"
+        await asyncio.to_thread(path.write_bytes, data)
+        expires = int(time.time() + self.result_ttl)
+        signature = self.signer.sign("result", invocation.request_id, str(expires))
+        return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
+
+    async def download(self, scope: Scope, send: Send) -> None:
+        """``GET /v2/nvcf/pexec/results/<requestId>?expires=…&signature=…``: the signature is the credential."""
+        request_id = scope["path"][len(RESULTS_PREFIX) :]
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        expires = (query.get("expires") or [""])[0]
+        signature = (query.get("signature") or [""])[0]
+        path = self.results_dir / f"{request_id}.zip"
+        valid = (
+            _is_uuid(request_id)
+            and expires.isdigit()
+            and int(expires) >= time.time()
+            and self.signer.verify(signature, "result", request_id, expires)
+        )
+        if not valid:
+            raise Forbidden("Invalid or expired result URL")
+        if not path.exists():
+            raise NotFound(f"Result '{request_id}' not found")
+        data = await asyncio.to_thread(path.read_bytes)
+        headers = [
+            (b"content-type", b"application/zip"),
+            (b"content-length", str(len(data)).encode()),
+            (b"content-disposition", f'attachment; filename="{request_id}.zip"'.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    def sweep_results(self) -> int:
+        """Delete stored large results older than their lifetime."""
+        if not self.results_dir.exists():
+            return 0
+        cutoff = time.time() - self.result_ttl
+        removed = 0
+        for path in self.results_dir.glob("*.zip"):
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _base_url(scope: Scope) -> str:
+    host = (header(scope, b"host") or b"localhost").decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

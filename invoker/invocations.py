@@ -1,0 +1,182 @@
+"""One invocation as this process knows it: request, state, and the answer as it arrives.
+
+The answer is kept as fields plus a change signal, so that whoever is attached (the client's
+pexec/TLB request, or a later status poll) can stream it, and so that an answer nobody is
+waiting for accumulates for polling. ``InvocationTable`` holds them per process and forgets
+finished ones after the result lifetime (or once a poll has delivered them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from invoker.lifecycle import FINAL, Event, State, next_state
+
+
+class ResultKind(IntEnum):
+    DIRECT = 0
+    LARGE_RESULT = 1
+
+
+@dataclass(slots=True)
+class InvocationRequest:
+    """What travels to the worker (and, with Redis, through the queue)."""
+
+    request_id: str
+    function_id: str
+    version_id: str
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    compat: bool
+    deadline_ms: int
+    subject: str = ""
+    nca_id: str = ""
+    poll_seconds: int = 60
+    enqueued_at_ms: int = 0
+    assets: list[tuple[str, str, str]] = field(default_factory=list)  # (asset id, url, content type)
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    kind: ResultKind = ResultKind.DIRECT
+
+
+class Invocation:
+    __slots__ = (
+        "_changed",
+        "answer",
+        "attempt",
+        "chunks",
+        "created",
+        "delivered",
+        "ended",
+        "error",
+        "finished_at",
+        "percent",
+        "partial",
+        "progress_seq",
+        "reported_seq",
+        "request",
+        "session",
+        "state",
+        "stored_path",
+        "timer",
+    )
+
+    def __init__(self, request: InvocationRequest) -> None:
+        self.request = request
+        self.state = State.QUEUED
+        self.attempt = 0
+        self.created = time.time()
+        self.answer: Answer | None = None
+        self.chunks: deque[bytes] = deque()
+        self.ended = False
+        self.error: str | None = None
+        self.percent: int | None = None
+        self.partial: bytes | None = None
+        self.progress_seq = 0
+        self.reported_seq = 0  # progress_seq last answered with a 202
+        self.delivered = False
+        self.finished_at: float | None = None
+        self.session: object | None = None  # the worker session holding it, while dispatched
+        self.timer: asyncio.TimerHandle | None = None
+        self.stored_path: str | None = None  # large result spooled to disk
+        self._changed = asyncio.Event()
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def apply(self, event: Event) -> State:
+        self.state = next_state(self.request_id, self.state, event)
+        if self.state in FINAL and self.finished_at is None:
+            self.finished_at = time.time()
+            self.ended = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        self._changed.set()
+        return self.state
+
+    # --- answer from the worker -----------------------------------------------------------
+
+    def start(self, answer: Answer) -> None:
+        self.apply(Event.START)
+        self.answer = answer
+
+    def chunk(self, data: bytes) -> None:
+        if data:
+            self.chunks.append(data)
+            self._changed.set()
+
+    def progress(self, percent: int, partial: bytes) -> None:
+        self.apply(Event.PROGRESS)
+        self.percent = max(0, min(100, percent))
+        self.partial = partial
+        self.progress_seq += 1
+
+    def complete(self) -> None:
+        self.apply(Event.COMPLETE)
+
+    def fail(self, error: str) -> None:
+        self.error = error
+        self.apply(Event.FAIL)
+
+    # --- consumers ------------------------------------------------------------------------
+
+    async def changed(self, timeout: float | None) -> bool:
+        """Wait for any change; False on timeout."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def drain_chunks(self) -> Iterator[bytes]:
+        while self.chunks:
+            yield self.chunks.popleft()
+
+
+class InvocationTable:
+    """Invocations of this process by request id; finished ones kept ``result_ttl`` seconds."""
+
+    def __init__(self, result_ttl: float) -> None:
+        self.result_ttl = result_ttl
+        self._items: dict[str, Invocation] = {}
+
+    def add(self, invocation: Invocation) -> None:
+        self._items[invocation.request_id] = invocation
+
+    def get(self, request_id: str) -> Invocation | None:
+        return self._items.get(request_id)
+
+    def forget(self, request_id: str) -> None:
+        self._items.pop(request_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def sweep(self, now: float) -> int:
+        """Drop finished invocations whose result lifetime is over (or that were delivered)."""
+        stale = [
+            rid
+            for rid, inv in self._items.items()
+            if inv.finished_at is not None and (inv.delivered or now - inv.finished_at > self.result_ttl)
+        ]
+        for rid in stale:
+            del self._items[rid]
+        return len(stale)

@@ -1,0 +1,119 @@
+"""A worker's Work stream as the gateway sees it: credits, in-flight invocations, the outbox.
+
+The outbox is flushed greedily: whatever invocations and cancels are ready go out in one
+``GatewayMessage`` (up to a byte budget), so batching grows with load and costs nothing idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from invoker.invocations import Invocation, InvocationRequest
+from protos.cfgate.worker.v1 import worker_pb2 as pb
+
+MAX_BATCH_BYTES = 4 << 20  # keep one GatewayMessage well under the stream's message limit
+MAX_BATCH_ITEMS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerGrant:
+    """What a worker's credential allows it to serve (decided by the gateway at Register)."""
+
+    function_id: str
+    version_id: str
+    function_name: str
+    nca_id: str
+    inference_url: str
+    inference_port: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def to_proto(request: InvocationRequest, attempt: int) -> pb.Invocation:
+    return pb.Invocation(
+        request_id=request.request_id,
+        method=request.method,
+        path=request.path,
+        headers=[pb.Header(key=k, value=v) for k, v in request.headers],
+        body=request.body,
+        deadline_ms=request.deadline_ms,
+        attempt=attempt,
+        compat=request.compat,
+        assets=[pb.InputAsset(asset_id=a, url=u, content_type=c) for a, u, c in request.assets],
+        subject=request.subject,
+        nca_id=request.nca_id,
+        poll_seconds=request.poll_seconds,
+        enqueued_at_ms=request.enqueued_at_ms,
+    )
+
+
+class WorkerSession:
+    def __init__(self, session_id: str, instance_id: str, grant: WorkerGrant, max_concurrency: int) -> None:
+        self.session_id = session_id
+        self.instance_id = instance_id
+        self.grant = grant
+        self.max_concurrency = max_concurrency
+        self.credits = 0
+        self.inflight: dict[str, Invocation] = {}
+        self.draining = False
+        self.closed = False
+        self.last_seen = time.monotonic()
+        self._outbox: list[pb.Invocation] = []
+        self._cancels: list[pb.Cancel] = []
+        self._ping = False
+        self._drain = False
+        self._wake = asyncio.Event()
+
+    @property
+    def version_id(self) -> str:
+        return self.grant.version_id
+
+    @property
+    def accepting(self) -> bool:
+        return self.credits > 0 and not self.draining and not self.closed
+
+    def assign(self, invocation: Invocation) -> None:
+        self.credits -= 1
+        self.inflight[invocation.request_id] = invocation
+        invocation.session = self
+        self._outbox.append(to_proto(invocation.request, invocation.attempt))
+        self._wake.set()
+
+    def cancel(self, request_id: str, reason: str) -> None:
+        self.inflight.pop(request_id, None)
+        self._cancels.append(pb.Cancel(request_id=request_id, reason=reason))
+        self._wake.set()
+
+    def ping(self) -> None:
+        self._ping = True
+        self._wake.set()
+
+    def drain(self) -> None:
+        self.draining = True
+        self._drain = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def next_message(self) -> pb.GatewayMessage | None:
+        """The next batch to send; ``None`` once the session is closed and nothing is left."""
+        while not (self._outbox or self._cancels or self._ping or self._drain):
+            if self.closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        message = pb.GatewayMessage(cancels=self._cancels, ping=self._ping, drain=self._drain)
+        self._cancels, self._ping, self._drain = [], False, False
+        size = 0
+        taken = 0
+        for item in self._outbox:
+            size += len(item.body) + 256
+            taken += 1
+            if size > MAX_BATCH_BYTES or taken >= MAX_BATCH_ITEMS:
+                break
+        message.invocations.extend(self._outbox[:taken])
+        del self._outbox[:taken]
+        return message
