@@ -115,11 +115,12 @@ class Gateway:
             results_dir=settings.data_dir / "results",
             result_ttl=settings.result_ttl_seconds,
             signer=UrlSigner.open(settings.data_dir, settings.secret_key),
+            assets=runtime.assets,
             region=settings.region,
         )
         service = WorkerService(
             dispatcher,
-            WorkerAuthorizer(runtime.authenticator, runtime.routes, settings.region),
+            WorkerAuthorizer(runtime.authenticator, runtime.routes, settings.region, settings.http_url),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
         )
         self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)

@@ -63,6 +63,8 @@ class Settings:
     max_attempts: int = 3
     worker_heartbeat_ms: int = 2000
     region: str = "local"
+    # How workers reach this gateway over HTTP (input asset downloads); default http://<host>:<port>.
+    public_url: str | None = None
 
     @property
     def database_url(self) -> str:
@@ -75,6 +77,13 @@ class Settings:
     def asset_path(self) -> Path:
         """Where uploaded assets are kept: ``<asset_dir>/<ncaId>/<assetId>``."""
         return Path(self.asset_dir) if self.asset_dir else self.data_dir / "assets"
+
+    @property
+    def http_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def trusted_issuer_map(self) -> dict[str, str]:
         issuers: dict[str, str] = {}

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from cext.hotpath import Principal
 from gateway.asgi import Receive, Scope, Send, header
+from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner
 from gateway.invocation.answer import Outcome, answer, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
@@ -64,6 +65,7 @@ class InvocationService:
         results_dir: Path,
         result_ttl: float,
         signer: UrlSigner,
+        assets: AssetService | None = None,
         region: str = "local",
     ) -> None:
         self.routes = routes
@@ -74,6 +76,7 @@ class InvocationService:
         self.results_dir = results_dir
         self.result_ttl = result_ttl
         self.signer = signer
+        self.assets = assets
         self.region = region
         self.rate = RateLimiter()
 
@@ -87,8 +90,17 @@ class InvocationService:
             header(scope, b"nvcf-poll-seconds"), DEFAULT_SSE_POLL_SECONDS if sse else DEFAULT_POLL_SECONDS
         )
         route, version = self._target(principal, function_id, version_id)
+        assets = await self._input_assets(principal, header(scope, b"nvcf-input-asset-references"))
         invocation = await self._submit(
-            principal, route, version, scope, receive, version.inference_url, compat=not sse, window=window
+            principal,
+            route,
+            version,
+            scope,
+            receive,
+            version.inference_url,
+            compat=not sse,
+            window=window,
+            assets=assets,
         )
         await self._serve(invocation, scope, receive, send, window, polling=not sse)
 
@@ -166,6 +178,7 @@ class InvocationService:
         *,
         compat: bool,
         window: int,
+        assets: list[tuple[str, str, str]] | None = None,
     ) -> Invocation:
         if version.rate_limit and not self.rate.allow(route.function_id, version.rate_limit):
             raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
@@ -188,6 +201,7 @@ class InvocationService:
             nca_id=principal.nca_id,
             poll_seconds=window,
             enqueued_at_ms=int(now * 1000),
+            assets=assets or [],
         )
         if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
             request.headers.append(("Content-Type", "application/json"))
@@ -227,6 +241,23 @@ class InvocationService:
                     await self.dispatcher.cancel(invocation, "client disconnected")
         finally:
             watcher.cancel()
+
+    async def _input_assets(self, principal: Principal, raw: bytes | None) -> list[tuple[str, str, str]]:
+        """``NVCF-INPUT-ASSET-REFERENCES``: the caller's uploaded assets, as worker download URLs
+        (relative to the gateway's HTTP address, which the worker learns at Register)."""
+        if not raw or self.assets is None:
+            return []
+        found = []
+        for part in raw.decode("latin-1").split(","):
+            asset_id = part.strip().lower()
+            if not _is_uuid(asset_id):
+                raise BadRequest(f"NVCF-INPUT-ASSET-REFERENCES: '{asset_id[:64]}' is not an asset id")
+            try:
+                record = await self.assets.get(principal.nca_id, asset_id)
+            except AssetNotFound:
+                raise NotFound(f"Asset '{asset_id}' not found") from None
+            found.append((asset_id, self.assets.download_url("", record), record.content_type))
+        return found
 
     async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
         """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""

@@ -19,10 +19,11 @@ WORKER_SCOPE = "deploy_function"
 
 
 class WorkerAuthorizer:
-    def __init__(self, authenticator: Authenticator, routes: RoutingCache, region: str) -> None:
+    def __init__(self, authenticator: Authenticator, routes: RoutingCache, region: str, http_url: str) -> None:
         self._authenticator = authenticator
         self._routes = routes
         self._region = region
+        self._http_url = http_url
 
     async def __call__(self, credential: str, request: pb.RegisterRequest) -> WorkerGrant:
         try:
@@ -52,6 +53,8 @@ class WorkerAuthorizer:
             "location": request.location,
             "region": self._region,
             "env": "cfgate",
+            # Where the worker fetches input assets (their URLs are relative to it).
+            "gatewayUrl": self._http_url,
         }
         return WorkerGrant(
             function_id=route.function_id,

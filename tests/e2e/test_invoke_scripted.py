@@ -311,3 +311,42 @@ async def test_rate_limit_is_429(live_gateway: LiveGateway) -> None:
         ]
     assert codes == [200, 200, 429]
     await worker.stop()
+
+
+async def test_input_assets_reach_the_worker(live_gateway: LiveGateway) -> None:
+    fid, vid = await live_gateway.create_deployed_function()
+    worker = await start_worker(live_gateway, fid)
+    await wait_active(live_gateway, fid, vid)
+    key = await live_gateway.api_key()
+    auth = {"Authorization": f"Bearer {key}"}
+    async with live_gateway.client("api.localhost") as api:
+        asset = (
+            await api.post("/v2/nvcf/assets", json={"contentType": "image/png", "description": "pic"}, headers=auth)
+        ).json()
+        upload = httpx.URL(asset["uploadUrl"])
+        put = await api.put(
+            upload.raw_path.decode(),
+            content=b"\x89PNG-bytes",
+            headers={"Content-Type": "image/png", "x-amz-meta-nvcf-asset-description": "pic"},
+        )
+        assert put.status_code == 200, put.text
+    async with live_gateway.client("invocation.localhost") as client:
+        missing = await client.post(
+            f"/v2/nvcf/pexec/functions/{fid}",
+            json={},
+            headers={**auth, "NVCF-INPUT-ASSET-REFERENCES": str(uuid.uuid4())},
+        )
+        assert missing.status_code == 404
+        ok = await client.post(
+            f"/v2/nvcf/pexec/functions/{fid}",
+            json={},
+            headers={**auth, "NVCF-INPUT-ASSET-REFERENCES": asset["assetId"]},
+        )
+        assert ok.status_code == 200
+    (sent,) = worker.received[-1].assets
+    assert sent.asset_id == asset["assetId"] and sent.content_type == "image/png"
+    assert sent.url.startswith("/v2/nvcf/assets/")
+    async with httpx.AsyncClient(base_url=live_gateway.base, headers={"Host": "api.localhost"}) as raw:
+        fetched = await raw.get(sent.url)
+    assert fetched.status_code == 200 and fetched.content == b"\x89PNG-bytes"
+    await worker.stop()

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field
 from gateway.api import ApiModel, Call, Endpoint
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import BadRequest, NotFound
+from gateway.services.functions.accounts import check_function_quota
 from gateway.services.functions.dto import function_dto
 from gateway.services.functions.models import (
     CreateFunctionRequest,
@@ -101,6 +102,7 @@ async def _store_version(call: Call, function_id: str, request: CreateFunctionRe
 
 
 async def create_function(call: Call) -> FunctionResponse:
+    await check_function_quota(call.runtime, call.nca_id)
     return await _store_version(call, str(uuid.uuid4()), call.body)
 
 
