@@ -1,0 +1,319 @@
+"""Serving invocations: one task per invocation, from the container call to the ResponseEnd.
+
+Per invocation: create ``<work>/response/<reqId>`` (and ``<work>/inputAssets/<reqId>`` when there
+are assets, downloaded first), call the container, relay its answer to the outbox, and end with one
+``ResponseEnd`` that returns the invocation's credit (unless the worker is draining). Both
+directories are removed afterwards.
+
+How an answer goes back:
+
+- Not compat, or the container answers ``text/event-stream``: straight through — ResponseStart with
+  the container's status and headers (Content-Length kept: the body is relayed unchanged), then a
+  ResponseChunk for whatever arrived each time data arrives, then ResponseEnd.
+- Compat (pexec polling mode), status >= 400: a problem+json
+  ``urn:inference-service:problem-details:<reason>`` with the container's status and, as detail,
+  its ``{"error": "..."}`` message (``Inference error`` otherwise).
+- Compat, body up to ``max_direct_response_bytes`` and no file other than ``progress`` in the
+  large-output directory: the body (buffered up to that limit to decide) with its exact
+  Content-Length.
+- Compat otherwise: ``kind: LARGE_RESULT`` — the zip (see ``large_output.py``) as chunks, with
+  ``Content-Type: application/zip`` and its Content-Length; the status is the container's.
+- In compat mode the progress file is watched while the container works; each newer write is a
+  ``Progress`` message (always before the ResponseStart of that request).
+
+Failures: the container cannot be reached, or closes or garbles the answer before its headers
+(or, in compat mode, before its body is complete) → 502
+``urn:inference-connection:problem-details:bad-gateway``; an asset download fails → 500
+``urn:nvcf-worker-service:problem-details:internal-server-error``; the stream breaks after the
+ResponseStart → ResponseEnd with an error. ``Cancel`` → the container connection is closed and the
+ResponseEnd says ``cancelled``; the deadline passes → the same with ``deadline exceeded``. When a
+session breaks its invocations are abandoned: connections closed, nothing more sent (the gateway
+redelivers them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from invoker.worker.assets import AssetError, AssetFetcher, safe_name
+from invoker.worker.container import (
+    SOURCE_CONNECTION,
+    SOURCE_INFERENCE,
+    SOURCE_WORKER,
+    container_headers,
+    error_detail,
+    problem,
+    relay_headers,
+)
+from invoker.worker.http_client import HttpClient, HttpClientError, Response
+from invoker.worker.large_output import build_large_result, scan_artifacts
+from invoker.worker.outbox import MAX_CHUNK, Outbox
+from invoker.worker.progress import ProgressCallback, ProgressWatcher
+from invoker.worker.workdirs import WorkDirs, remove_tree
+from protos.cfgate.worker.v1 import worker_pb2 as pb
+
+__all__ = ["Flight", "InvocationRunner", "SessionInfo"]
+
+log = logging.getLogger("invoker.worker.invocation")
+
+_ERROR_BODY_LIMIT = 1 << 20
+_CONNECTION_DETAIL = "Inference connection error while making inference request"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What a registered session fixes for all of its invocations."""
+
+    session_id: str
+    nca_id: str
+    default_path: str
+    max_direct_bytes: int
+    heartbeat_interval: float
+    static_headers: list[tuple[str, str]]
+
+
+@dataclass(slots=True, eq=False)
+class Flight:
+    request_id: str
+    task: asyncio.Task[None] | None = None
+    # Set before the task is cancelled on purpose ("cancelled"); None means abandoned.
+    abort_reason: str | None = None
+
+
+def _is_event_stream(response: Response) -> bool:
+    content_type = response.header(b"content-type")
+    return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream"
+
+
+class InvocationRunner:
+    """The invocations in flight on one session."""
+
+    def __init__(
+        self,
+        *,
+        client: HttpClient,
+        session: SessionInfo,
+        outbox: Outbox,
+        dirs: WorkDirs,
+        progress: ProgressWatcher,
+        assets: AssetFetcher,
+        host_header: str,
+    ) -> None:
+        self.client = client
+        self.session = session
+        self.outbox = outbox
+        self.progress = progress
+        self.assets = assets
+        self.host_header = host_header
+        self.dirs = dirs
+        self.flights: dict[str, Flight] = {}
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- control, from the session's reader ------------------------------------------------------
+
+    def start(self, invocation: pb.Invocation) -> None:
+        request_id = invocation.request_id
+        if request_id in self.flights:
+            # A redelivery of what is already running here: keep the running one, give the credit back.
+            log.warning("invocation %s is already in flight; duplicate ignored", request_id)
+            if not self.draining:
+                self.outbox.grant(1)
+            return
+        flight = Flight(request_id)
+        self.flights[request_id] = flight
+        self._idle.clear()
+        flight.task = asyncio.get_running_loop().create_task(self._run(invocation, flight))
+
+    def cancel(self, request_id: str, reason: str = "cancelled") -> bool:
+        flight = self.flights.get(request_id)
+        if flight is None or flight.task is None or flight.abort_reason is not None:
+            return False
+        flight.abort_reason = reason
+        flight.task.cancel()
+        return True
+
+    async def abandon(self) -> None:
+        """Stop everything in flight without answering (the gateway redelivers it)."""
+        tasks = [flight.task for flight in self.flights.values() if flight.task is not None]
+        for flight in self.flights.values():
+            flight.abort_reason = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # -- one invocation --------------------------------------------------------------------------
+
+    async def _run(self, invocation: pb.Invocation, flight: Flight) -> None:
+        request_id = invocation.request_id
+        try:
+            try:
+                if invocation.deadline_ms:
+                    async with asyncio.timeout(invocation.deadline_ms / 1000 - time.time()):
+                        error = await self._serve(invocation)
+                else:
+                    error = await self._serve(invocation)
+            except asyncio.CancelledError:
+                if flight.abort_reason is None:
+                    raise  # abandoned: no answer
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                error = flight.abort_reason
+            except TimeoutError:
+                error = "deadline exceeded"
+            except Exception:
+                log.exception("invocation %s failed in the worker", request_id)
+                error = "worker error"
+            self.outbox.end(request_id, error, credit=not self.draining)
+        finally:
+            if self.flights.get(request_id) is flight:
+                del self.flights[request_id]
+                if not self.flights:
+                    self._idle.set()
+
+    async def _serve(self, invocation: pb.Invocation) -> str:
+        request_id = invocation.request_id
+        if not safe_name(request_id):
+            self._problem(request_id, SOURCE_WORKER, 500, "Internal error while preparing for inference")
+            return ""
+        output_dir = self.dirs.output_dir(request_id)
+        asset_dir = self.dirs.asset_dir(request_id)
+        watching = invocation.compat
+        try:
+            if invocation.assets:
+                try:
+                    self.dirs.make_asset_dir(request_id)
+                    await self.assets.fetch_all(list(invocation.assets), asset_dir)
+                except AssetError as exc:
+                    log.error("invocation %s: %s", request_id, exc)
+                    self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")
+                    return ""
+            if watching:
+                self.progress.watch(request_id, output_dir, self._progress_callback(request_id))
+            response = await self._call(invocation, asset_dir, output_dir)
+            if response is None:
+                return ""
+            async with response:
+                if invocation.compat and not _is_event_stream(response):
+                    return await self._compat(invocation, response, output_dir)
+                if watching:
+                    self.progress.unwatch(request_id)
+                return await self._relay(request_id, response)
+        finally:
+            if watching:
+                self.progress.unwatch(request_id)
+            self.dirs.release_output_dir(output_dir)
+            if invocation.assets:
+                remove_tree(asset_dir)
+
+    async def _call(self, invocation: pb.Invocation, asset_dir: str, output_dir: str) -> Response | None:
+        request_id = invocation.request_id
+        headers = container_headers(
+            invocation,
+            host=self.host_header,
+            static=self.session.static_headers,
+            nca_id=self.session.nca_id,
+            asset_dir=asset_dir,
+            output_dir=output_dir,
+        )
+        try:
+            return await self.client.request(
+                invocation.method or "POST", invocation.path or self.session.default_path, headers, invocation.body
+            )
+        except ValueError as exc:
+            log.error("invocation %s: cannot build the container request: %s", request_id, exc)
+            self._problem(request_id, SOURCE_WORKER, 500, "Internal error while making inference request")
+        except (HttpClientError, OSError) as exc:
+            log.warning("invocation %s: container call failed: %s", request_id, exc)
+            self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
+        return None
+
+    async def _relay(self, request_id: str, response: Response) -> str:
+        outbox = self.outbox
+        outbox.start(request_id, response.status, relay_headers(response.headers, keep_length=True))
+        try:
+            async for data in response:
+                outbox.chunk(request_id, data)
+                if outbox.congested:
+                    await outbox.wait_space()
+        except HttpClientError as exc:
+            log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            return f"the inference container broke the response: {exc}"
+        return ""
+
+    async def _compat(self, invocation: pb.Invocation, response: Response, output_dir: str) -> str:
+        request_id = invocation.request_id
+        status = response.status
+        if status >= 400:
+            try:
+                body = await response.read(limit=_ERROR_BODY_LIMIT)
+            except HttpClientError:
+                body = b""
+            self.progress.unwatch(request_id)
+            self._problem(request_id, SOURCE_INFERENCE, status, error_detail(body))
+            return ""
+        limit = self.session.max_direct_bytes
+        head: list[bytes] = []
+        total = 0
+        try:
+            async for data in response:
+                head.append(data)
+                total += len(data)
+                if total > limit:
+                    break
+            over = total > limit
+            if not over and not scan_artifacts(output_dir):
+                self.progress.unwatch(request_id)
+                self._direct(request_id, invocation, response, head, total)
+                return ""
+            self.progress.unwatch(request_id)
+            result = await build_large_result(request_id, head, response if over else None, output_dir, self.dirs.root)
+        except HttpClientError as exc:
+            log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
+            return ""
+        try:
+            headers = [("Content-Type", "application/zip"), ("Content-Length", str(result.size))]
+            self.outbox.start(request_id, status, headers, pb.ResultKind.LARGE_RESULT)
+            while data := result.file.read(MAX_CHUNK):
+                self.outbox.chunk(request_id, data)
+                if self.outbox.congested:
+                    await self.outbox.wait_space()
+        finally:
+            result.close()
+        return ""
+
+    def _direct(
+        self, request_id: str, invocation: pb.Invocation, response: Response, body: list[bytes], total: int
+    ) -> None:
+        if invocation.method == "HEAD":
+            headers = relay_headers(response.headers, keep_length=True)
+        else:
+            headers = relay_headers(response.headers, keep_length=False)
+            headers.append(("Content-Length", str(total)))
+        self.outbox.start(request_id, response.status, headers)
+        for data in body:
+            self.outbox.chunk(request_id, data)
+
+    def _problem(self, request_id: str, source: str, status: int, detail: str) -> None:
+        body = problem(source, status, detail)
+        headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))]
+        self.outbox.start(request_id, status, headers)
+        self.outbox.chunk(request_id, body)
+
+    def _progress_callback(self, request_id: str) -> ProgressCallback:
+        outbox = self.outbox
+
+        def report(percent: int, partial: bytes) -> None:
+            outbox.progress(request_id, percent, partial)
+
+        return report

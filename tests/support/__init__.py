@@ -1,0 +1,1 @@
+"""Test support: real servers used by tests and benchmarks."""
