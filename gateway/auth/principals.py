@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cext.hotpath import KIND_API_KEY, KIND_JWT, AuthorityTable, Principal
-from gateway.auth.scopes import apikey_authorities, jwt_authorities
+from gateway.auth.scopes import FUNCTIONS_PRODUCT, apikey_authorities, jwt_authorities
 from gateway.store.apikeys import ApiKeyRecord
 
 
@@ -37,11 +37,23 @@ def policies_of(authorizations: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def from_api_key(record: ApiKeyRecord, table: AuthorityTable) -> Principal:
+    """Scopes and function resources come from the key's ``nv-cloud-functions`` policies only.
+
+    NVCF's control plane and invocation service evaluate keys in the ``nvcf`` namespace, whose
+    answer carries the functions policy alone: a task-only key (``nv-cloud-tasks``) is refused
+    there ("Authorization failed"), even for a scope both products know such as ``update_secrets``.
+    Other policies (``nv-cloud-tasks``) only count for ``account_tasks``; their scopes will need
+    their own view on the NVCT host.
+    """
     scopes: list[str] = []
     resources: list[dict[str, Any]] = []
+    all_resources: list[dict[str, Any]] = []
     for policy in policies_of(record.authorizations):
-        scopes.extend(s for s in policy.get("scopes", []) if isinstance(s, str))
-        resources.extend(r for r in policy.get("resources", []) if isinstance(r, dict))
+        policy_resources = [r for r in policy.get("resources", []) if isinstance(r, dict)]
+        all_resources.extend(policy_resources)
+        if policy.get("product", FUNCTIONS_PRODUCT) == FUNCTIONS_PRODUCT:
+            scopes.extend(s for s in policy.get("scopes", []) if isinstance(s, str))
+            resources.extend(policy_resources)
     authorities = apikey_authorities(scopes)
     grants = _function_grants(resources)
     return Principal(
@@ -55,7 +67,7 @@ def from_api_key(record: ApiKeyRecord, table: AuthorityTable) -> Principal:
         account_functions=_has(resources, "account-functions"),
         authorized_functions=_has(resources, "authorized-functions"),
         function_grants=grants,
-        account_tasks=_has(resources, "account-tasks"),
+        account_tasks=_has(all_resources, "account-tasks"),
     )
 
 
