@@ -19,9 +19,9 @@ their container connections are closed and nothing more is sent for them; the ga
 them — and the worker reconnects and registers again, with exponential backoff and jitter
 (``backoff_initial`` doubling up to ``backoff_max``; each delay is drawn from [d/2, d]). The backoff
 resets after a session that received a message from the gateway or lasted ``backoff_max``.
-``Register`` refused with UNAUTHENTICATED, PERMISSION_DENIED or INVALID_ARGUMENT is final
-(``run()`` returns 3); other refusals (NOT_FOUND: the function is not deployed yet, UNAVAILABLE …)
-are retried.
+``Register`` refused with UNAUTHENTICATED (bad credential) or INVALID_ARGUMENT is final (``run()``
+returns 3); other refusals are retried with the same backoff — including PERMISSION_DENIED, which
+cfgate's gateway also answers while the function has no deployed version yet.
 
 Exit codes of ``run()``: 0 stopped or drained, 1 the container never became ready, 3 refused.
 
@@ -45,7 +45,7 @@ import grpc.aio
 
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
-from invoker.worker.container import static_headers
+from invoker.worker.container import metadata_value, static_headers
 from invoker.worker.http_client import HttpClient
 from invoker.worker.invocation import InvocationRunner, SessionInfo
 from invoker.worker.outbox import Outbox
@@ -67,9 +67,7 @@ DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
 _MESSAGE_LIMIT = 64 * 1024 * 1024
 _CLOSE_WAIT = 5.0
-_FATAL_CODES = frozenset(
-    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
-)
+_FATAL_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
 
 
 class SessionBroken(Exception):
@@ -139,7 +137,8 @@ class WorkerAgent:
                 log.error("registration refused: %s", exc)
                 return EXIT_REFUSED
             except grpc.aio.AioRpcError as exc:
-                log.warning("gateway %s: %s %s", config.gateway, exc.code().name, exc.details())
+                level = logging.ERROR if exc.code() == grpc.StatusCode.PERMISSION_DENIED else logging.WARNING
+                log.log(level, "gateway %s: %s %s", config.gateway, exc.code().name, exc.details())
             except (SessionBroken, OSError) as exc:
                 log.warning("session with %s ended: %s", config.gateway, exc)
             except Exception:
@@ -221,6 +220,7 @@ class WorkerAgent:
             static_headers=static_headers(
                 register, backend=config.backend, instance_type=config.instance_type, location=config.location
             ),
+            gateway_url=metadata_value(register.metadata, "gatewayUrl"),
         )
 
     async def _session(

@@ -1,7 +1,9 @@
 """Input assets: download each ``InputAsset.url`` to ``<asset dir>/<assetId>`` before the container call.
 
 Signed URLs may point at the gateway or at an object store over HTTPS, so downloads use httpx
-(redirects followed), all assets of an invocation at once. Any failure (status other than 200,
+(redirects followed), all assets of an invocation at once. A relative URL (``/v2/nvcf/assets/...``)
+is resolved against the gateway's HTTP address, which the gateway announces at Register as
+``metadata["gatewayUrl"]``. Any failure (status other than 200,
 network error, an asset id that is not a plain file name) fails the whole invocation; the caller
 answers with a worker problem (500), as NVCF does.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -40,17 +43,24 @@ class AssetFetcher:
             self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
         return self._client
 
-    async def fetch_all(self, assets: list[pb.InputAsset], directory: str) -> None:
-        """Download every asset into ``directory`` (which exists)."""
+    async def fetch_all(self, assets: list[pb.InputAsset], directory: str, base_url: str = "") -> None:
+        """Download every asset into ``directory`` (which exists); relative URLs are under ``base_url``."""
+        urls = []
         for asset in assets:
             if not safe_name(asset.asset_id):
                 raise AssetError(f"unusable asset id {asset.asset_id!r}")
-        await asyncio.gather(*(self.fetch(asset, directory) for asset in assets))
+            url = asset.url
+            if not urlsplit(url).scheme:
+                if not base_url:
+                    raise AssetError(f"asset {asset.asset_id}: relative URL and no gatewayUrl from Register")
+                url = urljoin(base_url.rstrip("/") + "/", url.lstrip("/"))
+            urls.append(url)
+        await asyncio.gather(*(self.fetch(asset, url, directory) for asset, url in zip(assets, urls, strict=True)))
 
-    async def fetch(self, asset: pb.InputAsset, directory: str) -> None:
+    async def fetch(self, asset: pb.InputAsset, url: str, directory: str) -> None:
         target = os.path.join(directory, asset.asset_id)
         try:
-            async with self._http().stream("GET", asset.url) as response:
+            async with self._http().stream("GET", url) as response:
                 if response.status_code != 200:
                     raise AssetError(f"asset {asset.asset_id}: download answered {response.status_code}")
                 with open(target, "wb") as file:

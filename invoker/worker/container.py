@@ -14,7 +14,8 @@ Request headers (reference §9.2–9.3, ``WU/work.go::createInferenceRequest``):
   ``NVCF-NSPECTID``, ``NVCF-BACKEND``, ``NVCF-INSTANCETYPE``, ``NVCF-REGION``, ``NVCF-ENV`` and
   ``NVCF-INVOCATION-REGION`` from ``RegisterResponse.metadata`` (only when non-empty; see
   ``metadata_value`` for the accepted key spellings; backend, instance type and region fall back to
-  the worker's own ``--backend``/``--instance-type``/``--location``); ``nvcf-poll-seconds`` (the
+  the worker's own ``--backend``/``--instance-type``/``--location``; the invocation region falls
+  back to the gateway's ``region`` entry, one region per session); ``nvcf-poll-seconds`` (the
   invocation's ``poll_seconds``, else the whole seconds left until its deadline); in compat mode
   ``Content-Type: application/json`` when the client sent none; ``Content-Length`` when there is a
   body or the method carries one (POST, PUT, PATCH).
@@ -137,7 +138,7 @@ def static_headers(
         value = metadata_value(metadata, name) or fallbacks.get(name, "")
         if value:
             headers.append((name, value))
-    region = metadata_value(metadata, "NVCF-INVOCATION-REGION")
+    region = metadata_value(metadata, "NVCF-INVOCATION-REGION") or metadata_value(metadata, "NVCF-REGION")
     if region:
         headers.append(("NVCF-INVOCATION-REGION", region))
     return headers

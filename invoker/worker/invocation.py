@@ -73,6 +73,8 @@ class SessionInfo:
     max_direct_bytes: int
     heartbeat_interval: float
     static_headers: list[tuple[str, str]]
+    # Base for relative input-asset URLs (RegisterResponse.metadata["gatewayUrl"]).
+    gateway_url: str = ""
 
 
 @dataclass(slots=True, eq=False)
@@ -192,7 +194,7 @@ class InvocationRunner:
             if invocation.assets:
                 try:
                     self.dirs.make_asset_dir(request_id)
-                    await self.assets.fetch_all(list(invocation.assets), asset_dir)
+                    await self.assets.fetch_all(list(invocation.assets), asset_dir, self.session.gateway_url)
                 except AssetError as exc:
                     log.error("invocation %s: %s", request_id, exc)
                     self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")

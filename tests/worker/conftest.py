@@ -146,7 +146,7 @@ class _Servicer(pb_grpc.WorkerServiceServicer):
             inference_port=0,
             heartbeat_interval_ms=double.heartbeat_interval_ms,
             max_direct_response_bytes=double.max_direct_response_bytes,
-            metadata=METADATA,
+            metadata={**METADATA, "gatewayUrl": double.gateway_url} if double.gateway_url else METADATA,
         )
 
     async def Work(
@@ -186,6 +186,7 @@ class GatewayDouble:
         self.port = 0
         self.heartbeat_interval_ms = 5000
         self.max_direct_response_bytes = 5 * 1024 * 1024
+        self.gateway_url = ""  # announced as metadata["gatewayUrl"] when set
         self.registrations: list[tuple[pb.RegisterRequest, dict[str, str]]] = []
         self.session_ids: set[str] = set()
         self.sessions: list[DoubleSession] = []

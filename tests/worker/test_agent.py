@@ -404,12 +404,14 @@ async def test_input_assets_are_downloaded_before_the_call(
 ) -> None:
     import hashlib
 
+    gateway_double.gateway_url = echo.url
     await start_agent()
     session = await gateway_double.session()
     rid = REQ + "1"
     assets = [
         pb.InputAsset(asset_id="a1b2c3d4-0000-4000-8000-000000000001", url=f"{echo.url}/blob?text=first"),
-        pb.InputAsset(asset_id="a1b2c3d4-0000-4000-8000-000000000002", url=f"{echo.url}/blob?text=second"),
+        # Relative: resolved against the gatewayUrl announced at Register.
+        pb.InputAsset(asset_id="a1b2c3d4-0000-4000-8000-000000000002", url="/blob?text=second"),
     ]
     session.invoke(invocation(rid, "/assets", compat=True, assets=assets))
     result = await session.wait_end(rid)

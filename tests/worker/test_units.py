@@ -58,6 +58,15 @@ def test_static_headers_fall_back_to_the_workers_own_description() -> None:
         ("NVCF-INSTANCETYPE", "t"),
         ("NVCF-REGION", "l"),
     ]
+    # What cfgate's gateway announces: its region serves as the invocation region too.
+    register.metadata.update({"instanceType": "gpu.x", "backend": "cfgate", "region": "r1", "env": "cfgate"})
+    assert static_headers(register)[4:] == [
+        ("NVCF-BACKEND", "cfgate"),
+        ("NVCF-INSTANCETYPE", "gpu.x"),
+        ("NVCF-REGION", "r1"),
+        ("NVCF-ENV", "cfgate"),
+        ("NVCF-INVOCATION-REGION", "r1"),
+    ]
 
 
 def test_request_headers_for_a_get_without_body() -> None:
