@@ -246,7 +246,8 @@ async def delete_account(call: Call) -> None:
 
 async def get_client(call: Call) -> ClientResponse:
     client_id = call.path["clientId"]
-    account = await call.runtime.accounts.by_admin_client(client_id)
+    # No client id holds a NUL character (PostgreSQL text cannot store one): unknown, not a query.
+    account = None if "\x00" in client_id else await call.runtime.accounts.by_admin_client(client_id)
     # An API key sees only its own account's clients; others look unknown.
     if account is None or (call.caller.kind != KIND_JWT and account.nca_id != call.caller.nca_id):
         raise NotFound(f"Client '{client_id[:128]}' not found")

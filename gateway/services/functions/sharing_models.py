@@ -15,8 +15,9 @@ from pydantic import Field, StringConstraints
 from gateway.api.models import ApiModel
 from gateway.services.functions.models import Secret
 
-NcaId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
-ClientId = Annotated[str, StringConstraints(max_length=128)]
+# No NUL character: no account or client can have one (PostgreSQL text cannot hold it).
+NcaId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+ClientId = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00]*$")]
 
 
 class AuthorizedParty(ApiModel):
