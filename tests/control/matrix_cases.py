@@ -2,7 +2,8 @@
 
 ``SPECS`` has one entry per ``"<METHOD> <path>"`` of ``control_plane_endpoints()``; the matrix test
 fails for an endpoint without one, so a new endpoint cannot escape the matrix. What each credential
-must get is computed from the endpoint's declared scopes (``expected``), never listed by hand:
+must get is computed from the endpoint's declared scopes (``expected``), never listed by hand —
+and the declared scopes are checked against the reference's (``contract_scopes``):
 
 * no bearer → 401; a credential without one of the endpoint's scopes → 403 (an API key never
   satisfies a JWT-only endpoint; a task key — product ``nv-cloud-tasks`` — never satisfies any
@@ -12,7 +13,9 @@ must get is computed from the endpoint's declared scopes (``expected``), never l
 * another account with the scope → ``Spec.other``: ``NOT_FOUND`` when the endpoint targets one
   resource of the owner, ``OWN`` when it works on the caller's own account (create, list: the
   owner's resources must not show), ``ANY`` for the account-administration endpoints, where a JWT
-  with ``account_setup`` manages every account (``accounts.py``).
+  with ``account_setup`` manages every account while an API key is locked to its own (NVCF's
+  ``assertAccountIdFromPathMatches``: 403; a client of another account is unknown: 404) —
+  ``Spec.other_key`` says which.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("JWT without scope", "jwt", lambda e: tuple(s for s in ALL_JWT_SCOPES if s not in e.scopes)),
     Credential("key without scope", "key", lambda e: tuple(s for s in ALL_SCOPES if s not in e.scopes)),
     Credential("key with scope", "key", key_scopes),
-    Credential("other account", "jwt", lambda e: ALL_JWT_SCOPES, other_account=True),
+    Credential("other account JWT", "jwt", lambda e: ALL_JWT_SCOPES, other_account=True),
+    Credential("other account key", "key", lambda e: ALL_SCOPES, other_account=True),
 )
 
 
@@ -159,6 +163,8 @@ class Spec:
     check: Check | None = None
     # Path parameters that are not the world's resource of the same name (e.g. which ncaId).
     path: Callable[[World], dict[str, str]] | None = None
+    # For ``other=ANY``: what another account's API key gets (None: the success status).
+    other_key: int | None = None
 
 
 def path_params(endpoint: Endpoint, spec: Spec, world: World) -> dict[str, str]:
@@ -337,7 +343,7 @@ def _accounts(body: dict[str, Any], world: World, caller: Caller) -> None:
     if caller.jwt:
         assert {world.owner, world.other} <= set(listed)
     else:  # an API key sees its own account only
-        assert listed == [world.owner]
+        assert listed == [caller.nca_id]
 
 
 def _account(nca_id: Callable[[World], str]) -> Check:
@@ -495,18 +501,24 @@ SPECS: dict[str, Spec] = {
         path=lambda w: {"ncaId": w.new_account},
         check=_account(lambda w: w.new_account),
     ),
-    "GET /v2/nvcf/accounts/{ncaId}": Spec(other=ANY, check=_account(lambda w: w.owner)),
-    "PATCH /v2/nvcf/accounts/{ncaId}": Spec(body=lambda w: {"name": "Renamed"}, other=ANY, check=_renamed),
+    "GET /v2/nvcf/accounts/{ncaId}": Spec(other=ANY, other_key=403, check=_account(lambda w: w.owner)),
+    "PATCH /v2/nvcf/accounts/{ncaId}": Spec(
+        body=lambda w: {"name": "Renamed"}, other=ANY, other_key=403, check=_renamed
+    ),
     "DELETE /v2/nvcf/accounts/{ncaId}": Spec(
         frozenset({"doomed"}), other=ANY, path=lambda w: {"ncaId": w.doomed_account}
     ),
     "PATCH /v2/nvcf/accounts/{ncaId}/clients/associate": Spec(
-        body=lambda w: {"adminClientId": w.new_client}, other=ANY, check=_associated
+        body=lambda w: {"adminClientId": w.new_client}, other=ANY, other_key=403, check=_associated
     ),
     "PATCH /v2/nvcf/accounts/{ncaId}/clients/disassociate": Spec(
-        frozenset({"extra_client"}), body=lambda w: {"adminClientId": w.extra_client}, other=ANY, check=_disassociated
+        frozenset({"extra_client"}),
+        body=lambda w: {"adminClientId": w.extra_client},
+        other=ANY,
+        other_key=403,
+        check=_disassociated,
     ),
-    "GET /v2/nvcf/clients/{clientId}": Spec(other=ANY, check=_client),
+    "GET /v2/nvcf/clients/{clientId}": Spec(other=ANY, other_key=404, check=_client),
     # assets
     "POST /v2/nvcf/assets": Spec(body=lambda w: ASSET_BODY, other=OWN, check=_new_asset),
     "GET /v2/nvcf/assets": Spec(frozenset({"asset"}), other=OWN, check=_listed("assets", "assetId", "asset_id")),
@@ -523,15 +535,52 @@ def endpoint_key(endpoint: Endpoint) -> str:
 @dataclass(frozen=True)
 class Expected:
     status: int
-    other: Other | None = None  # set when the call is another account's, allowed by scope
+    # A 403 for a missing scope (its detail names the endpoint's scopes), not for the account.
+    for_scope: bool = False
 
 
 def expected(endpoint: Endpoint, spec: Spec, credential: Credential) -> Expected:
     if credential.kind == "none":
         return Expected(401)
     if not credential.grants(endpoint):
-        return Expected(403)
+        return Expected(403, for_scope=True)
     success = 204 if endpoint.status == 204 else 200
-    if not credential.other_account:
+    if not credential.other_account or spec.other == OWN:
         return Expected(success)
-    return Expected(404 if spec.other == NOT_FOUND else success, spec.other)
+    if spec.other == NOT_FOUND:
+        return Expected(404)
+    if credential.kind == "key" and spec.other_key is not None:
+        return Expected(spec.other_key)
+    return Expected(success)
+
+
+CONTRACT_BY_AREA: dict[str, tuple[str, ...]] = {
+    "metadata": ("update_function",),
+    "ratelimit": ("update_function",),
+    "deployments": ("deploy_function",),
+    "queues": ("queue_details",),
+    "authorizations": ("authorize_clients",),
+    "secrets": ("update_secrets",),
+    "telemetries": ("manage_telemetries",),
+    "registry-credentials": ("manage_registry_credentials",),
+    "recognized-registries": ("manage_registry_credentials",),
+    "accounts": ("account_setup",),
+    "clients": ("account_setup",),
+    "assets": ("invoke_function",),
+}
+FUNCTION_SCOPES = {"POST": ("register_function",), "PUT": ("update_function",), "DELETE": ("delete_function",)}
+
+
+def contract_scopes(method: str, path: str) -> tuple[tuple[str, ...], bool]:
+    """The scopes and the JWT-only flag the reference (§3.2, §4; NVCF's controllers) gives ``method path``."""
+    area = path.removeprefix("/v2/nvcf/").split("/")[0]
+    if area == "functions":
+        reads = ("list_functions", "list_functions_details")
+        return (reads if method == "GET" else FUNCTION_SCOPES[method]), False
+    if area == "clusterGroups":
+        return ("list_cluster_groups",), True
+    if area == "accounts" and method == "GET":
+        return ("account_setup", "list_accounts"), False
+    if path == "/v2/nvcf/accounts/{ncaId}" and method in ("POST", "DELETE"):
+        return ("account_setup",), True
+    return CONTRACT_BY_AREA[area], False

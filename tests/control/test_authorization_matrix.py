@@ -12,10 +12,10 @@ Credentials (``matrix_cases.CREDENTIALS``; test ids read ``<METHOD> <path> x <cr
 the default admin JWT scopes (what ``POST /v1/admin/keys`` mints), the operator JWT scopes of
 ``tests/control/conftest.py``, a function API key and a task API key with their default scopes and
 resources (``POST /v1/keys``), a JWT and a functions API key holding every scope but the
-endpoint's, a functions API key holding exactly the endpoint's scopes, and a JWT of another
-account holding every scope.
+endpoint's, a functions API key holding exactly the endpoint's scopes, and a JWT and a functions
+API key of another account holding every scope.
 
-Speed: 9 credentials × every endpoint is ~500 cases per backend, so one gateway per backend
+Speed: 10 credentials × every endpoint is ~570 cases per backend, so one gateway per backend
 serves the module (module-scoped fixtures and event loop) instead of the per-test ``gateway``
 fixture. Each case works in accounts of its own (fresh ``nca_id``s and admin clients, JWTs minted
 by the gateway's issuer for them, keys created with such a JWT), so cases never see each other's
@@ -51,9 +51,11 @@ from tests.control.matrix_cases import (
     SPECS,
     Caller,
     Credential,
+    Expected,
     Spec,
     World,
     client_of,
+    contract_scopes,
     endpoint_key,
     expected,
     path_params,
@@ -123,9 +125,9 @@ def mint(site: Site, client_id: str, scopes: tuple[str, ...]) -> dict[str, str]:
     return bearer(site.gateway.runtime.issuer.mint(client_id, scopes).value)
 
 
-async def create_api_key(site: Site, world: World, scopes: tuple[str, ...], product: str) -> dict[str, str]:
-    """An API key of the world's owner account, made through ``POST /v1/keys`` with an admin JWT of it."""
-    token = site.gateway.runtime.issuer.mint(world.owner_client, ALL_JWT_SCOPES).value
+async def create_api_key(site: Site, nca_id: str, scopes: tuple[str, ...], product: str) -> dict[str, str]:
+    """An API key of ``nca_id``, made through ``POST /v1/keys`` with an admin JWT of that account."""
+    token = site.gateway.runtime.issuer.mint(client_of(nca_id), ALL_JWT_SCOPES).value
     if product != TASKS_PRODUCT:  # default resources: account-functions and authorized-functions
         return bearer((await create_key(site.keys, token, key_body(scopes=list(scopes))))["value"])
     body = key_body(scopes=list(scopes), resources=[{"id": "*", "type": "account-tasks"}])
@@ -144,7 +146,9 @@ async def credential_headers(site: Site, world: World, credential: Credential, e
     if credential.kind == "jwt":
         client = world.other_client if credential.other_account else world.owner_client
         return mint(site, client, scopes)
-    return await create_api_key(site, world, scopes, credential.product)
+    return await create_api_key(
+        site, world.other if credential.other_account else world.owner, scopes, credential.product
+    )
 
 
 # --- the world a case works on ----------------------------------------------------------------------------
@@ -253,6 +257,14 @@ def test_every_endpoint_is_in_the_matrix() -> None:
         assert any(c.grants(endpoint) and not c.other_account for c in CREDENTIALS), endpoint_key(endpoint)
 
 
+def test_declared_scopes_are_the_contracts() -> None:
+    """The matrix derives its expectations from the declared scopes: those must be the reference's."""
+    for endpoint in ENDPOINTS:
+        declared = (tuple(sorted(endpoint.scopes)), endpoint.jwt_only)
+        wanted, jwt_only = contract_scopes(endpoint.method, endpoint.path)
+        assert declared == (tuple(sorted(wanted)), jwt_only), endpoint_key(endpoint)
+
+
 def test_task_and_function_keys_carry_their_default_scopes() -> None:
     by_name = {c.name: c for c in CREDENTIALS}
     anything = ENDPOINTS[0]
@@ -277,7 +289,7 @@ async def test_matrix(site: Site, endpoint: Endpoint, credential: Credential) ->
     if want.status in (401, 403, 404):
         world, before = await refusal_world(site, endpoint, spec)
         try:
-            await refused(site, endpoint, spec, credential, world, before, want.status)
+            await refused(site, endpoint, spec, credential, world, before, want)
         except BaseException:
             site.refusals.pop(endpoint_key(endpoint), None)
             raise
@@ -313,13 +325,14 @@ async def call(site: Site, endpoint: Endpoint, spec: Spec, world: World, headers
 
 
 async def refused(
-    site: Site, endpoint: Endpoint, spec: Spec, credential: Credential, world: World, before: Snapshot, status: int
+    site: Site, endpoint: Endpoint, spec: Spec, credential: Credential, world: World, before: Snapshot, want: Expected
 ) -> None:
+    status = want.status
     headers = await credential_headers(site, world, credential, endpoint)
     response = await call(site, endpoint, spec, world, headers)
     problem = assert_problem(response, status, {401: "unauthorized", 403: "forbidden", 404: "not-found"}[status])
     assert problem["instance"] == response.request.url.path
-    if status == 403:  # refused for the scope, not for some later rule of the handler
+    if want.for_scope:  # refused for the scope, not for some later rule of the handler
         assert all(f"'{scope}'" in problem["detail"] for scope in endpoint.scopes), problem["detail"]
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
