@@ -47,6 +47,14 @@ def _rotate_parser(sub: Any) -> None:
     p.add_argument("--data-dir", dest="data_dir", type=Path)
 
 
+def _demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="gateway + sample echo function + worker, one invocation, and its curl")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (0: any free port)")
+    p.add_argument("--grpc-port", dest="grpc_port", type=int, default=10081, help="worker gRPC port (0: any free port)")
+    p.add_argument("--data-dir", dest="data_dir", type=Path, help="default: a fresh temporary directory")
+    p.add_argument("--once", action="store_true", help="exit after the sample invocation")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
     if "trusted_issuers" in overrides:
@@ -59,8 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _rotate_parser(sub)
-    args = parser.parse_args(argv)
+    _demo_parser(sub)
+    sub.add_parser(
+        "worker", help="the worker agent beside an inference container (see cfgate worker --help)", add_help=False
+    )
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["worker"]:
+        from invoker.worker.cli import main as worker_main
+
+        return worker_main(arguments[1:])
+    args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "demo":
+        from gateway.demo import main as demo_main
+
+        return demo_main(args.port, args.grpc_port, args.data_dir, args.once)
     try:
         settings = _settings(args)
         if args.command == "serve":

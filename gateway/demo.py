@@ -1,0 +1,212 @@
+"""``cfgate demo``: a gateway on embedded defaults, a sample echo function and its worker, one
+invocation, and the curl command that repeats it.
+
+Everything runs on loopback: the gateway and the echo "container" in this process, the worker
+agent (``python -m invoker.worker``) as a child process, exactly as it would run beside a real
+inference container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from gateway.app import Gateway
+from gateway.asgi import Receive, Scope, Send
+from gateway.server import uvicorn_config
+from gateway.settings import Settings
+
+FUNCTIONS_ISSUER = "nvidia-cloud-functions-ncp-service-id-aketm"
+
+
+async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The sample function: ``POST /echo`` answers its JSON body with the NVCF headers it saw."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    if scope["path"] == "/health":
+        payload = b'{"status":"ok"}'
+    else:
+        seen = {k.decode(): v.decode() for k, v in scope["headers"] if k.lower().startswith(b"nvcf-")}
+        try:
+            echoed: Any = json.loads(body or b"null")
+        except ValueError:
+            echoed = body.decode("utf-8", "replace")
+        payload = json.dumps({"echo": echoed, "nvcfHeaders": seen}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _serve(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise SystemExit("cfgate demo: a server failed to start")
+        await asyncio.sleep(0.02)
+    return server, task
+
+
+def _say(text: str) -> None:
+    print(f"cfgate demo: {text}", flush=True)
+
+
+async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+    data = data_dir or Path(tempfile.mkdtemp(prefix="cfgate-demo-"))
+    settings = Settings.load(
+        {
+            "port": port or _free_port(),
+            "grpc_port": grpc_port or _free_port(),
+            "data_dir": data,
+            "log_level": "warning",
+        },
+        env={},
+    )
+    gateway_config = uvicorn_config(settings)
+    gateway_server, gateway_task = await _serve(gateway_config)
+    gateway = gateway_config.app
+    assert isinstance(gateway, Gateway)
+    base = f"http://127.0.0.1:{settings.port}"
+    _say(f"gateway on {base} (gRPC {gateway.grpc_port}), data in {data}")
+    echo_port = _free_port()
+    echo_server, echo_task = await _serve(
+        uvicorn.Config(echo_app, host="127.0.0.1", port=echo_port, log_level="warning", lifespan="off")
+    )
+    _say(f"sample echo container on http://127.0.0.1:{echo_port}")
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            token = (await http.post("/v1/admin/keys", headers={"Host": "api-keys.localhost"})).json()["value"]
+            admin = {"Host": "api.localhost", "Authorization": f"Bearer {token}"}
+            function = {
+                "name": "echo",
+                "inferenceUrl": "/echo",
+                "inferencePort": echo_port,
+                "containerImage": "cfgate/demo-echo:latest",
+                "health": {
+                    "protocol": "HTTP",
+                    "uri": "/health",
+                    "port": echo_port,
+                    "timeout": "PT10S",
+                    "expectedStatusCode": 200,
+                },
+            }
+            created = (await http.post("/v2/nvcf/functions", json=function, headers=admin)).json()["function"]
+            fid, vid = created["id"], created["versionId"]
+            spec = {
+                "gpu": "CPU",
+                "instanceType": "cfgate.local",
+                "minInstances": 1,
+                "maxInstances": 1,
+                "maxRequestConcurrency": 8,
+            }
+            deployed = await http.post(
+                f"/v2/nvcf/deployments/functions/{fid}/versions/{vid}",
+                json={"deploymentSpecifications": [spec]},
+                headers=admin,
+            )
+            deployed.raise_for_status()
+            _say(f"function echo registered and deployed: {fid} (version {vid})")
+            worker = subprocess.Popen(
+                [
+                    sys.executable, "-m", "invoker.worker",
+                    "--gateway", f"127.0.0.1:{gateway.grpc_port}",
+                    "--token", token,
+                    "--function-id", fid,
+                    "--inference-url", f"http://127.0.0.1:{echo_port}",
+                    "--health-url", f"http://127.0.0.1:{echo_port}/health",
+                    "--max-concurrency", "8",
+                ]
+            )  # fmt: skip
+            await _wait_active(http, admin, fid, vid)
+            _say("worker attached; function is ACTIVE")
+            expires = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            policy = {
+                "product": "nv-cloud-functions",
+                "scopes": ["invoke_function", "list_functions", "queue_details"],
+                "resources": [{"id": "*", "type": "account-functions"}],
+            }
+            key_headers = {
+                "Host": "api-keys.localhost",
+                "Authorization": f"Bearer {token}",
+                "Key-Issuer-Id": FUNCTIONS_ISSUER,
+                "Key-Owner-Id": "demo@cfgate.local",
+            }
+            key_body = {"description": "cfgate demo", "expires_at": expires, "authorizations": {"policies": [policy]}}
+            key = (await http.post("/v1/keys", json=key_body, headers=key_headers)).json()["value"]
+            request = {"message": "hello from cfgate"}
+            url = f"{base}/v2/nvcf/pexec/functions/{fid}"
+            invoke_headers = {"Host": "invocation.localhost", "Authorization": f"Bearer {key}"}
+            started = time.perf_counter()
+            answer = await http.post(url, json=request, headers=invoke_headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            _say(
+                f"invocation answered {answer.status_code} in {elapsed:.1f} ms "
+                f"(NVCF-REQID {answer.headers.get('nvcf-reqid')}):"
+            )
+            print(json.dumps(answer.json(), indent=2), flush=True)
+            curl = [
+                "curl", "-sS", "-X", "POST", url,
+                "-H", "Host: invocation.localhost",
+                "-H", f"Authorization: Bearer {key}",
+                "-H", "Content-Type: application/json",
+                "-d", json.dumps(request),
+            ]  # fmt: skip
+            _say("repeat it with:")
+            print("  " + shlex.join(curl), flush=True)
+            if answer.status_code != 200:
+                return 1
+            if not once:
+                _say("running until Ctrl-C")
+                await asyncio.Event().wait()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            await asyncio.to_thread(worker.wait, 30)
+        echo_server.should_exit = True
+        gateway_server.should_exit = True
+        await asyncio.gather(echo_task, gateway_task, return_exceptions=True)
+    return 0
+
+
+async def _wait_active(http: httpx.AsyncClient, admin: dict[str, str], fid: str, vid: str) -> None:
+    for _ in range(600):
+        got = (await http.get(f"/v2/nvcf/functions/{fid}/versions/{vid}", headers=admin)).json()
+        if got["function"]["status"] == "ACTIVE":
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("cfgate demo: the worker did not attach within 60 s")
+
+
+def main(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+    import uvloop
+
+    try:
+        return uvloop.run(run_demo(port, grpc_port, data_dir, once))
+    except KeyboardInterrupt:
+        return 0
