@@ -87,6 +87,12 @@ class Gateway:
             raise RuntimeError("gateway not started")
         return self._runtime
 
+    @property
+    def invocations(self) -> InvocationService:
+        if self._invocations is None:
+            raise RuntimeError("gateway not started")
+        return self._invocations
+
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
