@@ -224,3 +224,36 @@ async def test_deployment_to_a_gpu_no_cluster_offers_is_400(live_gateway: LiveGa
         assert refused.json()["detail"].startswith("GPU 'B200' is not offered by any cluster")
         missing = await api.get(url, headers=headers)
         assert missing.status_code == 404
+
+
+async def test_cluster_serves_the_accounts_it_authorizes(live_gateway: LiveGateway) -> None:  # noqa: F811
+    live = live_gateway
+    runtime = live.gateway.runtime
+    await runtime.accounts.ensure("partner", "partner", "partner-client")
+    partner = bearer(runtime.issuer.mint("partner-client", ("register_function", "deploy_function")).value)
+    sharing = await register_cluster(live, authorizedNCAIds=["partner"])
+    private = await register_cluster(live, clusterName="private")
+    async with live.client("api.localhost") as api:
+        created = (await api.post("/v2/nvcf/functions", json=function_body(), headers=partner)).json()["function"]
+        url = f"/v2/nvcf/deployments/functions/{created['id']}/versions/{created['versionId']}"
+        assert (await api.post(url, json=deployment_body(), headers=partner)).status_code == 200
+    fid = created["id"]
+    assert await register_raw(live, sharing["clusterCredential"], fid) == grpc.StatusCode.OK
+    assert await register_raw(live, private["clusterCredential"], fid) == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_delete_drops_a_registration_whose_stream_is_not_open_yet(live_gateway: LiveGateway) -> None:  # noqa: F811
+    live = live_gateway
+    cluster = await register_cluster(live)
+    fid, _ = await live.create_deployed_function()
+    async with grpc.aio.insecure_channel(live.grpc_target) as channel:
+        stub = worker_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
+        registered = await stub.Register(pb.RegisterRequest(credential=cluster["clusterCredential"], function_id=fid))
+        async with live.client("sis.localhost") as sis:
+            url = f"/v1/accounts/{DEFAULT_NCA}/clusters/{cluster['clusterId']}"
+            assert (await sis.delete(url, headers=bearer(live.admin_token))).status_code == 200
+        call = stub.Work(iter([pb.WorkerMessage(credits=1)]), metadata=(("cfgate-session-id", registered.session_id),))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in call:
+                pass
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
