@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.problems import BadRequest
-from gateway.services.clusters.offers import group_id, validate_gpu
+from gateway.services.clusters.offers import check_offered, group_id, validate_gpu
 from gateway.store import schema
 from gateway.store.clusters import Cluster
 from tests.control.helpers import create_function, deployment_body
@@ -182,6 +182,19 @@ async def test_cluster_groups_come_from_registered_clusters(
     assert [(g["name"], g["ncaId"], [c["id"] for c in g["clusters"]]) for g in theirs] == [
         ("east", DEFAULT_NCA, [a["clusterId"]])
     ]
+
+
+async def test_check_offered_for_other_callers(
+    sis: httpx.AsyncClient, operator: dict[str, str], gateway: Gateway
+) -> None:
+    repository = gateway.runtime.cluster_registry.repository
+    await check_offered(repository, DEFAULT_NCA, "B200", None)  # nothing registered yet
+    await register(sis, operator)
+    await check_offered(repository, DEFAULT_NCA, "H100", "NCP.GPU.H100_2x")
+    with pytest.raises(BadRequest, match="GPU 'B200' is not offered"):
+        await check_offered(repository, DEFAULT_NCA, "B200", None)
+    with pytest.raises(BadRequest, match="offered: none"):
+        await check_offered(repository, OTHER_NCA_ID, "H100", None)
 
 
 def _cluster(gpus: list[dict[str, Any]]) -> Cluster:

@@ -148,8 +148,8 @@ async def update_cluster(call: Call) -> ClusterDto:
     cluster = await _owned(call)
     request: UpdateClusterRequest = call.body
     _same_account(request.ncaId, cluster.nca_id)
-    changes: dict[str, Any] = {name: getattr(request, name) for name in request.model_fields_set if name != "ncaId"}
-    spec = {**cluster.spec, **request.model_dump(mode="json", include=set(changes))}
+    given = request.model_fields_set - {"ncaId"}
+    spec = {**cluster.spec, **request.model_dump(mode="json", include=given)}
     spec = {k: v for k, v in spec.items() if v is not None}
     updated = Cluster(
         cluster_id=cluster.cluster_id,

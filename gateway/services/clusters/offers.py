@@ -1,7 +1,8 @@
 """What the registered clusters offer: cluster groups, GPUs and instance types.
 
 Feeds ``GET /v2/nvcf/clusterGroups`` (``RegistryClusterDirectory``) and the deployment check
-(``ClusterGpuValidator``). ``validate_gpu`` is the one rule, usable by any caller (NVCT tasks):
+(``ClusterGpuValidator``). ``validate_gpu`` is the one rule (``check_offered`` applies it to an
+account against the registry, for other callers such as NVCT tasks):
 
 * **No cluster registered at all** (in the whole system): every GPU name is accepted, so the
   embedded default and ``cfgate demo`` work without SIS.
@@ -56,6 +57,12 @@ def validate_gpu(gpu: str, instance_type: str | None, clusters: Sequence[Cluster
         raise BadRequest(
             f"Instance type '{instance_type}' is not offered for GPU '{gpu}' by any cluster available to the account"
         )
+
+
+async def check_offered(clusters: ClusterRepository, nca_id: str, gpu: str, instance_type: str | None) -> None:
+    """``validate_gpu`` for one account against the registry (e.g. an NVCT task's GPU)."""
+    every = await clusters.all()
+    validate_gpu(gpu, instance_type, [c for c in every if c.visible_to(nca_id)], any_registered=bool(every))
 
 
 class ClusterGpuValidator:
