@@ -32,6 +32,7 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_SIS,
     Decision,
     HostClassifier,
     HotPath,
@@ -42,7 +43,7 @@ from gateway.asgi import ASGIApp, Receive, Scope, Send, header, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
-from gateway.invocation.workers import WorkerAuthorizer
+from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -54,6 +55,7 @@ from gateway.problems import (
 )
 from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
+from gateway.services.clusters.app import build_sis_app
 from gateway.services.functions.app import build_api_app
 from gateway.settings import Settings
 from invoker.dispatch import Dispatcher
@@ -63,7 +65,12 @@ from invoker.server import WorkerEndpoint, WorkerService
 log = logging.getLogger("gateway")
 
 # Service labels served by this build; hosts of services that do not exist yet are unknown.
-SERVICE_LABELS: dict[str, int] = {"api": SERVICE_API, "invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
+SERVICE_LABELS: dict[str, int] = {
+    "api": SERVICE_API,
+    "invocation": SERVICE_INVOCATION,
+    "api-keys": SERVICE_API_KEYS,
+    "sis": SERVICE_SIS,
+}
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
 HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
@@ -96,7 +103,11 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
-        self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
+        self._services = {
+            SERVICE_API_KEYS: build_apikeys_app(runtime),
+            SERVICE_API: build_api_app(runtime),
+            SERVICE_SIS: build_sis_app(runtime),
+        }
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
@@ -126,8 +137,17 @@ class Gateway:
         )
         service = WorkerService(
             dispatcher,
-            WorkerAuthorizer(runtime.authenticator, runtime.routes, settings.region, settings.http_url),
+            WorkerAuthorizer(
+                runtime.authenticator, runtime.routes, settings.region, settings.http_url, runtime.cluster_registry
+            ),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
+        )
+        # Deleting a cluster ends its workers' sessions (their in-flight work is redelivered).
+        runtime.cluster_registry.revoke_hooks.append(
+            lambda cluster: service.disconnect(
+                lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id,
+                f"cluster {cluster.cluster_id} deleted",
+            )
         )
         self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
         self.grpc_port = await self._workers.start()

@@ -16,15 +16,18 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory
+from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
-from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
+from gateway.services.functions.deployment_models import GpuValidator
 from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
 from gateway.store.apikeys import ApiKeyRepository
 from gateway.store.assets import AssetRepository
+from gateway.store.clusters import ClusterRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
@@ -52,9 +55,11 @@ class Runtime:
     catalog: Catalog
     queues: InvocationQueue
     assets: AssetService
-    # Checks deployment GPU/instance-type names; the cluster registry replaces the accept-all default.
+    # SIS: registered clusters, their credentials and revocation hooks.
+    cluster_registry: ClusterRegistry
+    # Checks deployment GPU/instance-type names against the registered clusters (all pass while none is).
     gpu_validator: GpuValidator
-    # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
+    # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
 
     @classmethod
@@ -77,6 +82,7 @@ class Runtime:
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
+            cluster_repository = ClusterRepository(store.engine)
             assets = AssetService(
                 AssetRepository(store.engine),
                 LocalBlobStore(settings.asset_path),
@@ -110,7 +116,9 @@ class Runtime:
             catalog=catalog,
             queues=MemoryQueue(),
             assets=assets,
-            gpu_validator=accept_all_gpus,
+            cluster_registry=ClusterRegistry(cluster_repository),
+            gpu_validator=ClusterGpuValidator(cluster_repository),
+            clusters=RegistryClusterDirectory(cluster_repository),
         )
 
     async def close(self) -> None:

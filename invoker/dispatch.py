@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from invoker.errors import QueueFull
@@ -137,6 +137,9 @@ class Dispatcher:
 
     def all_sessions(self) -> list[WorkerSession]:
         return list(self._sessions.values())
+
+    def sessions_where(self, predicate: Callable[[WorkerSession], bool]) -> list[WorkerSession]:
+        return [s for s in self._sessions.values() if predicate(s)]
 
     async def attach(self, session: WorkerSession) -> None:
         self._sessions[session.session_id] = session

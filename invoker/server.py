@@ -136,6 +136,24 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         finally:
             session.close()
 
+    async def disconnect(self, match: Callable[[WorkerGrant], bool], reason: str) -> int:
+        """End every session (and pending registration) whose grant ``match``es; returns how many.
+
+        The dispatcher detaches each session first, so its unanswered invocations are redelivered
+        (or errored, per its rules) at once; then the stream is cancelled so nothing more reaches
+        the worker, which sees the stream end and must register again.
+        """
+        for sid in [s for s, r in self._registrations.items() if match(r.grant)]:
+            del self._registrations[sid]
+        sessions = self.dispatcher.sessions_where(lambda session: match(session.grant))
+        for session in sessions:
+            log.warning("worker %s disconnected: %s", session.instance_id, reason)
+            await self.dispatcher.detach(session, reason)
+            stream = self._streams.get(session.session_id)
+            if stream is not None:
+                stream.cancel()
+        return len(sessions)
+
     def _expire_registrations(self) -> None:
         now = time.monotonic()
         for sid in [s for s, r in self._registrations.items() if now - r.created > REGISTRATION_TTL]:

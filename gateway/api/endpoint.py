@@ -146,7 +146,8 @@ def _route(endpoint: Endpoint, runtime: Runtime) -> Route:
         body = None
         if endpoint.body is not None:
             raw = await read_json(request, limit, allow_empty=endpoint.optional_body)
-            body = None if raw is None else _validate(endpoint.body, raw)
+            # A JSON ``null`` is no body only where the body is optional; elsewhere it fails validation.
+            body = None if raw is None and endpoint.optional_body else _validate(endpoint.body, raw)
         call = Call(request, runtime, principal, path, query, body)
         return render(await endpoint.handler(call), endpoint.status)
 

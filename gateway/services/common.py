@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,13 +18,27 @@ from gateway.problems import GatewayError, MethodNotAllowed, NotFound
 log = logging.getLogger("gateway.services")
 
 
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    return problem_response(exc, request.url.path)
+ProblemRenderer = Callable[[GatewayError, str], Response]
 
 
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+def _handlers(render: ProblemRenderer) -> dict[type[Exception], Callable[[Request, Exception], Any]]:
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return render(exc, request.url.path)
+
+    async def http_exception(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return render(_from_http_exception(request, exc), request.url.path)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Log the type and place only: request bodies and headers may hold secrets.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+        return render(GatewayError("Internal server error"), request.url.path)
+
+    return {GatewayError: gateway_error, HTTPException: http_exception, Exception: unexpected}
+
+
+def _from_http_exception(request: Request, exc: HTTPException) -> GatewayError:
     error: GatewayError
     if exc.status_code == 405:
         error = MethodNotAllowed(f"Method {request.method} is not supported for {request.url.path}")
@@ -33,21 +48,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     else:
         error = GatewayError(str(exc.detail))
         error.status = exc.status_code
-    return problem_response(error, request.url.path)
+    return error
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Log the type and place only: request bodies and headers may hold secrets.
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
-    return problem_response(GatewayError("Internal server error"), request.url.path)
-
-
-def build_service_app(routes: Sequence[BaseRoute]) -> Starlette:
-    return Starlette(
-        routes=list(routes),
-        exception_handlers={
-            GatewayError: _gateway_error,
-            HTTPException: _http_exception,
-            Exception: _unexpected,
-        },
-    )
+def build_service_app(routes: Sequence[BaseRoute], render: ProblemRenderer = problem_response) -> Starlette:
+    """``render`` turns every error into the response (problem+json by default)."""
+    return Starlette(routes=list(routes), exception_handlers=_handlers(render))

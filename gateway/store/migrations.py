@@ -41,9 +41,14 @@ async def _control_plane(conn: AsyncConnection) -> None:
     await conn.run_sync(create)
 
 
+async def _clusters(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: schema.clusters.create(sync, checkfirst=True))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts and api keys", _initial),
     Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
+    Migration(3, "SIS clusters and their credential hashes", _clusters),
 )
 
 

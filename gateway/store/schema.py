@@ -145,3 +145,21 @@ CONTROL_PLANE_TABLES = (
     registry_credentials,
     assets,
 )
+
+# --- SIS cluster registry (migration 3) -----------------------------------------------------------
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", String(36), primary_key=True),
+    Column("nca_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("group_name", String(128), nullable=False),
+    # sha256 of the cluster credential (``nvcc-…``): the value itself is never stored.
+    Column("credential_hash", String(64), nullable=False, unique=True),
+    # The registration as accepted (camelCase JSON): region, gpus, authorizedNCAIds, ….
+    Column("spec", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ux_clusters_nca_name", "nca_id", "name", unique=True),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from gateway.app import Gateway
+from gateway.services.clusters.offers import RegistryClusterDirectory
 from gateway.services.functions.cluster_groups import (
     ClusterDirectory,
     ClusterDto,
@@ -35,8 +36,10 @@ class StaticDirectory:
 async def test_operator_sees_no_groups_by_default(
     gateway: Gateway, api: httpx.AsyncClient, operator: dict[str, str]
 ) -> None:
-    assert isinstance(gateway.runtime.clusters, EmptyClusterDirectory)
+    # The SIS registry is the directory; with no cluster registered it knows no groups.
+    assert isinstance(gateway.runtime.clusters, RegistryClusterDirectory)
     assert isinstance(gateway.runtime.clusters, ClusterDirectory)
+    assert isinstance(EmptyClusterDirectory(), ClusterDirectory)
     response = await api.get(PATH, headers=operator)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"

@@ -4,9 +4,9 @@ JWT-only scope ``list_cluster_groups`` (NVCF's ``ClusterGroupController``). The 
 ``IcmsStubService.ClusterGroupsResponse``: ``{"clusterGroups": [{id, name, ncaId, authorizedNcaIds,
 gpus: [{name, instanceTypes: [{name, description, default}]}], clusters: [{id, name, k8sVersion}]}]}``.
 
-The groups come from a ``ClusterDirectory`` held on ``Runtime.clusters``. Until the SIS cluster
-registry is plugged in (a later issue), ``EmptyClusterDirectory`` knows no clusters and the answer
-is ``{"clusterGroups": []}``.
+The groups come from a ``ClusterDirectory`` held on ``Runtime.clusters``: the SIS registry's
+``RegistryClusterDirectory`` (``gateway.services.clusters.offers``); with no cluster registered the
+answer is ``{"clusterGroups": []}``. ``EmptyClusterDirectory`` knows no clusters at all.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class ClusterGroupsResponse(ApiModel):
 
 @runtime_checkable
 class ClusterDirectory(Protocol):
-    """Where the control plane learns which cluster groups exist (SIS in a later issue)."""
+    """Where the control plane learns which cluster groups exist (the SIS registry)."""
 
     async def cluster_groups(self, nca_id: str) -> list[ClusterGroupDto]:
         """The groups ``nca_id`` may deploy to: its own and those that authorize it."""

@@ -260,9 +260,9 @@ class DeleteDeploymentQuery(ApiModel):
     graceful: bool = False
 
 
-# The seam for the cluster registry (a later issue): called with the caller's account and the
-# specifications before anything is written; raises ``gateway.problems.BadRequest`` for a GPU or
-# instance type no cluster offers. The default accepts every name.
+# Called with the caller's account and the specifications before anything is written; raises
+# ``gateway.problems.BadRequest`` for a GPU or instance type no cluster offers. The gateway uses
+# ``gateway.services.clusters.offers.ClusterGpuValidator``; ``accept_all_gpus`` accepts every name.
 GpuValidator = Callable[[str, Sequence[GpuSpecification]], Awaitable[None]]
 
 

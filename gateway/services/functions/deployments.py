@@ -19,8 +19,9 @@ Rules follow NVCF's ``FunctionDeploymentService`` and ``DeploymentValidationServ
   layer can drain or drop the version's queue.
 * **Invocation view**: ``routes.refresh`` runs after every write (refresh_status does it when the
   status changes; otherwise we do, since ``maxRequestConcurrency`` may have changed).
-* **GPU names** are free strings until the cluster registry exists; ``runtime.gpu_validator``
-  (default: accept all) is the one seam where it will reject unknown GPUs or instance types.
+* **GPU names** are checked by ``runtime.gpu_validator`` before anything is written: the SIS
+  registry's ``ClusterGpuValidator`` (any name while no cluster is registered; otherwise the
+  ``gpu``/``instanceType`` must be offered by a cluster the account may use, else 400).
 * **Container functions** may not carry ``configuration`` or ``helmValidationPolicy`` (Helm only),
   and ``backend`` and ``clusters`` cannot both be given (NVCF's messages).
 * **PUT** (deprecated) must list exactly as many specifications as the deployment has; with more

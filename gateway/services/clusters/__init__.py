@@ -1,0 +1,1 @@
+"""SIS (cluster management) on ``sis.<domain>``: registered clusters, their credentials and offers."""
