@@ -23,6 +23,7 @@ from protos.cfgate.worker.v1 import worker_pb2 as pb
 from protos.cfgate.worker.v1 import worker_pb2_grpc
 from tests.control.helpers import deployment_body, function_body
 from tests.e2e.conftest import LiveGateway, live_gateway  # noqa: F401  (fixture)
+from tests.e2e.test_invoke_scripted import wait_active
 from tests.sis.helpers import DEFAULT_NCA, bearer, cluster_body
 from tests.support.echo_server import EchoServer
 
@@ -126,6 +127,7 @@ async def test_cluster_worker_attaches_serves_and_is_disconnected_on_delete(
     credential = cluster["clusterCredential"]
     worker = agents.start(credential, fid, "cluster-worker")
     await wait_until(lambda: sessions(live, "cluster-worker"), "cluster worker attached")
+    await wait_active(live, fid, vid)
     (session,) = sessions(live, "cluster-worker")
     assert session.version_id == vid
     assert session.grant.metadata[CLUSTER_ID_KEY] == cluster["clusterId"]
@@ -140,7 +142,7 @@ async def test_cluster_worker_attaches_serves_and_is_disconnected_on_delete(
 
     # An invocation in flight at the cluster worker (the echo container holds it at a gate).
     async with live.client(f"{fid}.invocation.localhost") as client:
-        pending = asyncio.ensure_future(client.post("/slow?gate=held", content=b"{}", headers=bearer(key)))
+        pending = asyncio.ensure_future(client.post("/slow?seconds=120&gate=held", content=b"{}", headers=bearer(key)))
         await echo.wait_for(lambda stats: len(stats.active) == 1, WAIT)
         (request_id,) = echo.stats.active
         # A second worker (admin JWT) joins; it is idle while the cluster worker holds the request.
@@ -162,7 +164,7 @@ async def test_cluster_worker_attaches_serves_and_is_disconnected_on_delete(
         async with asyncio.timeout(WAIT):
             response = await pending
     assert response.status_code == 200, response.text
-    assert response.json() == {"slept": 1.0}
+    assert response.json() == {"slept": 120.0}
     assert response.headers["nvcf-reqid"] == request_id
     assert [s.instance_id for s in sessions(live, "jwt-worker")] == ["jwt-worker"]
 
