@@ -32,6 +32,7 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_TASKS,
     Decision,
     HostClassifier,
     HotPath,
@@ -55,7 +56,12 @@ from gateway.problems import (
 from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.functions.app import build_api_app
+from gateway.services.tasks.app import build_tasks_app
+from gateway.services.tasks.broker import TaskBroker
+from gateway.services.tasks.scheduler import TaskScheduler
+from gateway.services.tasks.service import TaskService
 from gateway.settings import Settings
+from gateway.store.tasks import TaskRepository
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
 from invoker.server import WorkerEndpoint, WorkerService
@@ -63,7 +69,12 @@ from invoker.server import WorkerEndpoint, WorkerService
 log = logging.getLogger("gateway")
 
 # Service labels served by this build; hosts of services that do not exist yet are unknown.
-SERVICE_LABELS: dict[str, int] = {"api": SERVICE_API, "invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
+SERVICE_LABELS: dict[str, int] = {
+    "api": SERVICE_API,
+    "invocation": SERVICE_INVOCATION,
+    "api-keys": SERVICE_API_KEYS,
+    "tasks": SERVICE_TASKS,
+}
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
 HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
@@ -78,6 +89,8 @@ class Gateway:
         self._invocations: InvocationService | None = None
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._task_loop: asyncio.Task[None] | None = None
+        self.tasks: TaskService | None = None
         self._invoke_mask = 0
         self.grpc_port = 0
 
@@ -90,12 +103,23 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
-        self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
+        settings = self.settings
+        scheduler = TaskScheduler(
+            TaskRepository(runtime.store.engine),
+            runtime.secretbox,
+            tick=settings.task_tick_ms / 1000,
+            lost_after=settings.task_worker_lost_seconds,
+        )
+        self.tasks = TaskService(scheduler.repository, scheduler)
+        self._services = {
+            SERVICE_API_KEYS: build_apikeys_app(runtime),
+            SERVICE_API: build_api_app(runtime),
+            SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
+        }
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
-        settings = self.settings
         table = InvocationTable(settings.result_ttl_seconds)
         dispatcher = Dispatcher(
             runtime.queues,
@@ -122,10 +146,12 @@ class Gateway:
             dispatcher,
             WorkerAuthorizer(runtime.authenticator, runtime.routes, settings.region, settings.http_url),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
+            tasks=TaskBroker(scheduler, runtime.authenticator, heartbeat_interval_ms=settings.worker_heartbeat_ms),
         )
         self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
         self.grpc_port = await self._workers.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
+        self._task_loop = asyncio.create_task(scheduler.run())
 
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
@@ -135,8 +161,9 @@ class Gateway:
                 await asyncio.to_thread(self._invocations.sweep_results)
 
     async def shutdown(self) -> None:
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
+        for loop in (self._housekeeping, self._task_loop):
+            if loop is not None:
+                loop.cancel()
         if self._workers is not None:
             await self._workers.stop(grace=5)
             self._workers = None

@@ -20,6 +20,7 @@ from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
 from gateway.services.functions.routing import RoutingCache
+from gateway.services.tasks.gpus import TaskGpuValidator, accept_all_task_gpus
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
@@ -56,6 +57,8 @@ class Runtime:
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
+    # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
+    task_gpu_validator: TaskGpuValidator = accept_all_task_gpus
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

@@ -63,6 +63,10 @@ class Settings:
     max_attempts: int = 3
     worker_heartbeat_ms: int = 2000
     region: str = "local"
+    # NVCT: how often the task scheduler looks at queued and running tasks, and how long a
+    # launched task may go without a heartbeat from its worker before it is ERRORED.
+    task_tick_ms: int = 1000
+    task_worker_lost_seconds: int = 30
     # How workers reach this gateway over HTTP (input asset downloads); default http://<host>:<port>.
     public_url: str | None = None
 

@@ -41,9 +41,19 @@ async def _control_plane(conn: AsyncConnection) -> None:
     await conn.run_sync(create)
 
 
+async def _tasks(conn: AsyncConnection) -> None:
+    def create(sync: Any) -> None:
+        for table in schema.TASK_TABLES:
+            table.create(sync, checkfirst=True)
+
+    await conn.run_sync(create)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts and api keys", _initial),
     Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
+    # Version 3 is cluster management (SIS); tasks do not depend on it.
+    Migration(4, "NVCT tasks, task events, task results, task secrets", _tasks),
 )
 
 
