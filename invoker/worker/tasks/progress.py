@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 __all__ = ["Progress", "ResultScanner", "read_progress"]
+
+_FRACTION = re.compile(r"(\.\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +36,8 @@ def _rfc3339_ms(value: Any) -> int:
     text = value.strip().replace("z", "Z")
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
-    # Python < 3.11 style nanoseconds: keep at most microseconds.
-    head, dot, tail = text.partition(".")
-    if dot:
-        digits = "".join(c for c in tail if c.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
+    # RFC3339Nano has up to 9 fraction digits; datetime takes at most 6.
+    text = _FRACTION.sub(lambda m: m.group(1)[:7], text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
