@@ -271,3 +271,25 @@ async def test_worker_with_a_bad_credential_is_refused(live: Live, start_worker:
     async with asyncio.timeout(WAIT):
         assert await worker.process.wait() == 3
     assert "UNAUTHENTICATED" in worker.output()
+
+
+async def test_deleting_a_running_task_terminates_it_first(
+    live: Live, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    worker = await start_worker()
+    await _attached(live)
+    task_id = await live.create(
+        scripts.write(tmp_path, "forever", scripts.FOREVER), terminationGracePeriodDuration="PT5S"
+    )
+    await live.wait_status(task_id, {"RUNNING"})
+    pid_file = worker.work_dir / task_id / "pid"
+    async with asyncio.timeout(WAIT):
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.05)
+    pid = int(pid_file.read_text())
+    response = await live.tasks.delete(f"/v1/nvct/tasks/{task_id}", headers=live.key)
+    assert response.status_code == 204
+    async with asyncio.timeout(WAIT):
+        while _alive(pid):
+            await asyncio.sleep(0.05)
+    assert (await live.tasks.get(f"/v1/nvct/tasks/{task_id}", headers=live.key)).status_code == 404
