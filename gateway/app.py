@@ -90,6 +90,7 @@ class Gateway:
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._task_loop: asyncio.Task[None] | None = None
+        self._scheduler: TaskScheduler | None = None
         self.tasks: TaskService | None = None
         self._invoke_mask = 0
         self.grpc_port = 0
@@ -110,6 +111,7 @@ class Gateway:
             tick=settings.task_tick_ms / 1000,
             lost_after=settings.task_worker_lost_seconds,
         )
+        self._scheduler = scheduler
         self.tasks = TaskService(scheduler.repository, scheduler)
         self._services = {
             SERVICE_API_KEYS: build_apikeys_app(runtime),
@@ -161,9 +163,15 @@ class Gateway:
                 await asyncio.to_thread(self._invocations.sweep_results)
 
     async def shutdown(self) -> None:
-        for loop in (self._housekeeping, self._task_loop):
-            if loop is not None:
-                loop.cancel()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._task_loop is not None and self._scheduler is not None:
+            self._scheduler.close()
+            try:
+                await asyncio.wait_for(self._task_loop, 10)
+            except TimeoutError:
+                log.warning("task scheduler did not stop in time")
+            self._task_loop = None
         if self._workers is not None:
             await self._workers.stop(grace=5)
             self._workers = None

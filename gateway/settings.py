@@ -111,6 +111,8 @@ class Settings:
             raise SettingsError("asset URL lifetime must be at least 60 s")
         if self.max_asset_bytes < 1:
             raise SettingsError("the asset size limit must be at least 1 byte")
+        if self.task_tick_ms < 10 or self.task_worker_lost_seconds < 1:
+            raise SettingsError("task_tick_ms must be at least 10 and task_worker_lost_seconds at least 1")
         self.trusted_issuer_map()
         return self
 

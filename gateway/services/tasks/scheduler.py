@@ -99,6 +99,7 @@ class TaskScheduler:
         self.sessions: dict[str, TaskWorkerSession] = {}
         self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._closing = False
 
     # --- sessions -------------------------------------------------------------------------------
 
@@ -174,12 +175,19 @@ class TaskScheduler:
 
     # --- the pass -------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """End ``run`` after the pass in progress (never cancel it mid-query: the store is closing)."""
+        self._closing = True
+        self._kick.set()
+
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.tick):
                     await self._kick.wait()
             self._kick.clear()
+            if self._closing:
+                return
             try:
                 await self.pass_once()
             except Exception:
