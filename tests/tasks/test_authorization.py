@@ -63,9 +63,18 @@ def _fill(value: object, task_id: str) -> object:
     return value
 
 
+ADMIN = "/v1/nvct/accounts/{ncaId}"
+
+
+def admin_path(path: str) -> str:
+    return ADMIN + path.removeprefix("/v1/nvct")
+
+
 def test_every_endpoint_is_in_the_matrix() -> None:
     declared = {(e.method, e.path.replace("{taskId}", "{id}"), e.scopes) for e in task_endpoints(None)}  # type: ignore[arg-type]
-    assert declared == {(c.method, c.path, (c.scope,)) for c in CASES}
+    own = {(c.method, c.path, (c.scope,)) for c in CASES}
+    mirrors = {(c.method, admin_path(c.path), (f"admin:{c.scope}",)) for c in CASES}
+    assert declared == own | mirrors
 
 
 async def _rows(gateway: Gateway) -> tuple[int, ...]:
@@ -189,3 +198,38 @@ async def test_task_key_has_no_authority_on_the_control_plane(
     assert_problem(await api.put(f"/v2/nvcf/secrets/telemetries/{uuid.uuid4()}",
                                  json={"secret": {"name": "a", "value": "b"}}, headers=task_key), 403)  # fmt: skip
     assert (await tasks.get("/v1/nvct/tasks", headers=task_key)).status_code == 200
+
+
+ADMIN_SCOPES = tuple(f"admin:{s}" for s in TASK_KEY_DEFAULT_SCOPES)
+
+
+@pytest.mark.parametrize("who", ["cross-account-admin", "task-jwt", "task-key"])
+async def test_admin_mirrors_need_admin_scopes_and_reach_any_account(
+    who: str, gateway: Gateway, tasks: httpx.AsyncClient, keys_client: httpx.AsyncClient, admin_jwt: str
+) -> None:
+    other = await _other_account_jwt(gateway, keys_client, admin_jwt)
+    if who == "cross-account-admin":
+        headers = bearer(gateway.runtime.issuer.mint(gateway.settings.admin_client_id, ADMIN_SCOPES).value)
+    elif who == "task-jwt":
+        headers = await _task_jwt(gateway, keys_client, admin_jwt)
+    else:
+        headers = await _task_key(gateway, keys_client, admin_jwt)
+    for case in CASES:
+        task_id = (await create_task(tasks, other))["id"]
+        path = str(_fill(admin_path(case.path), task_id)).replace("{ncaId}", "other-account")
+        before = await _rows(gateway)
+        response = await tasks.request(case.method, path, json=_fill(case.body, task_id), headers=headers)
+        where = f"{case.method} {path} x {who}"
+        if who != "cross-account-admin":
+            problem = assert_problem(response, 403, "forbidden")
+            assert f"admin:{case.scope}" in problem["detail"], where
+            assert await _rows(gateway) == before, where
+            continue
+        assert response.status_code == case.ok, f"{where}: {response.text}"
+        if case.method == "GET" and case.path == "/v1/nvct/tasks/{id}":
+            assert response.json()["task"]["ncaId"] == "other-account"
+        if case.method == "POST" and case.path == "/v1/nvct/tasks":
+            assert response.json()["task"]["ncaId"] == "other-account"
+    if who == "cross-account-admin":
+        unknown = await tasks.get("/v1/nvct/accounts/no-such-account/tasks", headers=headers)
+        assert assert_problem(unknown, 404)["detail"] == "Unknown account 'no-such-account'"

@@ -56,7 +56,8 @@ class ScriptedTaskWorker:
     async def close(self) -> None:
         self.out.put_nowait(None)
         self.call.cancel()
-        await self.channel.close(grace=None)
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            await self.channel.close(grace=None)
 
 
 def hello(token: str, **fields: Any) -> pb.TaskHello:

@@ -1,11 +1,13 @@
 """The tasks host's Starlette app: the ``/v1/nvct`` endpoint table and its own ``/v3/openapi``.
 
 Scopes are reference §10's; each is accepted as a JWT scope or as ``apikey:<scope>`` of a key's
-``nv-cloud-tasks`` policy (``access.TaskCredentials``).
+``nv-cloud-tasks`` policy (``access.TaskCredentials``). Every endpoint also has a cross-account
+admin mirror under ``/v1/nvct/accounts/{ncaId}`` that needs the JWT-only ``admin:<scope>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,10 +33,35 @@ from gateway.services.tasks.service import TaskService
 
 API_TITLE = "cfgate NVCT tasks"
 API_VERSION = "1.0.0"
-TASKS = "/v1/nvct/tasks"
+PREFIX = "/v1/nvct"
+TASKS = PREFIX + "/tasks"
+ADMIN_PREFIX = PREFIX + "/accounts/{ncaId}"
+
+
+def _admin_mirror(endpoint: Endpoint) -> Endpoint:
+    handler = endpoint.handler
+
+    async def mirrored(call: Call) -> Any:
+        return await handler(call)
+
+    mirrored.__name__ = f"admin_{handler.__name__}"
+    return dataclasses.replace(
+        endpoint,
+        path=ADMIN_PREFIX + endpoint.path.removeprefix(PREFIX),
+        handler=mirrored,
+        summary=f"{endpoint.summary} (any account)",
+        scopes=tuple(f"admin:{s}" for s in endpoint.scopes),
+        jwt_only=True,
+        tag="tasks-admin",
+    )
 
 
 def task_endpoints(service: TaskService) -> list[Endpoint]:
+    own = _own_endpoints(service)
+    return [*own, *(_admin_mirror(e) for e in own)]
+
+
+def _own_endpoints(service: TaskService) -> list[Endpoint]:
     async def create_task(call: Call) -> Any:
         return await service.create(call)
 

@@ -89,7 +89,12 @@ class TaskBroker:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            await self.scheduler.detach(session, reason)
+            try:
+                await self.scheduler.detach(session, reason)
+            except Exception:
+                # The store may be closing (gateway shutdown): the lost-heartbeat backstop errors the
+                # session's tasks later, on whichever node runs next.
+                log.exception("task worker %s: could not record its departure", session.instance_id)
 
     async def _read(self, session: TaskWorkerSession, messages: AsyncIterator[pb.TaskWorkerMessage]) -> None:
         try:

@@ -5,7 +5,8 @@ unknown one); cancelling a task that already ended is 400; deleting a task that 
 worker cancels it there first (SIGTERM, then SIGKILL after its grace period) and then removes
 it with its events, results and secrets (204). Secrets are sealed with the secret box (context
 ``task-secret:<taskId>:<name>``); only their names are ever shown, and only with
-``includeSecrets=true``.
+``includeSecrets=true``. The admin mirrors (``/v1/nvct/accounts/{ncaId}/…``) do the same in the
+account of the path.
 """
 
 from __future__ import annotations
@@ -41,16 +42,26 @@ class TaskService:
         self.repository = repository
         self.scheduler = scheduler
 
+    async def account(self, call: Call) -> str:
+        """The caller's account, or for the admin mirrors the ``{ncaId}`` of the path (404 if unknown)."""
+        nca_id = call.path.get("ncaId")
+        if nca_id is None:
+            return call.nca_id
+        if await call.runtime.accounts.get(nca_id) is None:
+            raise NotFound(f"Unknown account '{nca_id}'")
+        return nca_id
+
     async def _own(self, call: Call) -> Task:
         task_id = call.path["taskId"]
-        task = await self.repository.get(task_id, call.nca_id)
+        nca_id = await self.account(call)
+        task = await self.repository.get(task_id, nca_id)
         if task is None:
-            raise NotFound(f"Task '{task_id}' not found in account '{call.nca_id}'")
+            raise NotFound(f"Task '{task_id}' not found in account '{nca_id}'")
         return task
 
     async def create(self, call: Call) -> dict[str, Any]:
         request: CreateTaskRequest = call.body
-        nca_id = call.nca_id
+        nca_id = await self.account(call)
         gpu = request.gpuSpecification
         try:
             checked = call.runtime.task_gpu_validator(gpu.gpu, gpu.instanceType)
@@ -75,7 +86,7 @@ class TaskService:
     async def list(self, call: Call) -> dict[str, Any]:
         query: ListTasksQuery = call.query
         status = query.status.value if query.status else None
-        rows = await self.repository.page(call.nca_id, query.limit, task_cursor(query.cursor), status)
+        rows = await self.repository.page(await self.account(call), query.limit, task_cursor(query.cursor), status)
         shown = rows[: query.limit]
         last = f"{shown[-1].created_at}:{shown[-1].task_id}" if shown else ""
         return page("tasks", [task_dto(t) for t in shown], query.limit, len(rows) > query.limit, last)
@@ -83,7 +94,7 @@ class TaskService:
     async def bulk(self, call: Call) -> dict[str, Any]:
         request: BulkTasksRequest = call.body
         ids = [str(uuid.UUID(i)) for i in request.taskIds]
-        return {"tasks": [task_dto(t) for t in await self.repository.many(call.nca_id, ids)]}
+        return {"tasks": [task_dto(t) for t in await self.repository.many(await self.account(call), ids)]}
 
     async def get(self, call: Call) -> dict[str, Any]:
         query: GetTaskQuery = call.query
