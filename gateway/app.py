@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -33,6 +35,7 @@ from cext.hotpath import (
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
     SERVICE_SIS,
+    SERVICE_TASKS,
     Decision,
     HostClassifier,
     HotPath,
@@ -57,7 +60,14 @@ from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.clusters.app import build_sis_app
 from gateway.services.functions.app import build_api_app
+from gateway.services.tasks.app import build_tasks_app
+from gateway.services.tasks.broker import TaskBroker
+from gateway.services.tasks.scheduler import TaskScheduler
+from gateway.services.tasks.service import TaskService
+from gateway.services.tasks.workers import authorize_task_worker
 from gateway.settings import Settings
+from gateway.store.clusters import Cluster
+from gateway.store.tasks import TaskRepository
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
 from invoker.server import WorkerEndpoint, WorkerService
@@ -70,6 +80,7 @@ SERVICE_LABELS: dict[str, int] = {
     "invocation": SERVICE_INVOCATION,
     "api-keys": SERVICE_API_KEYS,
     "sis": SERVICE_SIS,
+    "tasks": SERVICE_TASKS,
 }
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
@@ -85,6 +96,9 @@ class Gateway:
         self._invocations: InvocationService | None = None
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._task_loop: asyncio.Task[None] | None = None
+        self._scheduler: TaskScheduler | None = None
+        self.tasks: TaskService | None = None
         self._invoke_mask = 0
         self.grpc_port = 0
 
@@ -103,16 +117,25 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
+        settings = self.settings
+        scheduler = TaskScheduler(
+            TaskRepository(runtime.store.engine),
+            runtime.secretbox,
+            tick=settings.task_tick_ms / 1000,
+            lost_after=settings.task_worker_lost_seconds,
+        )
+        self._scheduler = scheduler
+        self.tasks = TaskService(scheduler.repository, scheduler)
         self._services = {
             SERVICE_API_KEYS: build_apikeys_app(runtime),
             SERVICE_API: build_api_app(runtime),
             SERVICE_SIS: build_sis_app(runtime),
+            SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
         }
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
-        settings = self.settings
         table = InvocationTable(settings.result_ttl_seconds)
         dispatcher = Dispatcher(
             runtime.queues,
@@ -141,17 +164,26 @@ class Gateway:
                 runtime.authenticator, runtime.routes, settings.region, settings.http_url, runtime.cluster_registry
             ),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
+            tasks=TaskBroker(
+                scheduler,
+                runtime.authenticator,
+                heartbeat_interval_ms=settings.worker_heartbeat_ms,
+                authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry),
+            ),
         )
-        # Deleting a cluster ends its workers' sessions (their in-flight work is redelivered).
+        # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the
+        # tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(
             lambda cluster: service.disconnect(
                 lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id,
                 f"cluster {cluster.cluster_id} deleted",
             )
         )
+        runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
         self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
         self.grpc_port = await self._workers.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
+        self._task_loop = asyncio.create_task(scheduler.run())
 
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
@@ -163,6 +195,13 @@ class Gateway:
     async def shutdown(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self._task_loop is not None and self._scheduler is not None:
+            self._scheduler.close()
+            try:
+                await asyncio.wait_for(self._task_loop, 10)
+            except TimeoutError:
+                log.warning("task scheduler did not stop in time")
+            self._task_loop = None
         if self._workers is not None:
             await self._workers.stop(grace=5)
             self._workers = None
@@ -295,6 +334,15 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:
+    async def end(cluster: Cluster) -> None:
+        scheduler.disconnect(
+            lambda session: session.grant.cluster_id == cluster.cluster_id, f"cluster {cluster.cluster_id} deleted"
+        )
+
+    return end
 
 
 async def _problem(send: Send, exc: GatewayError, instance: str, *, invocation: bool = False) -> None:

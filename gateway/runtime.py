@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.assets import AssetService, LocalBlobStore, UrlSigner
@@ -16,12 +17,13 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
-from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory
+from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory, check_offered
 from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator
 from gateway.services.functions.routing import RoutingCache
+from gateway.services.tasks.gpus import TaskGpuValidator, accept_all_task_gpus
 from gateway.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
@@ -61,6 +63,8 @@ class Runtime:
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
+    # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
+    task_gpu_validator: TaskGpuValidator = accept_all_task_gpus
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -119,6 +123,7 @@ class Runtime:
             cluster_registry=ClusterRegistry(cluster_repository),
             gpu_validator=ClusterGpuValidator(cluster_repository),
             clusters=RegistryClusterDirectory(cluster_repository),
+            task_gpu_validator=partial(check_offered, cluster_repository),
         )
 
     async def close(self) -> None:

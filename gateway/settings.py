@@ -63,6 +63,10 @@ class Settings:
     max_attempts: int = 3
     worker_heartbeat_ms: int = 2000
     region: str = "local"
+    # NVCT: how often the task scheduler looks at queued and running tasks, and how long a
+    # launched task may go without a heartbeat from its worker before it is ERRORED.
+    task_tick_ms: int = 1000
+    task_worker_lost_seconds: int = 30
     # How workers reach this gateway over HTTP (input asset downloads); default http://<host>:<port>.
     public_url: str | None = None
 
@@ -107,6 +111,8 @@ class Settings:
             raise SettingsError("asset URL lifetime must be at least 60 s")
         if self.max_asset_bytes < 1:
             raise SettingsError("the asset size limit must be at least 1 byte")
+        if self.task_tick_ms < 10 or self.task_worker_lost_seconds < 1:
+            raise SettingsError("task_tick_ms must be at least 10 and task_worker_lost_seconds at least 1")
         self.trusted_issuer_map()
         return self
 

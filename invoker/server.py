@@ -33,6 +33,11 @@ MAX_MESSAGE_BYTES = 80 << 20
 
 # (credential, register request) → what the worker may serve; raises WorkerRejected.
 WorkerAuthorizer = Callable[[str, pb.RegisterRequest], Awaitable[WorkerGrant]]
+# Serves one task worker's Tasks stream (the gateway's task broker).
+TaskStreams = Callable[
+    [AsyncIterator[pb.TaskWorkerMessage], "grpc.aio.ServicerContext[object, object]"],
+    AsyncIterator[pb.TaskGatewayMessage],
+]
 
 
 @dataclass(slots=True)
@@ -58,8 +63,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         *,
         heartbeat_interval_ms: int = 2000,
         max_direct_response_bytes: int = 5 * 1024 * 1024,
+        tasks: TaskStreams | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self._tasks = tasks
         self._authorize = authorize
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.max_direct_response_bytes = max_direct_response_bytes
@@ -122,6 +129,15 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             self._streams.pop(session.session_id, None)
             reader.cancel()
             await self.dispatcher.detach(session, reason)
+
+    async def Tasks(
+        self, request_iterator: AsyncIterator[pb.TaskWorkerMessage], context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.TaskGatewayMessage]:
+        if self._tasks is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this gateway runs no tasks")
+            return
+        async for message in self._tasks(request_iterator, context):
+            yield message
 
     async def _read(self, session: WorkerSession, messages: AsyncIterator[pb.WorkerMessage]) -> None:
         try:

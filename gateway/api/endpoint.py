@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 Handler = Callable[["Call"], Awaitable[Any]]
+# How a host turns the request's bearer into a principal (the NVCT host reads keys its own way).
+Authenticate = Callable[[Request, "Runtime"], Awaitable[Principal]]
 
 # Path parameters that NVCF types as UUIDs: anything else in this set is a 400.
 UUID_PARAMS = frozenset(
@@ -42,6 +44,7 @@ UUID_PARAMS = frozenset(
         "assetId",
         "telemetryId",
         "registryCredentialId",
+        "taskId",
     }
 )
 _PARAM = re.compile(r"{(\w+)}")
@@ -132,14 +135,14 @@ def render(result: Any, status: int) -> Response:
     return JSONResponse(result, status_code=status)
 
 
-def _route(endpoint: Endpoint, runtime: Runtime) -> Route:
+def _route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticate) -> Route:
     limit = runtime.settings.max_control_body_bytes
     names = endpoint.path_params
 
     async def handle(request: Request) -> Response:
         principal = None
         if endpoint.scopes:
-            principal = await required_principal(request, runtime)
+            principal = await authenticate(request, runtime)
             require_any_scope(principal, endpoint.scopes, jwt_only=endpoint.jwt_only)
         path = parse_path(request.path_params, names)
         query = _validate(endpoint.query, dict(request.query_params)) if endpoint.query else None
@@ -155,5 +158,7 @@ def _route(endpoint: Endpoint, runtime: Runtime) -> Route:
     return Route(endpoint.path, handle, methods=[endpoint.method])
 
 
-def build_routes(endpoints: Sequence[Endpoint], runtime: Runtime) -> list[Route]:
-    return [_route(endpoint, runtime) for endpoint in endpoints]
+def build_routes(
+    endpoints: Sequence[Endpoint], runtime: Runtime, authenticate: Authenticate = required_principal
+) -> list[Route]:
+    return [_route(endpoint, runtime, authenticate) for endpoint in endpoints]

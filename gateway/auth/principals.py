@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cext.hotpath import KIND_API_KEY, KIND_JWT, AuthorityTable, Principal
-from gateway.auth.scopes import FUNCTIONS_PRODUCT, apikey_authorities, jwt_authorities
+from gateway.auth.scopes import FUNCTIONS_PRODUCT, TASKS_PRODUCT, apikey_authorities, jwt_authorities
 from gateway.store.apikeys import ApiKeyRecord
 
 
@@ -91,3 +91,30 @@ def _function_grants(resources: Iterable[dict[str, Any]]) -> dict[str, frozenset
             current = versions.get(fid)
             versions[fid] = (current or set()) | {vid}
     return {fid: (None if v is None else frozenset(v)) for fid, v in versions.items()}
+
+
+def tasks_view(record: ApiKeyRecord, table: AuthorityTable) -> Principal:
+    """The same key as the NVCT host sees it: scopes of its ``nv-cloud-tasks`` policies only.
+
+    NVCT evaluates keys in the ``nvct`` namespace, whose answer carries the tasks policy alone, so
+    a functions key has no task authority there (and a task key none on the control plane). A
+    policy without the ``{"type":"account-tasks","id":"*"}`` resource grants nothing.
+    """
+    scopes: list[str] = []
+    for policy in policies_of(record.authorizations):
+        if policy.get("product") != TASKS_PRODUCT:
+            continue
+        resources = [r for r in policy.get("resources", []) if isinstance(r, dict)]
+        if _has(resources, "account-tasks"):
+            scopes.extend(s for s in policy.get("scopes", []) if isinstance(s, str))
+    authorities = apikey_authorities(scopes)
+    return Principal(
+        KIND_API_KEY,
+        record.owner_id,
+        record.nca_id,
+        authorities,
+        table.mask(authorities),
+        key_id=record.id,
+        expires_at=record.expires_at / 1000,
+        account_tasks=bool(scopes),
+    )

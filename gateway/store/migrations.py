@@ -45,10 +45,19 @@ async def _clusters(conn: AsyncConnection) -> None:
     await conn.run_sync(lambda sync: schema.clusters.create(sync, checkfirst=True))
 
 
+async def _tasks(conn: AsyncConnection) -> None:
+    def create(sync: Any) -> None:
+        for table in schema.TASK_TABLES:
+            table.create(sync, checkfirst=True)
+
+    await conn.run_sync(create)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts and api keys", _initial),
     Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
     Migration(3, "SIS clusters and their credential hashes", _clusters),
+    Migration(4, "NVCT tasks, task events, task results, task secrets", _tasks),
 )
 
 

@@ -163,3 +163,66 @@ clusters = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ux_clusters_nca_name", "nca_id", "name", unique=True),
 )
+
+# --- NVCT tasks (migration 4) ----------------------------------------------------------------------
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("nca_id", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("status", String(40), nullable=False),
+    # The CreateTaskRequest as accepted (camelCase JSON, defaults filled in), secrets removed.
+    Column("spec", JSON, nullable=False),
+    Column("percent_complete", Integer, nullable=True),
+    # The worker instance running it ({instanceId, gpu, instanceType, clusterId}), once launched.
+    Column("instance", JSON, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("launched_at", BigInteger, nullable=True),
+    Column("last_heartbeat_at", BigInteger, nullable=True),
+    # The progress file's lastUpdatedAt as last reported.
+    Column("last_progress_at", BigInteger, nullable=True),
+    Index("ix_tasks_nca_created", "nca_id", "created_at"),
+    Index("ix_tasks_status", "status"),
+)
+
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("nca_id", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    # Order within a task (created_at alone ties within a millisecond).
+    Column("seq", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_task_events_task", "task_id", "seq"),
+)
+
+task_results = Table(
+    "task_results",
+    metadata,
+    Column("result_id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("nca_id", String(64), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_task_results_task", "task_id", "seq"),
+    Index("ux_task_results_name", "task_id", "name", unique=True),
+)
+
+# Secret values encrypted at rest (context ``task-secret:<taskId>:<name>``); only names are shown.
+task_secrets = Table(
+    "task_secrets",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("name", String(48), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+TASK_TABLES = (tasks, task_events, task_results, task_secrets)

@@ -129,8 +129,13 @@ async def _run(config: WorkerConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if "--tasks" in arguments or _flag(os.environ.get(ENV_PREFIX + "TASKS", "")):
+        from invoker.worker.tasks.cli import main as tasks_main
+
+        return tasks_main(arguments)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -11,8 +11,23 @@ class ResultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DIRECT: _ClassVar[ResultKind]
     LARGE_RESULT: _ClassVar[ResultKind]
+
+class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATE_UNSPECIFIED: _ClassVar[TaskState]
+    TASK_RUNNING: _ClassVar[TaskState]
+    TASK_COMPLETED: _ClassVar[TaskState]
+    TASK_ERRORED: _ClassVar[TaskState]
+    TASK_CANCELED: _ClassVar[TaskState]
+    TASK_EXCEEDED_MAX_RUNTIME_DURATION: _ClassVar[TaskState]
 DIRECT: ResultKind
 LARGE_RESULT: ResultKind
+TASK_STATE_UNSPECIFIED: TaskState
+TASK_RUNNING: TaskState
+TASK_COMPLETED: TaskState
+TASK_ERRORED: TaskState
+TASK_CANCELED: TaskState
+TASK_EXCEEDED_MAX_RUNTIME_DURATION: TaskState
 
 class RegisterRequest(_message.Message):
     __slots__ = ("credential", "function_id", "version_id", "instance_id", "max_concurrency", "gpu", "instance_type", "backend", "location", "cluster_id", "labels")
@@ -201,3 +216,127 @@ class WorkerMessage(_message.Message):
     heartbeat: bool
     draining: bool
     def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ...) -> None: ...
+
+class TaskHello(_message.Message):
+    __slots__ = ("credential", "instance_id", "gpu", "instance_type", "cluster_id", "backend", "max_tasks", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    GPU_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    MAX_TASKS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    credential: str
+    instance_id: str
+    gpu: str
+    instance_type: str
+    cluster_id: str
+    backend: str
+    max_tasks: int
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, credential: _Optional[str] = ..., instance_id: _Optional[str] = ..., gpu: _Optional[str] = ..., instance_type: _Optional[str] = ..., cluster_id: _Optional[str] = ..., backend: _Optional[str] = ..., max_tasks: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TaskWelcome(_message.Message):
+    __slots__ = ("session_id", "heartbeat_interval_ms")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    heartbeat_interval_ms: int
+    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+
+class TaskAssignment(_message.Message):
+    __slots__ = ("task_id", "nca_id", "name", "container_image", "container_args", "environment", "max_runtime_ms", "termination_grace_ms", "secrets_json", "launched_at_ms")
+    class EnvironmentEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NCA_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ARGS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TERMINATION_GRACE_MS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_JSON_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    nca_id: str
+    name: str
+    container_image: str
+    container_args: str
+    environment: _containers.ScalarMap[str, str]
+    max_runtime_ms: int
+    termination_grace_ms: int
+    secrets_json: bytes
+    launched_at_ms: int
+    def __init__(self, task_id: _Optional[str] = ..., nca_id: _Optional[str] = ..., name: _Optional[str] = ..., container_image: _Optional[str] = ..., container_args: _Optional[str] = ..., environment: _Optional[_Mapping[str, str]] = ..., max_runtime_ms: _Optional[int] = ..., termination_grace_ms: _Optional[int] = ..., secrets_json: _Optional[bytes] = ..., launched_at_ms: _Optional[int] = ...) -> None: ...
+
+class TaskStop(_message.Message):
+    __slots__ = ("task_id", "reason")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    reason: str
+    def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TaskGatewayMessage(_message.Message):
+    __slots__ = ("welcome", "assignments", "stops", "ping")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    STOPS_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    welcome: TaskWelcome
+    assignments: _containers.RepeatedCompositeFieldContainer[TaskAssignment]
+    stops: _containers.RepeatedCompositeFieldContainer[TaskStop]
+    ping: bool
+    def __init__(self, welcome: _Optional[_Union[TaskWelcome, _Mapping]] = ..., assignments: _Optional[_Iterable[_Union[TaskAssignment, _Mapping]]] = ..., stops: _Optional[_Iterable[_Union[TaskStop, _Mapping]]] = ..., ping: _Optional[bool] = ...) -> None: ...
+
+class TaskUpdate(_message.Message):
+    __slots__ = ("task_id", "state", "percent_complete", "last_updated_at_ms", "message")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    state: TaskState
+    percent_complete: int
+    last_updated_at_ms: int
+    message: str
+    def __init__(self, task_id: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., percent_complete: _Optional[int] = ..., last_updated_at_ms: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class TaskResultReport(_message.Message):
+    __slots__ = ("task_id", "name", "metadata_json")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    name: str
+    metadata_json: bytes
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., metadata_json: _Optional[bytes] = ...) -> None: ...
+
+class TaskWorkerMessage(_message.Message):
+    __slots__ = ("hello", "results", "updates", "heartbeat", "running")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    hello: TaskHello
+    results: _containers.RepeatedCompositeFieldContainer[TaskResultReport]
+    updates: _containers.RepeatedCompositeFieldContainer[TaskUpdate]
+    heartbeat: bool
+    running: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hello: _Optional[_Union[TaskHello, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TaskResultReport, _Mapping]]] = ..., updates: _Optional[_Iterable[_Union[TaskUpdate, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., running: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -44,6 +44,11 @@ class WorkerServiceStub:
                 request_serializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.WorkerMessage.SerializeToString,
                 response_deserializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.GatewayMessage.FromString,
                 _registered_method=True)
+        self.Tasks = channel.stream_stream(
+                '/cfgate.worker.v1.WorkerService/Tasks',
+                request_serializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskWorkerMessage.SerializeToString,
+                response_deserializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskGatewayMessage.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -61,6 +66,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tasks(self, request_iterator, context):
+        """NVCT task workers: one stream per worker, opened with a TaskHello (no Register call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Work,
                     request_deserializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.WorkerMessage.FromString,
                     response_serializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.GatewayMessage.SerializeToString,
+            ),
+            'Tasks': grpc.stream_stream_rpc_method_handler(
+                    servicer.Tasks,
+                    request_deserializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskWorkerMessage.FromString,
+                    response_serializer=protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskGatewayMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class WorkerService:
             '/cfgate.worker.v1.WorkerService/Work',
             protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.WorkerMessage.SerializeToString,
             protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.GatewayMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tasks(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/cfgate.worker.v1.WorkerService/Tasks',
+            protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskWorkerMessage.SerializeToString,
+            protos_dot_cfgate_dot_worker_dot_v1_dot_worker__pb2.TaskGatewayMessage.FromString,
             options,
             channel_credentials,
             insecure,
