@@ -32,6 +32,9 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_NICO,
+    SERVICE_SIS,
+    SERVICE_TASKS,
     Decision,
     HostClassifier,
     HotPath,
@@ -52,6 +55,7 @@ from gateway.problems import (
     error_body,
     problem_headers,
 )
+from gateway.proxy import UpstreamProxy
 from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.functions.app import build_api_app
@@ -64,6 +68,8 @@ log = logging.getLogger("gateway")
 
 # Service labels served by this build; hosts of services that do not exist yet are unknown.
 SERVICE_LABELS: dict[str, int] = {"api": SERVICE_API, "invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
+# Services that exist here only when proxied to an upstream (settings.upstreams).
+UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "tasks": SERVICE_TASKS, "sis": SERVICE_SIS, "nico": SERVICE_NICO}
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
 HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
@@ -74,6 +80,7 @@ class Gateway:
         self.settings = settings
         self._runtime: Runtime | None = None
         self._services: dict[int, ASGIApp] = {}
+        self._proxies: dict[int, UpstreamProxy] = {}
         self._hot: HotPath | None = None
         self._invocations: InvocationService | None = None
         self._workers: WorkerEndpoint | None = None
@@ -91,7 +98,11 @@ class Gateway:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
         self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
-        classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
+        upstreams = self.settings.upstream_map()
+        timeout = self.settings.upstream_timeout_seconds
+        self._proxies = {UPSTREAM_LABELS[s]: UpstreamProxy(url, timeout=timeout) for s, url in upstreams.items()}
+        labels = {**SERVICE_LABELS, **{s: UPSTREAM_LABELS[s] for s in upstreams}}
+        classifier = HostClassifier(self.settings.domain, labels)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
@@ -135,6 +146,8 @@ class Gateway:
                 await asyncio.to_thread(self._invocations.sweep_results)
 
     async def shutdown(self) -> None:
+        for proxy in self._proxies.values():
+            proxy.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self._workers is not None:
@@ -166,7 +179,7 @@ class Gateway:
                 decision, scope, receive, send
             ):
                 return
-            service = self._services.get(decision.service)
+            service = self._proxies.get(decision.service) or self._services.get(decision.service)
             if service is None:
                 await _problem(send, NotFound("Unknown host"), scope["path"])
                 return
