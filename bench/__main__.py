@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="py-spy the gateway and worker of pexec-embedded under wrk load")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=RESULTS / "profile")
+    p.add_argument("--native", action="store_true", help="include C/Cython frames (grpc, uvloop, protobuf)")
     return parser
 
 
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         from bench.profile import profile
 
-        print(profile(args.out, args.duration))
+        print(profile(args.out, args.duration, args.native))
         return 0
     return 2
 

@@ -21,13 +21,13 @@ from bench.scenarios import Context, _pexec
 from bench.stack import start_stack
 
 
-def _record(pid: int, seconds: float, out: Path, fmt: str) -> subprocess.Popen[bytes]:
+def _record(pid: int, seconds: float, out: Path, fmt: str, native: bool = False) -> subprocess.Popen[bytes]:
     beside = Path(sys.executable).parent / "py-spy"
     spy = str(beside) if beside.exists() else tools.which("py-spy")
     if spy is None:
         raise BenchError("py-spy is not installed: pip install -e '.[bench]'")
     argv = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250"]
-    argv += ["--format", fmt, "--output", str(out), "--nonblocking", "--gil"]
+    argv += ["--format", fmt, "--output", str(out), "--nonblocking", "--gil"] + (["--native"] if native else [])
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -55,7 +55,7 @@ def summarise(collapsed: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-def profile(out: Path, seconds: float) -> str:
+def profile(out: Path, seconds: float, native: bool = False) -> str:
     out.mkdir(parents=True, exist_ok=True)
     server, client = cpu_layout()
     ctx = Context(out, server, client)
@@ -65,8 +65,8 @@ def profile(out: Path, seconds: float) -> str:
         run_wrk(target, 2, client, out)
         worker = stack.procs[-1]
         spies = {
-            "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw"),
-            "worker": _record(worker.pid, seconds, out / "worker.txt", "raw"),
+            "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw", native),
+            "worker": _record(worker.pid, seconds, out / "worker.txt", "raw", native),
         }
         meter = CpuMeter([stack.gateway, worker, stack.procs[0]])
         result: dict[str, object] = {}

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.procs import BenchError, Proc, free_port, python, wait_port
-from bench.stack import NotAvailable
+from bench.stack import Skipped
 
 ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
 
@@ -76,7 +76,7 @@ def _tree(root: int) -> set[int]:
 @contextlib.contextmanager
 def start(cpus: set[int], work_dir: Path) -> Iterator[tuple[Proc, int]]:
     if importlib.util.find_spec("ray") is None:
-        raise NotAvailable("Ray is not installed: `pip install -e '.[bench-peers]'` adds ray[serve]")
+        raise Skipped("Ray is not installed: `pip install -e '.[bench-peers]'` adds ray[serve]")
     before = listeners()
     port = free_port()
     proc = Proc("rayserve", python("bench.servers.ray_echo", "--port", str(port)), cpus, work_dir, env=ENV)

@@ -77,9 +77,9 @@ def _cpu(shares: dict[str, float]) -> str:
 def markdown(run: dict[str, Any]) -> str:
     results: Results = run["results"]
     lines = [f"# cfgate bench {run['stamp']}", "", _layout(run), ""]
-    lines += ["| scenario | peak rps | wrk p50 / p99 ms | errors | server CPU | wrk CPU "
+    lines += ["| scenario | peak rps | server CPU us/req | wrk p50 / p99 ms | errors | server CPU | wrk CPU "
               "| open 50%: p50 / p99 ms | open 100%: p50 / p99 ms | gen CPU max | notes |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, entry in results.items():
         if entry.get("status") != "ok":
             lines.append(
@@ -91,7 +91,7 @@ def markdown(run: dict[str, Any]) -> str:
             sse = entry["sse"]
             ttfe = sse["ttfe_ms"]
             lines.append(
-                f"| {name} | {sse['events_per_s']:.0f} events/s | TTFE {_ms(ttfe['p50'])} / {_ms(ttfe['p99'])} "
+                f"| {name} | {sse['events_per_s']:.0f} events/s | – | TTFE {_ms(ttfe['p50'])} / {_ms(ttfe['p99'])} "
                 f"| {sse['errors']} | {_cpu(entry['server_cpu'])} | – | – | – | {sse['generator_cpu']:.2f} "
                 f"| {sse['concurrency']} streams; {'; '.join(entry.get('notes', []))} |"
             )
@@ -142,10 +142,23 @@ def _http_row(name: str, entry: dict[str, Any]) -> str:
     gen = max([p["generator_cpu"] for p in entry["open"]] or [0.0])
     bound = " (generator-bound)" if any(p["generator_bound"] for p in entry["open"]) else ""
     return (
-        f"| {name} | {closed['rps']:.0f} | {_ms(lat['p50'])} / {_ms(lat['p99'])} | {closed['errors']} "
+        f"| {name} | {closed['rps']:.0f} | {_us_per_request(closed)} | {_ms(lat['p50'])} / {_ms(lat['p99'])} "
+        f"| {closed['errors']} "
         f"| {_cpu(closed['server_cpu'])} | {closed['generator_cpu']:.2f} | {pair(half)} | {pair(full)} "
         f"| {gen:.2f}{bound} | {'; '.join(entry.get('notes', []))} |"
     )
+
+
+def cpu_us_per_request(closed: dict[str, Any]) -> float | None:
+    """Server CPU time per request at peak: robust to a shared machine, where the share is not."""
+    if not closed.get("rps"):
+        return None
+    return float(sum(closed["server_cpu"].values()) / closed["rps"] * 1e6)
+
+
+def _us_per_request(closed: dict[str, Any]) -> str:
+    value = cpu_us_per_request(closed)
+    return "–" if value is None else f"{value:.0f}"
 
 
 def _layout(run: dict[str, Any]) -> str:

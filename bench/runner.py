@@ -16,7 +16,7 @@ from bench.loadgen.sse import run_sse
 from bench.loadgen.wrk import run_wrk
 from bench.procs import BenchError, CpuMeter
 from bench.scenarios import SCENARIOS, Context, Subject
-from bench.stack import NotAvailable
+from bench.stack import NotAvailable, Skipped
 
 GENERATOR_BOUND = 0.9  # a generator above this CPU share (of one core) may be what limits the point
 
@@ -94,6 +94,8 @@ def _scenario(name: str, plan: Plan, ctx: Context, results: dict[str, dict[str, 
                 out[subject.name]["scenario"] = name
     except NotAvailable as exc:
         out[name] = {"status": "not available in this build", "reason": str(exc)}
+    except Skipped as exc:
+        out[name] = {"status": "skipped", "reason": str(exc)}
     except BenchError as exc:
         out.setdefault(name, {"status": "failed", "reason": str(exc)})
     for value in out.values():

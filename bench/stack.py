@@ -20,6 +20,10 @@ class NotAvailable(BenchError):
     """The build under test does not offer what the scenario needs."""
 
 
+class Skipped(BenchError):
+    """An optional peer is not installed (``rayserve`` without the ``bench-peers`` extra)."""
+
+
 @dataclass
 class Stack:
     gateway: Proc
