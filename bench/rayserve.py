@@ -74,7 +74,7 @@ def _tree(root: int) -> set[int]:
 
 
 @contextlib.contextmanager
-def start(cpus: set[int], work_dir: Path) -> Iterator[tuple[Proc, int]]:
+def start(cpus: set[int], work_dir: Path) -> Iterator[tuple[Proc, int, str]]:
     if importlib.util.find_spec("ray") is None:
         raise Skipped("Ray is not installed: `pip install -e '.[bench-peers]'` adds ray[serve]")
     before = listeners()
@@ -83,9 +83,11 @@ def start(cpus: set[int], work_dir: Path) -> Iterator[tuple[Proc, int]]:
     try:
         wait_port(port, proc, timeout=180)
         time.sleep(2)  # let Ray finish binding what it binds
-        leaks = exposed(before, _tree(proc.pid))
+        pids = _tree(proc.pid)
+        leaks = exposed(before, pids)
         if leaks:
             raise BenchError(f"Ray listens beyond loopback, scenario aborted before any load: {', '.join(leaks)}")
-        yield proc, port
+        own = sum(1 for _, pid in listeners() if pid in pids)
+        yield proc, port, f"ss -tlnp: Ray's {own} listening sockets all on loopback"
     finally:
         proc.stop(timeout=30)

@@ -173,8 +173,8 @@ def proxy(ctx: Context) -> Iterator[list[Subject]]:
 
 @contextlib.contextmanager
 def ray_serve(ctx: Context) -> Iterator[list[Subject]]:
-    with rayserve.start(ctx.server_cpus, ctx.work_dir) as (proc, port):
-        yield [Subject("rayserve", _echo_body_target(port, "/echo"), [proc], notes=["Ray Serve, 1 replica"])]
+    with rayserve.start(ctx.server_cpus, ctx.work_dir) as (proc, port, checked):
+        yield [Subject("rayserve", _echo_body_target(port, "/echo"), [proc], notes=["Ray Serve, 1 replica", checked])]
 
 
 # In run order: ``direct`` after ``pexec-embedded`` so that it can be measured at half of pexec's peak.
