@@ -23,7 +23,7 @@ from bench import tools
 from bench.plot import plot
 from bench.procs import ROOT, cpu_layout
 from bench.report import markdown, targets
-from bench.runner import Plan, run, work_dir_for
+from bench.runner import Plan, generator_bound, run, work_dir_for
 from bench.scenarios import ALL, Context
 
 RESULTS = ROOT / "bench" / "results"
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="closed-loop seconds per subject (default 10, quick 1)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     p.add_argument("--keep-work", action="store_true", help="keep the processes' logs and data directories")
+    p = sub.add_parser("report", help="write the .md and .png of a results .json again (after a report change)")
+    p.add_argument("json", type=Path)
     p = sub.add_parser("profile", help="py-spy the gateway and worker of pexec-embedded under wrk load")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=RESULTS / "profile")
@@ -85,14 +87,29 @@ def command_run(args: argparse.Namespace) -> int:
     finally:
         if not args.keep_work:
             shutil.rmtree(ctx.work_dir, ignore_errors=True)
-    record.update({"results": results, "targets": targets(results), "notes": ctx.notes})
-    base = out / stamp
+    record.update({"results": results, "notes": ctx.notes})
+    write(record, out / stamp)
+    return 0
+
+
+def write(record: dict[str, Any], base: Path) -> None:
+    """The JSON (with the targets computed from the results), the markdown table, the plot."""
+    record["targets"] = targets(record["results"])
     base.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     table = markdown(record)
     base.with_suffix(".md").write_text(table)
-    plot(results, base.with_suffix(".png"), f"cfgate bench {stamp} (open loop)")
+    plot(record["results"], base.with_suffix(".png"), f"cfgate bench {record['stamp']} (open loop)")
     print(table)
     print(f"bench: wrote {base}.json, .md and .png")
+
+
+def command_report(path: Path) -> int:
+    record = json.loads(path.read_text())
+    duration = record["plan"]["open_duration"]
+    for entry in record["results"].values():
+        for point in entry.get("open", []):
+            point["generator_bound"] = generator_bound(point, duration)
+    write(record, path.with_suffix(""))
     return 0
 
 
@@ -100,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return command_run(args)
+    if args.command == "report":
+        return command_report(args.json)
     if args.command == "profile":
         from bench.profile import profile
 

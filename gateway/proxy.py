@@ -146,12 +146,16 @@ class UpstreamProxy:
         async with response:
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             try:
-                while True:
+                while not response.complete:
                     async with asyncio.timeout(self.timeout):
                         data = await response.receive()
                     if data is None:
                         break
                     await send({"type": "http.response.body", "body": data, "more_body": True})
+                else:
+                    # The rest is buffered already (all of a small answer): one last send, no waiting.
+                    await send({"type": "http.response.body", "body": await response.read()})
+                    return
             except (HttpClientError, TimeoutError) as exc:
                 log.warning("upstream %s broke its answer: %s", self.url, exc)
                 response.abort()
