@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-work", action="store_true", help="keep the processes' logs and data directories")
     p = sub.add_parser("report", help="write the .md and .png of a results .json again (after a report change)")
     p.add_argument("json", type=Path)
+    p = sub.add_parser("clients", help="the proxy's upstream client: httpx AsyncClient vs the lean httptools one")
+    p.add_argument("--duration", type=float, default=5.0)
     p = sub.add_parser("profile", help="py-spy the gateway and worker of pexec-embedded under wrk load")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=RESULTS / "profile")
@@ -119,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_run(args)
     if args.command == "report":
         return command_report(args.json)
+    if args.command == "clients":
+        from bench.clients import compare
+
+        print(json.dumps(compare(RESULTS / ".clients", args.duration), indent=2))
+        return 0
     if args.command == "profile":
         from bench.profile import profile
 
