@@ -34,6 +34,7 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_NICO,
     SERVICE_SIS,
     SERVICE_TASKS,
     Decision,
@@ -56,6 +57,7 @@ from gateway.problems import (
     error_body,
     problem_headers,
 )
+from gateway.proxy import UpstreamProxy
 from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.clusters.app import build_sis_app
@@ -82,6 +84,8 @@ SERVICE_LABELS: dict[str, int] = {
     "sis": SERVICE_SIS,
     "tasks": SERVICE_TASKS,
 }
+# Services that exist here only when proxied to an upstream (settings.upstreams).
+UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
 
 HEALTH_BODY = orjson.dumps({"status": "UP"})
 HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
@@ -92,6 +96,7 @@ class Gateway:
         self.settings = settings
         self._runtime: Runtime | None = None
         self._services: dict[int, ASGIApp] = {}
+        self._proxies: dict[int, UpstreamProxy] = {}
         self._hot: HotPath | None = None
         self._invocations: InvocationService | None = None
         self._workers: WorkerEndpoint | None = None
@@ -132,7 +137,11 @@ class Gateway:
             SERVICE_SIS: build_sis_app(runtime),
             SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
         }
-        classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
+        upstreams = self.settings.upstream_map()
+        timeout = self.settings.upstream_timeout_seconds
+        self._proxies = {UPSTREAM_LABELS[s]: UpstreamProxy(url, timeout=timeout) for s, url in upstreams.items()}
+        labels = {**SERVICE_LABELS, **{s: UPSTREAM_LABELS[s] for s in upstreams}}
+        classifier = HostClassifier(self.settings.domain, labels)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
@@ -193,6 +202,8 @@ class Gateway:
                 await asyncio.to_thread(self._invocations.sweep_results)
 
     async def shutdown(self) -> None:
+        for proxy in self._proxies.values():
+            proxy.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self._task_loop is not None and self._scheduler is not None:
@@ -231,7 +242,7 @@ class Gateway:
                 decision, scope, receive, send
             ):
                 return
-            service = self._services.get(decision.service)
+            service = self._proxies.get(decision.service) or self._services.get(decision.service)
             if service is None:
                 await _problem(send, NotFound("Unknown host"), scope["path"])
                 return

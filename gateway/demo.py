@@ -13,22 +13,19 @@ import json
 import shlex
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
+from gateway import sample
 from gateway.app import Gateway
 from gateway.asgi import Receive, Scope, Send
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
-
-FUNCTIONS_ISSUER = "nvidia-cloud-functions-ncp-service-id-aketm"
 
 
 async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,64 +98,17 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
     worker: subprocess.Popen[bytes] | None = None
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            token = (await http.post("/v1/admin/keys", headers={"Host": "api-keys.localhost"})).json()["value"]
-            admin = {"Host": "api.localhost", "Authorization": f"Bearer {token}"}
-            function = {
-                "name": "echo",
-                "inferenceUrl": "/echo",
-                "inferencePort": echo_port,
-                "containerImage": "cfgate/demo-echo:latest",
-                "health": {
-                    "protocol": "HTTP",
-                    "uri": "/health",
-                    "port": echo_port,
-                    "timeout": "PT10S",
-                    "expectedStatusCode": 200,
-                },
-            }
-            created = (await http.post("/v2/nvcf/functions", json=function, headers=admin)).json()["function"]
-            fid, vid = created["id"], created["versionId"]
-            spec = {
-                "gpu": "CPU",
-                "instanceType": "cfgate.local",
-                "minInstances": 1,
-                "maxInstances": 1,
-                "maxRequestConcurrency": 8,
-            }
-            deployed = await http.post(
-                f"/v2/nvcf/deployments/functions/{fid}/versions/{vid}",
-                json={"deploymentSpecifications": [spec]},
-                headers=admin,
-            )
-            deployed.raise_for_status()
-            _say(f"function echo registered and deployed: {fid} (version {vid})")
-            worker = subprocess.Popen(
-                [
-                    sys.executable, "-m", "invoker.worker",
-                    "--gateway", f"127.0.0.1:{gateway.grpc_port}",
-                    "--token", token,
-                    "--function-id", fid,
-                    "--inference-url", f"http://127.0.0.1:{echo_port}",
-                    "--health-url", f"http://127.0.0.1:{echo_port}/health",
-                    "--max-concurrency", "8",
-                ]
-            )  # fmt: skip
-            await _wait_active(http, admin, fid, vid)
+            token = await sample.admin_token(http)
+            function = await sample.create_function(http, token, echo_port)
+            fid = function.function_id
+            _say(f"function echo registered and deployed: {fid} (version {function.version_id})")
+            worker = subprocess.Popen(sample.worker_command(f"127.0.0.1:{gateway.grpc_port}", function, echo_port))
+            try:
+                await sample.wait_active(http, function)
+            except sample.SampleError:
+                raise SystemExit("cfgate demo: the worker did not attach within 60 s") from None
             _say("worker attached; function is ACTIVE")
-            expires = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            policy = {
-                "product": "nv-cloud-functions",
-                "scopes": ["invoke_function", "list_functions", "queue_details"],
-                "resources": [{"id": "*", "type": "account-functions"}],
-            }
-            key_headers = {
-                "Host": "api-keys.localhost",
-                "Authorization": f"Bearer {token}",
-                "Key-Issuer-Id": FUNCTIONS_ISSUER,
-                "Key-Owner-Id": "demo@cfgate.local",
-            }
-            key_body = {"description": "cfgate demo", "expires_at": expires, "authorizations": {"policies": [policy]}}
-            key = (await http.post("/v1/keys", json=key_body, headers=key_headers)).json()["value"]
+            key = await sample.invoke_key(http, token)
             request = {"message": "hello from cfgate"}
             url = f"{base}/v2/nvcf/pexec/functions/{fid}"
             invoke_headers = {"Host": "invocation.localhost", "Authorization": f"Bearer {key}"}
@@ -192,15 +142,6 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
         gateway_server.should_exit = True
         await asyncio.gather(echo_task, gateway_task, return_exceptions=True)
     return 0
-
-
-async def _wait_active(http: httpx.AsyncClient, admin: dict[str, str], fid: str, vid: str) -> None:
-    for _ in range(600):
-        got = (await http.get(f"/v2/nvcf/functions/{fid}/versions/{vid}", headers=admin)).json()
-        if got["function"]["status"] == "ACTIVE":
-            return
-        await asyncio.sleep(0.1)
-    raise SystemExit("cfgate demo: the worker did not attach within 60 s")
 
 
 def main(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:

@@ -18,6 +18,8 @@ ENV_PREFIX = "CFGATE_"
 DEFAULT_NCA_ID = "nvcf-default"
 DEFAULT_ADMIN_CLIENT_ID = "admin-issuer-proxy"
 DEFAULT_ISSUER = "http://api.nvcf.svc.cluster.local"
+# Services that may be proxied to an upstream (invocation is the gateway's own hot path).
+UPSTREAM_SERVICES = ("api", "api-keys", "tasks", "sis", "nico")
 
 
 class SettingsError(ValueError):
@@ -69,6 +71,11 @@ class Settings:
     task_worker_lost_seconds: int = 30
     # How workers reach this gateway over HTTP (input asset downloads); default http://<host>:<port>.
     public_url: str | None = None
+    # Backing services proxied to a real upstream instead of served embedded, as "service=url"
+    # pairs (CFGATE_UPSTREAMS=api-keys=http://10.0.0.7:8000,tasks=http://...), and how long an
+    # upstream may take to start answering (or pause in its answer) before a 504.
+    upstreams: tuple[str, ...] = field(default_factory=tuple)
+    upstream_timeout_seconds: int = 60
 
     @property
     def database_url(self) -> str:
@@ -98,6 +105,19 @@ class Settings:
             issuers[iss.strip()] = url.strip()
         return issuers
 
+    def upstream_map(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for pair in self.upstreams:
+            service, sep, url = pair.partition("=")
+            service, url = service.strip().lower(), url.strip()
+            if not sep or service not in UPSTREAM_SERVICES or not url.startswith("http://") or len(url) <= 7:
+                raise SettingsError(
+                    f"upstream must be 'SERVICE=http://host:port' with SERVICE one of {', '.join(UPSTREAM_SERVICES)}, "
+                    f"got {pair!r}"
+                )
+            found[service] = url
+        return found
+
     def validate(self) -> Settings:
         if not 0 <= self.port <= 65535 or not 0 <= self.grpc_port <= 65535:
             raise SettingsError("ports must be within 0..65535")
@@ -114,6 +134,9 @@ class Settings:
         if self.task_tick_ms < 10 or self.task_worker_lost_seconds < 1:
             raise SettingsError("task_tick_ms must be at least 10 and task_worker_lost_seconds at least 1")
         self.trusted_issuer_map()
+        self.upstream_map()
+        if self.upstream_timeout_seconds < 1:
+            raise SettingsError("the upstream timeout must be at least 1 s")
         return self
 
     @classmethod

@@ -141,10 +141,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
 
     async def _read(self, session: WorkerSession, messages: AsyncIterator[pb.WorkerMessage]) -> None:
         try:
+            on_message = self.dispatcher.on_worker_message
             async for message in messages:
-                await self.dispatcher.on_worker_message(session, message)
-                if message.heartbeat and not (message.starts or message.ends or message.chunks):
-                    continue
+                await on_message(session, message)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:

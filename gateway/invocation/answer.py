@@ -19,6 +19,7 @@ from invoker.lifecycle import State
 StoreResult = Callable[[Invocation, bytes], Awaitable[str]]
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"})
+_NOT_RELAYED = HOP_BY_HOP | {"nvcf-status"}
 
 
 def nvcf_status(status: int) -> bytes:
@@ -117,9 +118,18 @@ async def _stream(invocation: Invocation, send: Send, instance: str) -> str:
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in invocation.answer.headers
-        if k.lower() not in HOP_BY_HOP and not k.lower().startswith("nvcf-reqid") and k.lower() != "nvcf-status"
+        if (name := k.lower()) not in _NOT_RELAYED and not name.startswith("nvcf-reqid")
     ]
     headers += _reply_headers(invocation.request_id, status)
+    if invocation.state == State.FULFILLED and invocation.request.method != "HEAD":
+        # The whole answer is here already (the common small answer: start, chunk and end in one
+        # worker message): one send with its length instead of a chunked body and a terminator.
+        body = b"".join(invocation.drain_chunks())
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        invocation.delivered = True
+        await send({"type": "http.response.body", "body": body})
+        return Outcome.DELIVERED
     await send({"type": "http.response.start", "status": status, "headers": headers})
     invocation.delivered = True
     while True:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
 from typing import cast
 
@@ -334,6 +334,14 @@ class Response:
             self.abort()
 
 
+async def _write_stream(conn: _Connection, stream: AsyncIterable[bytes]) -> None:
+    async for piece in stream:
+        if conn.error is not None or conn.closed or conn.transport is None:
+            raise conn.error or ConnectionClosed("the container closed the connection while the body was sent")
+        if piece:
+            conn.transport.write(piece)
+
+
 class HttpClient:
     """A keep-alive connection pool to one ``host:port`` with at most ``max_connections`` in use."""
 
@@ -354,10 +362,14 @@ class HttpClient:
         target: str,
         headers: Iterable[tuple[str, str]] = (),
         body: bytes | memoryview = b"",
+        *,
+        stream: AsyncIterable[bytes] | None = None,
     ) -> Response:
         """Send a request and return once the response headers arrived (the body is read from the result).
 
-        ``headers`` are sent as given: the caller adds ``Host`` and ``Content-Length``.
+        ``headers`` are sent as given: the caller adds ``Host`` and ``Content-Length`` (or
+        ``Transfer-Encoding``). ``stream``: body pieces written as they come, after ``body`` and
+        already framed by the caller; such a request is not retried on a stale connection.
         """
         if self._closed:
             raise HttpClientError("the client is closed")
@@ -369,13 +381,15 @@ class HttpClient:
             for attempt in (0, 1):
                 conn = await self._acquire()
                 conn.send(head, body)
+                if stream is not None:
+                    await _write_stream(conn, stream)
                 try:
                     while not conn.headers_done:
                         if conn.error is not None:
                             raise conn.error
                         await conn.wait()
                 except ConnectionClosed:
-                    if attempt == 0 and conn.reused and not conn.received:
+                    if attempt == 0 and conn.reused and not conn.received and stream is None:
                         conn.abort()
                         continue  # the server had closed this idle connection: retry once on a new one
                     raise

@@ -1,0 +1,1 @@
+"""Load generators: ``wrk`` (closed loop) and an open-loop constant-rate client on uvloop."""

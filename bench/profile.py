@@ -1,0 +1,84 @@
+"""``python -m bench profile``: where the pexec path spends its time under load.
+
+Starts the pexec-embedded stack, drives it with wrk (closed loop), and records the gateway and the
+worker agent with py-spy (``--native`` off, GIL-holding samples only off: wall time of the main
+thread). Writes collapsed stacks and flame graphs under the output directory and prints the
+functions with the most self time and the most inclusive time for each process.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from bench import tools
+from bench.loadgen.wrk import run_wrk
+from bench.procs import BenchError, CpuMeter, cpu_layout
+from bench.scenarios import Context, _pexec
+from bench.stack import start_stack
+
+
+def _record(pid: int, seconds: float, out: Path, fmt: str, native: bool = False) -> subprocess.Popen[bytes]:
+    beside = Path(sys.executable).parent / "py-spy"
+    spy = str(beside) if beside.exists() else tools.which("py-spy")
+    if spy is None:
+        raise BenchError("py-spy is not installed: pip install -e '.[bench]'")
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250"]
+    argv += ["--format", fmt, "--output", str(out), "--nonblocking", "--gil"] + (["--native"] if native else [])
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def summarise(collapsed: Path, top: int = 25) -> str:
+    """Self and inclusive sample shares per function from py-spy's collapsed ("raw") output."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f for f in stack.split(";")
+        ]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    lines = [f"{total} samples", "self:"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
+    lines.append("inclusive:")
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
+    return "\n".join(lines)
+
+
+def profile(out: Path, seconds: float, native: bool = False) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    server, client = cpu_layout()
+    ctx = Context(out, server, client)
+    stack = start_stack("profile", server, client, out)
+    try:
+        target = _pexec(stack)
+        run_wrk(target, 2, client, out)
+        worker = stack.procs[-1]
+        spies = {
+            "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw", native),
+            "worker": _record(worker.pid, seconds, out / "worker.txt", "raw", native),
+        }
+        meter = CpuMeter([stack.gateway, worker, stack.procs[0]])
+        result: dict[str, object] = {}
+        load = threading.Thread(target=lambda: result.update(run_wrk(target, seconds, client, ctx.work_dir)))
+        load.start()
+        load.join()
+        shares = meter.shares()
+        for spy in spies.values():
+            spy.wait(timeout=seconds + 30)
+        report = [f"wrk: {result.get('rps')} rps, CPU shares {shares}"]
+        for name in spies:
+            report += [f"== {name}", summarise(out / f"{name}.txt")]
+        return "\n".join(report)
+    finally:
+        stack.stop()

@@ -1,0 +1,171 @@
+"""The run's verdict: DESIGN §8 targets as measured ratios, and the markdown table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Results = dict[str, dict[str, Any]]
+
+
+def _peak(results: Results, name: str) -> float | None:
+    entry = results.get(name, {})
+    return float(entry["closed"]["rps"]) if entry.get("status") == "ok" and entry.get("kind") == "http" else None
+
+
+def _point(results: Results, name: str, label: str) -> dict[str, Any] | None:
+    entry = results.get(name, {})
+    if entry.get("status") != "ok" or entry.get("kind") != "http":
+        return None
+    return next((p for p in entry["open"] if p["label"] == label), None)
+
+
+def _ratio(what: str, num: float | None, den: float | None, goal: float, unit: str = "x") -> dict[str, Any]:
+    value = None if num is None or not den else num / den
+    return {
+        "target": what,
+        "value": None if value is None else round(value, 3),
+        "goal": f">= {goal}{unit}",
+        "met": None if value is None else value >= goal,
+    }
+
+
+def _at_most(what: str, value: float | None, goal: float, unit: str) -> dict[str, Any]:
+    return {
+        "target": what,
+        "value": None if value is None else round(value, 3),
+        "goal": f"< {goal} {unit}",
+        "met": None if value is None else value < goal,
+    }
+
+
+def targets(results: Results) -> list[dict[str, Any]]:
+    """Every DESIGN §8 target with its measured value (None when a scenario did not run)."""
+    pexec = _peak(results, "pexec-embedded")
+    rows = []
+    cases = results.get("hotpath", {}).get("cases", {})
+    decide = cases.get("decide_pexec_cached_api_key", {})
+    rows.append(_at_most("hot-path decision, compiled (us)", decide.get("c_us"), 1.0, "us"))
+    rows.append(_ratio("hot-path decision, python / compiled", decide.get("py_us"), decide.get("c_us"), 5.0))
+    rows.append(_ratio("pexec-embedded / nginx proxy (rps)", pexec, _peak(results, "nginx"), 1.0))
+    rows.append(_ratio("pexec-embedded / ceiling (moonshot)", pexec, _peak(results, "ceiling"), 0.3))
+    gateway = _point(results, "pexec-embedded", "50%")
+    container = _point(results, "direct", "half-pexec-peak")
+    for q, goal in (("p50", 1.0), ("p99", 5.0)):
+        added = None
+        if gateway and container and gateway["latency_ms"][q] is not None and container["latency_ms"][q] is not None:
+            added = gateway["latency_ms"][q] - container["latency_ms"][q]
+        rows.append(_at_most(f"latency added over direct at half load, {q} (ms)", added, goal, "ms"))
+    rows.append(_ratio("pexec-redis-1p / pexec-embedded", _peak(results, "pexec-redis-1p"), pexec, 0.6))
+    rows.append(
+        _ratio(
+            "pexec-redis-2p / pexec-redis-1p", _peak(results, "pexec-redis-2p"), _peak(results, "pexec-redis-1p"), 1.7
+        )
+    )
+    rows.append(_ratio("pexec-embedded / rayserve", pexec, _peak(results, "rayserve"), 20.0))
+    rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.5))
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _cpu(shares: dict[str, float]) -> str:
+    return "+".join(f"{v:.2f}" for v in shares.values()) or "–"
+
+
+def markdown(run: dict[str, Any]) -> str:
+    results: Results = run["results"]
+    lines = [f"# cfgate bench {run['stamp']}", "", _layout(run), ""]
+    lines += ["| scenario | peak rps | server CPU us/req | wrk p50 / p99 ms | errors | server CPU | wrk CPU "
+              "| open 50%: p50 / p99 ms | open 100%: p50 / p99 ms | gen CPU max | notes |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, entry in results.items():
+        if entry.get("status") != "ok":
+            lines.append(
+                f"| {name} | – | – | – | – | – | – | – | – | {entry.get('status')}: {entry.get('reason', '')} |"
+            )
+        elif entry.get("kind") == "http":
+            lines.append(_http_row(name, entry))
+        elif entry.get("kind") == "sse":
+            sse = entry["sse"]
+            ttfe = sse["ttfe_ms"]
+            lines.append(
+                f"| {name} | {sse['events_per_s']:.0f} events/s | – | TTFE {_ms(ttfe['p50'])} / {_ms(ttfe['p99'])} "
+                f"| {sse['errors']} | {_cpu(entry['server_cpu'])} | – | – | – | {sse['generator_cpu']:.2f} "
+                f"| {sse['concurrency']} streams; {'; '.join(entry.get('notes', []))} |"
+            )
+    lines += ["", "## DESIGN §8 targets", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for row in run["targets"]:
+        met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        value = "not measured" if row["value"] is None else row["value"]
+        lines.append(f"| {row['target']} | {value} | {row['goal']} | {met} |")
+    hot = results.get("hotpath", {})
+    if hot.get("status") == "ok":
+        lines += [
+            "",
+            "## hotpath (mean per call)",
+            "",
+            "| case | python us | compiled us | speed-up |",
+            "|---|---|---|---|",
+        ]
+        for case, t in hot["cases"].items():
+            lines.append(f"| {case} | {t.get('py_us', '–')} | {t.get('c_us', '–')} | {t.get('speedup', '–')} |")
+    lines += ["", "## open loop (latency from the intended send time)", ""]
+    lines += ["| scenario | point | offered | achieved | p50 | p90 | p99 | p99.9 | errors | server CPU | gen CPU |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, entry in results.items():
+        if entry.get("status") == "ok" and entry.get("kind") == "http":
+            for p in entry["open"]:
+                lat = p["latency_ms"]
+                flag = " (generator-bound)" if p["generator_bound"] else ""
+                lines.append(
+                    f"| {name} | {p['label']} | {p['offered_rps']:.0f} | {p['achieved_rps']:.0f} | {_ms(lat['p50'])} "
+                    f"| {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['p999'])} | {p['errors']} "
+                    f"| {_cpu(p['server_cpu'])} | {p['generator_cpu']:.2f}{flag} |"
+                )
+    notes = run.get("notes") or []
+    if notes:
+        lines += ["", "## notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _http_row(name: str, entry: dict[str, Any]) -> str:
+    closed = entry["closed"]
+    lat = closed["latency_ms"]
+    half = next((p for p in entry["open"] if p["label"] == "50%"), None)
+    full = next((p for p in entry["open"] if p["label"] == "100%"), None)
+
+    def pair(point: dict[str, Any] | None) -> str:
+        return "–" if point is None else f"{_ms(point['latency_ms']['p50'])} / {_ms(point['latency_ms']['p99'])}"
+
+    gen = max([p["generator_cpu"] for p in entry["open"]] or [0.0])
+    bound = " (generator-bound)" if any(p["generator_bound"] for p in entry["open"]) else ""
+    return (
+        f"| {name} | {closed['rps']:.0f} | {_us_per_request(closed)} | {_ms(lat['p50'])} / {_ms(lat['p99'])} "
+        f"| {closed['errors']} "
+        f"| {_cpu(closed['server_cpu'])} | {closed['generator_cpu']:.2f} | {pair(half)} | {pair(full)} "
+        f"| {gen:.2f}{bound} | {'; '.join(entry.get('notes', []))} |"
+    )
+
+
+def cpu_us_per_request(closed: dict[str, Any]) -> float | None:
+    """Server CPU time per request at peak: robust to a shared machine, where the share is not."""
+    if not closed.get("rps"):
+        return None
+    return float(sum(closed["server_cpu"].values()) / closed["rps"] * 1e6)
+
+
+def _us_per_request(closed: dict[str, Any]) -> str:
+    value = cpu_us_per_request(closed)
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _layout(run: dict[str, Any]) -> str:
+    m = run["machine"]
+    return (
+        f"{m['cpus']} usable cores; server on {m['server_cpus']}, load generator + worker agent + echo container "
+        f"on {m['client_cpus']}; loopback only; wrk {run['plan']['duration']} s closed loop (64 connections), "
+        f"open loop {run['plan']['open_duration']} s per point; hot path: {m['hotpath']}; load average at start "
+        f"{m['loadavg']}."
+    )

@@ -1,0 +1,192 @@
+"""The scenarios: what runs where, and the request each load generator repeats.
+
+A scenario is a context manager that starts its processes (server side pinned to the server
+cores; load generator, worker agent, echo container and helpers on the client cores) and yields
+the *subjects* to measure — usually one, two when a peer is measured on the same layout (``proxy``
+yields cfgate's proxy and nginx). Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import nginx, rayserve, redis
+from bench.loadgen.target import Target, body_1k
+from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
+from bench.stack import Stack, start_gateway, start_stack
+
+
+@dataclass
+class Context:
+    work_dir: Path
+    server_cpus: set[int]
+    client_cpus: set[int]
+    notes: list[str] = field(default_factory=list)
+
+    def pair_cpus(self) -> set[int]:
+        """Cores for two server processes: the server core and one more (the client's on 2 cores)."""
+        import os
+
+        usable = sorted(os.sched_getaffinity(0))
+        spare = [c for c in usable if c not in self.server_cpus | self.client_cpus]
+        return self.server_cpus | {(spare or sorted(self.client_cpus))[0]}
+
+
+@dataclass
+class Subject:
+    name: str
+    target: Target
+    server: list[Proc]
+    kind: str = "http"  # "http": wrk + open loop; "sse": streams
+    # Run after the warm-up; raises NotAvailable when the build does not do what the scenario measures.
+    check: Callable[[], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+Scenario = Callable[[Context], contextlib.AbstractContextManager[list[Subject]]]
+
+
+def _echo_body_target(port: int, path: str = "/echo", host: str = "", headers: dict[str, str] | None = None) -> Target:
+    return Target(port, path, "POST", host, headers or {}, body_1k())
+
+
+@contextlib.contextmanager
+def ceiling(ctx: Context) -> Iterator[list[Subject]]:
+    port = free_port()
+    proc = Proc("ceiling", python("bench.servers.ceiling", "--port", str(port)), ctx.server_cpus, ctx.work_dir)
+    try:
+        wait_port(port, proc)
+        yield [Subject("ceiling", Target(port, "/", "GET"), [proc], notes=["13-byte GET, as DESIGN §8"])]
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def direct(ctx: Context) -> Iterator[list[Subject]]:
+    port = free_port()
+    proc = Proc("direct-echo", python("bench.servers.echo", "--port", str(port)), ctx.server_cpus, ctx.work_dir)
+    try:
+        wait_port(port, proc)
+        yield [Subject("direct", _echo_body_target(port), [proc])]
+    finally:
+        proc.stop()
+
+
+def _pexec(stack: Stack) -> Target:
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    path = f"/v2/nvcf/pexec/functions/{stack.function.function_id}"
+    return _echo_body_target(stack.port, path, "invocation.localhost", headers)
+
+
+def _tlb(stack: Stack, path: str = "/echo", method: str = "POST") -> Target:
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    host = f"{stack.function.function_id}.invocation.localhost"
+    if method == "GET":
+        return Target(stack.port, path, "GET", host, {**headers, "Accept": "text/event-stream"})
+    return _echo_body_target(stack.port, path, host, headers)
+
+
+@contextlib.contextmanager
+def _stack(ctx: Context, name: str, **kwargs: object) -> Iterator[Stack]:
+    stack = start_stack(name, ctx.server_cpus, ctx.client_cpus, ctx.work_dir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@contextlib.contextmanager
+def pexec_embedded(ctx: Context) -> Iterator[list[Subject]]:
+    with _stack(ctx, "pexec-embedded") as stack:
+        yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway])]
+
+
+@contextlib.contextmanager
+def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
+    with _stack(ctx, "tlb-embedded") as stack:
+        yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway])]
+
+
+def _redis_scenario(processes: int) -> Scenario:
+    name = f"pexec-redis-{processes}p"
+
+    @contextlib.contextmanager
+    def scenario(ctx: Context) -> Iterator[list[Subject]]:
+        server = redis.start(ctx.client_cpus, ctx.work_dir, name)
+        try:
+            extra = ["--redis", server.url]
+            cpus = ctx.server_cpus
+            notes = []
+            if processes > 1:
+                extra += ["--processes", str(processes)]
+                cpus = ctx.pair_cpus()
+                if cpus & ctx.client_cpus:
+                    notes.append("second gateway process shares a core with the load generator (2-core machine)")
+            ctx_cpus = Context(ctx.work_dir, cpus, ctx.client_cpus)
+            with _stack(ctx_cpus, name, extra=extra) as stack:
+                check = lambda: redis.require_streams(server, name)  # noqa: E731
+                yield [Subject(name, _pexec(stack), [stack.gateway, server.proc], check=check, notes=notes)]
+        finally:
+            server.proc.stop()
+
+    return scenario
+
+
+@contextlib.contextmanager
+def sse(ctx: Context) -> Iterator[list[Subject]]:
+    with _stack(ctx, "sse") as stack:
+        path = "/sse?events=100"
+        direct_target = Target(stack.echo_port, path, "GET", headers={"Accept": "text/event-stream"})
+        yield [
+            Subject("sse", _tlb(stack, path, "GET"), [stack.gateway], kind="sse", notes=["TLB, 100 events/stream"]),
+            Subject("sse-direct", direct_target, [stack.procs[0]], kind="sse", notes=["the container, no gateway"]),
+        ]
+
+
+@contextlib.contextmanager
+def proxy(ctx: Context) -> Iterator[list[Subject]]:
+    upstream_port = free_port()
+    upstream = Proc(
+        "proxy-upstream", python("bench.servers.echo", "--port", str(upstream_port)), ctx.client_cpus, ctx.work_dir
+    )
+    procs = [upstream]
+    try:
+        wait_port(upstream_port, upstream)
+        env = {"CFGATE_UPSTREAMS": f"api-keys=http://{LOOPBACK}:{upstream_port}"}
+        gateway, port, _ = start_gateway("proxy", ctx.server_cpus, ctx.work_dir, env=env)
+        procs.append(gateway)
+        subjects = [Subject("proxy", _echo_body_target(port, "/v1/echo", "api-keys.localhost"), [gateway])]
+        if nginx.available():
+            server, nginx_port = nginx.start(ctx.server_cpus, ctx.work_dir, upstream_port)
+            procs.append(server)
+            subjects.append(Subject("nginx", _echo_body_target(nginx_port, "/v1/echo"), [server]))
+        else:
+            ctx.notes.append(f"nginx: {nginx.missing_reason()}")
+        yield subjects
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+@contextlib.contextmanager
+def ray_serve(ctx: Context) -> Iterator[list[Subject]]:
+    with rayserve.start(ctx.server_cpus, ctx.work_dir) as (proc, port, checked):
+        yield [Subject("rayserve", _echo_body_target(port, "/echo"), [proc], notes=["Ray Serve, 1 replica", checked])]
+
+
+# In run order: ``direct`` after ``pexec-embedded`` so that it can be measured at half of pexec's peak.
+SCENARIOS: dict[str, Scenario] = {
+    "ceiling": ceiling,
+    "pexec-embedded": pexec_embedded,
+    "direct": direct,
+    "tlb-embedded": tlb_embedded,
+    "pexec-redis-1p": _redis_scenario(1),
+    "pexec-redis-2p": _redis_scenario(2),
+    "sse": sse,
+    "proxy": proxy,
+    "rayserve": ray_serve,
+}
+ALL = [*SCENARIOS, "hotpath"]

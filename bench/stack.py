@@ -1,0 +1,100 @@
+"""A real cfgate stack: ``cfgate serve`` (server cores), echo container + ``cfgate worker`` (client
+cores), and a function, deployment and invoke key created through the API (``gateway.sample``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.procs import LOOPBACK, BenchError, Proc, free_port, python, wait_port
+from gateway import sample
+
+WORKER_CONCURRENCY = 128  # credits: more than the 64 client connections, so the worker never limits
+
+
+class NotAvailable(BenchError):
+    """The build under test does not offer what the scenario needs."""
+
+
+class Skipped(BenchError):
+    """An optional peer is not installed (``rayserve`` without the ``bench-peers`` extra)."""
+
+
+@dataclass
+class Stack:
+    gateway: Proc
+    port: int
+    grpc_port: int
+    echo_port: int
+    function: sample.SampleFunction
+    key: str
+    procs: list[Proc] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def start_gateway(
+    name: str,
+    server_cpus: set[int],
+    work_dir: Path,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> tuple[Proc, int, int]:
+    port, grpc_port = free_port(), free_port()
+    argv = python("gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port))
+    argv += ["--data-dir", str(work_dir / f"{name}-data"), "--log-level", "warning", *extra]
+    gateway = Proc(name, argv, server_cpus, work_dir, env=env)
+    try:
+        wait_port(port, gateway)
+    except BenchError as exc:
+        gateway.stop()
+        if gateway.popen.returncode == 2:  # a SettingsError: this build refuses the configuration
+            raise NotAvailable(gateway.output(400).strip().splitlines()[-1]) from exc
+        raise
+    return gateway, port, grpc_port
+
+
+def start_stack(
+    name: str,
+    server_cpus: set[int],
+    client_cpus: set[int],
+    work_dir: Path,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Stack:
+    procs: list[Proc] = []
+    try:
+        echo_port = free_port()
+        echo = Proc(f"{name}-echo", python("bench.servers.echo", "--port", str(echo_port)), client_cpus, work_dir)
+        procs.append(echo)
+        gateway, port, grpc_port = start_gateway(name, server_cpus, work_dir, extra, env)
+        procs.append(gateway)
+        wait_port(echo_port, echo)
+        function, key = asyncio.run(_create(port, echo_port))
+        worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
+        worker_argv += ["--log-level", "WARNING"]
+        procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir))
+        asyncio.run(_wait_active(port, function))
+    except BaseException:
+        for proc in reversed(procs):
+            proc.stop()
+        raise
+    return Stack(gateway, port, grpc_port, echo_port, function, key, procs)
+
+
+async def _create(port: int, echo_port: int) -> tuple[sample.SampleFunction, str]:
+    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+        token = await sample.admin_token(http)
+        function = await sample.create_function(http, token, echo_port, max_concurrency=WORKER_CONCURRENCY)
+        return function, await sample.invoke_key(http, token, "bench@cfgate.local")
+
+
+async def _wait_active(port: int, function: sample.SampleFunction) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+        await sample.wait_active(http, function)
