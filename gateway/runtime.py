@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
+
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.assets import AssetService, LocalBlobStore, UrlSigner
 from gateway.auth.authenticator import Authenticator
@@ -16,6 +18,7 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.redis_client import connect
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
@@ -28,7 +31,10 @@ from gateway.store.assets import AssetRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
+from invoker.presence import Presence
 from invoker.queues import InvocationQueue, MemoryQueue
+from invoker.queues.redis import RedisQueue
+from invoker.wire import RequestCodec
 
 log = logging.getLogger("gateway")
 
@@ -56,10 +62,18 @@ class Runtime:
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
+    # With --redis: the shared client, and this process's id and liveness key (invoker.presence).
+    redis: Redis | None = None
+    presence: Presence | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        redis = connect(settings.redis) if settings.redis else None
+        presence = Presence(redis) if redis is not None else None
+        queues: InvocationQueue = MemoryQueue()
+        if redis is not None and presence is not None:
+            queues = RedisQueue(redis, presence, codec=RequestCodec())
         store = await open_store(settings.database_url)
         try:
             accounts = AccountRepository(store.engine)
@@ -86,6 +100,8 @@ class Runtime:
             )
         except BaseException:
             await store.close()
+            if redis is not None:
+                await redis.aclose()
             raise
         issuer = TokenIssuer(keyring, settings.issuer, settings.admin_token_ttl_seconds)
         verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
@@ -108,10 +124,14 @@ class Runtime:
             instances=instances,
             routes=routes,
             catalog=catalog,
-            queues=MemoryQueue(),
+            queues=queues,
             assets=assets,
             gpu_validator=accept_all_gpus,
+            redis=redis,
+            presence=presence,
         )
 
     async def close(self) -> None:
         await self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -9,8 +9,8 @@ the same protocol. The invoker never imports the gateway: entries carry ids and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 

@@ -360,4 +360,4 @@ class RedisQueue:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
