@@ -95,6 +95,7 @@ class RedisQueue:
         self._versions: dict[str, str] = {}  # request id → version, for those this process touched
         self._watched: dict[str, Callable[[], None]] = {}
         self._retry: list[tuple[str, str]] = []  # ("ack" | "requeue", request id) that met an outage
+        self._suspects: set[tuple[str, str]] = set()  # (version, process) seen dead once
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -318,7 +319,15 @@ class RedisQueue:
                 continue
             alive = await self._call(lambda n=names: self.presence.alive_many(n))  # type: ignore[misc]
             for name in names:
-                if not alive[name]:
+                suspect = (version_id, name)
+                if alive[name]:
+                    self._suspects.discard(suspect)
+                elif suspect not in self._suspects:
+                    # Dead on two looks in a row: a key that lapsed while Redis itself was away
+                    # gets one heartbeat to come back before its entries are taken.
+                    self._suspects.add(suspect)
+                else:
+                    self._suspects.discard(suspect)
                     args = [name, wake_channel(version_id), self.me]
                     count = int(await self._call(lambda a=args, k=keys: self._scripts["RECLAIM"](k[:3], a)))  # type: ignore[misc]
                     if count:

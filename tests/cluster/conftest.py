@@ -150,4 +150,3 @@ async def cluster(redis_url: str, cluster_factory: Callable[[str], Cluster]) -> 
 
 def pexec_path(function_id: str) -> str:
     return f"/v2/nvcf/pexec/functions/{function_id}"
-
