@@ -197,7 +197,11 @@ class RedisQueue:
         s, _h, w, d, a, m, _n, _l = version_keys(version_id)
 
         async def run() -> Any:
-            _, done = await self._with_script(("DEL", index_key(request_id)), "ACK", [s, w, d, a, m], [request_id])
+            _, done = await self._with_script(
+                ("DEL", index_key(request_id)), "ACK", [s, w, d, a, m], [request_id, self.me]
+            )
+            if not done:  # not ours to finish (or gone): give the index back to whoever holds it
+                await self.redis.set(index_key(request_id), version_id, nx=True, ex=self.index_ttl)
             return done
 
         done = await self._call(run)

@@ -78,11 +78,12 @@ end
 return out
 """
 
-# KEYS s h w ; ARGV rid, wake channel, me
+# KEYS s h w ; ARGV rid, wake channel, me (only the holder may put it back)
 REQUEUE = """
 local st = redis.call('HGET', KEYS[3], ARGV[1])
 if not st or string.sub(st, 1, 1) ~= 'f' then return 0 end
-local sid = string.match(st, '^f|([^|]+)|')
+local sid, holder = string.match(st, '^f|([^|]+)|(.*)$')
+if holder ~= ARGV[3] then return 0 end
 redis.call('XCLAIM', KEYS[1], 'g', '~head', 0, sid, 'FORCE', 'JUSTID')
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], 'h|' .. sid)
@@ -90,11 +91,12 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS s w d a m ; ARGV rid
+# KEYS s w d a m ; ARGV rid, me (only the holder: a process judged dead may not finish a redelivery)
 ACK = """
 local st = redis.call('HGET', KEYS[2], ARGV[1])
 if not st or string.sub(st, 1, 1) ~= 'f' then return 0 end
-local sid = string.match(st, '^f|([^|]+)|')
+local sid, holder = string.match(st, '^f|([^|]+)|(.*)$')
+if holder ~= ARGV[2] then return 0 end
 redis.call('XACK', KEYS[1], 'g', sid)
 redis.call('XDEL', KEYS[1], sid)
 redis.call('HDEL', KEYS[2], ARGV[1])
