@@ -7,7 +7,7 @@ back. ``socket_timeout`` stays above the blocking reads (reply stream, 1 s) it a
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
@@ -15,12 +15,19 @@ CONNECT_TIMEOUT = 0.5
 SOCKET_TIMEOUT = 3.0
 
 
+MAX_CONNECTIONS = 64
+POOL_TIMEOUT = 2.0  # waiting for a free connection under load, before a 503
+
+
 def connect(url: str) -> Redis:
-    return Redis.from_url(
+    # A blocking pool: past MAX_CONNECTIONS callers wait for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
-        retry=Retry(ConstantBackoff(0.05), 1),
-        max_connections=256,
         health_check_interval=10,
+        retry=Retry(ConstantBackoff(0.05), 1),
     )
+    return Redis.from_pool(pool)

@@ -34,6 +34,7 @@ from protos.cfgate.worker.v1 import worker_pb2 as pb
 log = logging.getLogger("invoker.dispatch")
 
 WAITING = (State.QUEUED, State.REQUEUED)
+TAKE_BATCH = 64  # entries per take: one Redis round trip feeds many credits
 
 
 class Dispatcher:
@@ -138,24 +139,28 @@ class Dispatcher:
         try:
             while version_id in self._dirty:
                 self._dirty.discard(version_id)
-                while (session := self._pick(version_id)) is not None:
+                while (free := self._free_credits(version_id)) > 0:
                     try:
-                        entry = await self.queue.take(version_id)
+                        entries = await self.queue.take_many(version_id, min(free, TAKE_BATCH))
                     except BackendUnavailable as exc:
                         log.debug("take from %s failed: %s", version_id, exc)
                         return  # the queue's periodic wake tries again
-                    if entry is None:
+                    if not entries:
                         break
-                    await self._hand_over(session, entry)
+                    for entry in entries:
+                        await self._hand_over(self._pick(version_id), entry)
         finally:
             self._pumping.discard(version_id)
 
-    async def _hand_over(self, session: WorkerSession, entry: QueueEntry) -> None:
+    def _free_credits(self, version_id: str) -> int:
+        return sum(s.credits for s in self._by_version.get(version_id, ()) if s.accepting)
+
+    async def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> None:
         invocation = self.table.get(entry.request_id) or self._remote.get(entry.request_id) or self._adopt(entry)
         if invocation is None or invocation.state not in WAITING:
             await self.queue.ack(entry.request_id)
             return
-        if not session.accepting:  # changed while we awaited the queue
+        if session is None or not session.accepting:  # changed while we awaited the queue
             self._remote.pop(entry.request_id, None)
             await self.queue.requeue(entry.request_id)
             self._dirty.add(entry.version_id)
@@ -374,14 +379,13 @@ class Dispatcher:
         invocation = session.inflight.pop(end.request_id, None)
         if invocation is None:
             return  # cancelled earlier; only its credit matters
-        await self.queue.ack(end.request_id)
         invocation.session = None
-        if invocation.final:
-            return
-        if end.error or invocation.state != State.RUNNING:
-            invocation.fail(end.error or "worker ended the invocation without an answer")
-        else:
-            invocation.complete()
+        if not invocation.final:
+            if end.error or invocation.state != State.RUNNING:
+                invocation.fail(end.error or "worker ended the invocation without an answer")
+            else:
+                invocation.complete()
+        await self.queue.ack(end.request_id)  # the answer is handed back: the entry is done
 
     # --- undeploy ---------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ class InvocationQueue(Protocol):
         """The head of the version's queue, now in flight; ``None`` when nothing waits."""
         ...
 
+    async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
+        """Up to ``count`` heads at once (one round trip on Redis), each now in flight."""
+        ...
+
     async def requeue(self, request_id: str) -> bool:
         """Put an in-flight request back at the head of its queue (served next)."""
         ...

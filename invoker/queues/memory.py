@@ -194,6 +194,12 @@ class MemoryQueue:
         self._in_flight[entry.request_id] = taken
         return taken
 
+    async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
+        taken: list[QueueEntry] = []
+        while len(taken) < count and (entry := await self.take(version_id)) is not None:
+            taken.append(entry)
+        return taken
+
     async def requeue(self, request_id: str) -> bool:
         entry = self._in_flight.pop(request_id, None)
         if entry is None:

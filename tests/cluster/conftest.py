@@ -45,7 +45,9 @@ class GatewayProcess:
 
     def start(self) -> GatewayProcess:
         cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), "--grpc-port", str(self.grpc_port)]
-        cmd += ["--data-dir", str(self.data_dir), "--redis", self.redis_url, "--log-level", "warning"]
+        cmd += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
+        if self.redis_url:  # empty: the embedded memory queue (benchmarks compare both)
+            cmd += ["--redis", self.redis_url]
         self.log_path = self.data_dir.parent / f"gateway-{self.port}.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CI": ""})
