@@ -100,7 +100,11 @@ class ReplyBus:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._flush())]
 
-    async def stop(self) -> None:
+    async def stop(self, flush_timeout: float = 2.0) -> None:
+        """Send what is still queued (bounded wait), then stop reading and sending."""
+        deadline = asyncio.get_running_loop().time() + flush_timeout
+        while self._outbox and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

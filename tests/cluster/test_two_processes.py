@@ -6,6 +6,7 @@ import asyncio
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from tests.cluster.conftest import Cluster, pexec_path
@@ -144,3 +145,17 @@ async def test_client_disconnect_cancels_at_the_worker_on_the_other_process(clus
             break
         await asyncio.sleep(0.02)
     assert worker.cancelled == [worker.received[0].request_id]
+
+
+async def test_worker_in_the_clients_process_replies_without_redis(cluster: Cluster) -> None:
+    fid, _ = await two(cluster)
+    a, _b = cluster.processes
+    worker = await cluster.worker(a, fid, echo)
+    async with a.client() as client:
+        responses = [await client.post(pexec_path(fid), json={"n": i}, headers=cluster.auth) for i in range(5)]
+    assert [r.status_code for r in responses] == [200] * 5 and len(worker.received) == 5
+    redis = Redis.from_url(cluster.redis_url)
+    try:
+        assert await redis.keys("cfgate:*:replies") == []  # no reply stream was ever written
+    finally:
+        await redis.aclose()
