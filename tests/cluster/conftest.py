@@ -8,6 +8,7 @@ invalidation is not part of this branch: tests create and deploy their function 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 from tests.control.helpers import deployment_body, function_body
 from tests.e2e.driver import Reply, ScriptedWorker
 from tests.gateway.helpers import create_key, key_body
-from tests.servers import find_free_port
+from tests.servers import RedisServer, find_free_port
 
 
 @dataclass
@@ -152,3 +153,9 @@ async def cluster(redis_url: str, cluster_factory: Callable[[str], Cluster]) -> 
 
 def pexec_path(function_id: str) -> str:
     return f"/v2/nvcf/pexec/functions/{function_id}"
+
+
+async def restart(server: RedisServer) -> None:
+    """Start a killed server again, off the main thread: ``tests.servers`` then forks without its
+    ``preexec_fn``, whose Python code in the child can crash (SIGSEGV) while gRPC threads run here."""
+    await asyncio.to_thread(server.start)

@@ -12,7 +12,7 @@ import httpx
 import orjson
 
 from protos.cfgate.worker.v1 import worker_pb2 as pb
-from tests.cluster.conftest import Cluster, pexec_path
+from tests.cluster.conftest import Cluster, pexec_path, restart
 from tests.cluster.test_two_processes import echo, two
 from tests.e2e.driver import ScriptedWorker
 from tests.plugins.servers import RedisServerFactory
@@ -121,7 +121,7 @@ async def test_redis_killed_and_restarted_under_load(
         while 503 not in outcomes[before:] and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
-        redis.start()
+        await restart(redis)
         recovered = len(outcomes)
         while Counter(outcomes[recovered:])[200] < 40 and time.monotonic() < deadline + 30:
             await asyncio.sleep(0.1)

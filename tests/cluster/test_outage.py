@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.cluster.conftest import Cluster, pexec_path
+from tests.cluster.conftest import Cluster, pexec_path, restart
 from tests.cluster.test_two_processes import echo
 from tests.plugins.servers import RedisServerFactory
 
@@ -35,7 +35,7 @@ async def test_pexec_and_status_are_503_while_redis_is_down(
         assert_503(await client.get(f"/v2/nvcf/pexec/status/{unknown}", headers=cluster.auth))
         health = await client.get("/health")
         assert health.status_code == 200  # the process itself is fine
-        redis.start()
+        await restart(redis)
         await cluster.worker(gateway, fid, echo)
         for _ in range(100):  # the pool reconnects by itself
             answered = await client.post(pexec_path(fid), json={"back": 1}, headers=cluster.auth)

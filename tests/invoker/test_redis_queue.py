@@ -14,6 +14,7 @@ from invoker.presence import Presence
 from invoker.queues.redis import RedisQueue
 from invoker.replies import CHUNK, END, START, Reply, decode, encode
 from invoker.wire import RequestCodec
+from tests.cluster.conftest import restart
 from tests.plugins.servers import RedisServerFactory
 
 F, V = "fn", "v1"
@@ -107,7 +108,7 @@ async def test_redis_down_is_backend_unavailable_and_acks_are_kept(redis_server_
         with pytest.raises(BackendUnavailable):
             await queue.depth(V)
         assert await queue.ack("a")  # kept, to be retried
-        server.start()
+        await restart(server)
         await queue.start()
         for _ in range(100):
             if await queue.position("a") is None:
