@@ -73,7 +73,9 @@ class Runtime:
         presence = Presence(redis) if redis is not None else None
         queues: InvocationQueue = MemoryQueue()
         if redis is not None and presence is not None:
-            queues = RedisQueue(redis, presence, codec=RequestCodec())
+            # The id → version index must outlive a request's wait plus its run.
+            index_ttl = settings.queue_lifetime_seconds + 3600
+            queues = RedisQueue(redis, presence, codec=RequestCodec(), index_ttl=index_ttl)
         store = await open_store(settings.database_url)
         try:
             accounts = AccountRepository(store.engine)
