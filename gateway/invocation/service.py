@@ -225,14 +225,15 @@ class InvocationService:
 
         async def publishing_send(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 202 and not invocation.published:
-                invocation.published = True
                 try:
                     await results.publish(invocation)
-                except BackendUnavailable as exc:  # polls reaching this process still work
+                    invocation.published = True
+                except BackendUnavailable as exc:  # then polls reaching this process still work
                     log.warning("invocation %s not published: %s", invocation.request_id, exc)
-                task = asyncio.ensure_future(self._keep_published(invocation))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                if invocation.published:
+                    task = asyncio.ensure_future(self._keep_published(invocation))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             await send(message)
 
         return publishing_send
@@ -241,17 +242,22 @@ class InvocationService:
         """Mirror progress, then the final answer, into the published record."""
         assert self.results is not None
         seq = invocation.progress_seq
-        try:
-            while not invocation.final:
-                await invocation.changed(30.0)
-                if invocation.progress_seq != seq and not invocation.final:
-                    seq = invocation.progress_seq
+        while not invocation.final:
+            await invocation.changed(30.0)
+            if invocation.progress_seq != seq and not invocation.final:
+                seq = invocation.progress_seq
+                with suppress(BackendUnavailable):  # progress is a hint; the next one may pass
                     await self.results.publish(invocation, create=False)
-            if not invocation.delivered:
-                body = b"".join(invocation.chunks)
-                await self.results.store_final(invocation, body, only_if_exists=True)
-        except BackendUnavailable as exc:
-            log.warning("result of %s not stored in Redis: %s", invocation.request_id, exc)
+        delay = 0.1
+        deadline = time.monotonic() + self.result_ttl
+        while not invocation.delivered and time.monotonic() < deadline:
+            try:
+                await self.results.store_final(invocation, b"".join(invocation.chunks), only_if_exists=True)
+                return
+            except BackendUnavailable as exc:  # keep trying until Redis is back: pollers wait for it
+                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # --- steps ------------------------------------------------------------------------------
 
