@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -97,15 +98,26 @@ async def measure(redis_url: str | None, seconds: float, concurrency: int) -> fl
                         break
                     await asyncio.sleep(0.05)
             await closed_loop(process.port, path, cluster.invoke_key, concurrency, 1.0)  # warm up
+            assert process.proc is not None
+            cpu = _cpu_seconds(process.proc.pid)
             began = time.monotonic()
             done, errors = await closed_loop(process.port, path, cluster.invoke_key, concurrency, seconds)
             rate = done / (time.monotonic() - began)
-            print(f"{'redis' if redis_url else 'memory':6s} queue: {rate:8.0f} invocations/s ({errors} errors)")
+            per_call = (_cpu_seconds(process.proc.pid) - cpu) / max(done, 1) * 1e6
+            name = "redis" if redis_url else "memory"
+            cost = f"gateway CPU {per_call:6.0f} us/invocation"
+            print(f"{name:6s} queue: {rate:8.0f} invocations/s, {cost} ({errors} errors)")
             return rate
         finally:
             worker.kill()
             await worker.wait()
             process.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``): cost per invocation, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
