@@ -19,7 +19,8 @@ its in-flight entries go back to the head (``XPENDING`` of that consumer + ``XCL
 seconds. ``XAUTOCLAIM`` is not used: it claims by idle time whoever the owner, and would take a
 long-running invocation from a live process.
 
-Costs: enqueue, take, ack, requeue, cancel, depth: one round trip, O(1) in Redis (take: O(k)
+Costs: enqueue, take, ack, requeue, cancel, depth: one round trip (one command on a standalone
+Redis, which lets the scripts write the request index too), O(1) in Redis (take: O(k)
 for k taken). ``position`` is O(position) (``XRANGE`` from the last delivered id), fine for the
 occasional queue-position call; ``purge`` O(n).
 
@@ -81,6 +82,7 @@ class RedisQueue:
         clock: Callable[[], float] = time.time,
         index_ttl: int = 2 * 3600,
         reclaim_interval: float = 1.0,
+        cluster: bool = False,
     ) -> None:
         self.redis = redis
         self.presence = presence
@@ -88,6 +90,9 @@ class RedisQueue:
         self._clock = clock
         self.index_ttl = index_ttl
         self.reclaim_interval = reclaim_interval
+        # Standalone Redis: the request index is written by the scripts themselves (one command);
+        # Redis Cluster: by a separate command in the same round trip (another slot).
+        self.cluster = cluster
         self._scripts = {
             name: redis.register_script(getattr(lua, name))
             for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM")
@@ -125,12 +130,17 @@ class RedisQueue:
         self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
     ) -> QueuePosition:
         data = self.codec.encode(payload)
-        args = [request_id, function_id, repr(self._clock()), data, -1 if limit is None else limit, MAXLEN]
+        args: list[Any] = [request_id, function_id, repr(self._clock()), data, -1 if limit is None else limit, MAXLEN]
         args += [wake_channel(version_id), self.me]
 
         async def run() -> tuple[Any, Any]:
+            keys = version_keys(version_id)[:7]
+            if not self.cluster:
+                keys.append(index_key(request_id))
+                position = await self._scripts["ENQUEUE"](keys, [*args, version_id, self.index_ttl])
+                return int(position) != -2, position  # a full queue wrote no index
             index = ("SET", index_key(request_id), version_id, "NX", "EX", self.index_ttl)
-            fresh, position = await self._with_script(index, "ENQUEUE", version_keys(version_id), args)
+            fresh, position = await self._with_script(index, "ENQUEUE", keys, args)
             return fresh, position
 
         fresh, position = await self._call(run)
@@ -197,6 +207,8 @@ class RedisQueue:
         s, _h, w, d, a, m, _n, _l = version_keys(version_id)
 
         async def run() -> Any:
+            if not self.cluster:
+                return await self._scripts["ACK"]([s, w, d, a, m, index_key(request_id)], [request_id, self.me])
             _, done = await self._with_script(
                 ("DEL", index_key(request_id)), "ACK", [s, w, d, a, m], [request_id, self.me]
             )

@@ -18,11 +18,14 @@ GROUP = "g"
 HEAD_CONSUMER = "~head"
 
 # KEYS s h w d a m n ; ARGV rid, function id, enqueued at, payload, limit (-1: none), maxlen, wake channel, me
+# KEYS[8], standalone Redis only: the request index, written here (ARGV version id, ttl) instead of
+# in a separate command of another slot.
 ENQUEUE = """
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return -1 end
 local waiting = tonumber(redis.call('GET', KEYS[7]) or '0') + redis.call('LLEN', KEYS[2])
 local limit = tonumber(ARGV[5])
 if limit >= 0 and waiting >= limit then return -2 end
+if KEYS[8] and not redis.call('SET', KEYS[8], ARGV[9], 'NX', 'EX', ARGV[10]) then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[1], 'g', '0', 'MKSTREAM')
 end
@@ -91,7 +94,8 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS s w d a m ; ARGV rid, me (only the holder: a process judged dead may not finish a redelivery)
+# KEYS s w d a m [index, standalone only] ; ARGV rid, me
+# Only the holder: a process judged dead may not finish a redelivery.
 ACK = """
 local st = redis.call('HGET', KEYS[2], ARGV[1])
 if not st or string.sub(st, 1, 1) ~= 'f' then return 0 end
@@ -103,6 +107,7 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
+if KEYS[6] then redis.call('DEL', KEYS[6]) end
 return 1
 """
 

@@ -17,7 +17,7 @@ F, V, W = "fn", "v1", "v2"
 CLOCK = 12.5
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster-keys"])
 async def queue(request: pytest.FixtureRequest) -> AsyncIterator[InvocationQueue]:
     if request.param == "memory":
         yield MemoryQueue(clock=lambda: CLOCK)
@@ -26,7 +26,8 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[InvocationQueue
     presence = Presence(redis)
     await presence.start()
     try:
-        yield RedisQueue(redis, presence, clock=lambda: CLOCK)
+        # "redis-cluster-keys": the index written as for Redis Cluster (its own command, other slot).
+        yield RedisQueue(redis, presence, clock=lambda: CLOCK, cluster=request.param == "redis-cluster-keys")
     finally:
         await presence.stop()
         await redis.aclose()
