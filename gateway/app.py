@@ -72,6 +72,9 @@ from gateway.store.clusters import Cluster
 from gateway.store.tasks import TaskRepository
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
+from invoker.queues.redis import RedisQueue
+from invoker.replies import ReplyBus
+from invoker.results import ResultStore
 from invoker.server import WorkerEndpoint, WorkerService
 
 log = logging.getLogger("gateway")
@@ -104,6 +107,7 @@ class Gateway:
         self._task_loop: asyncio.Task[None] | None = None
         self._scheduler: TaskScheduler | None = None
         self.tasks: TaskService | None = None
+        self._replies: ReplyBus | None = None
         self._invoke_mask = 0
         self.grpc_port = 0
 
@@ -146,6 +150,11 @@ class Gateway:
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
         table = InvocationTable(settings.result_ttl_seconds)
+        results = None
+        if runtime.redis is not None and runtime.presence is not None:
+            await runtime.presence.start()
+            self._replies = ReplyBus(runtime.redis, runtime.presence)
+            results = ResultStore(runtime.redis, settings.result_ttl_seconds)
         dispatcher = Dispatcher(
             runtime.queues,
             table,
@@ -153,7 +162,13 @@ class Gateway:
             max_attempts=settings.max_attempts,
             queue_lifetime=settings.queue_lifetime_seconds,
             max_queue_depth=settings.max_queue_depth,
+            replies=self._replies,
+            results=results,
         )
+        if self._replies is not None:
+            await self._replies.start()
+        if isinstance(runtime.queues, RedisQueue):
+            await runtime.queues.start()
         runtime.catalog.undeploy_hooks.append(lambda _fid, vid, graceful: dispatcher.undeploy(vid, graceful))
         self._invocations = InvocationService(
             runtime.routes,
@@ -166,6 +181,7 @@ class Gateway:
             signer=UrlSigner.open(settings.data_dir, settings.secret_key),
             assets=runtime.assets,
             region=settings.region,
+            results=results,
         )
         service = WorkerService(
             dispatcher,
@@ -217,6 +233,12 @@ class Gateway:
             await self._workers.stop(grace=5)
             self._workers = None
         if self._runtime is not None:
+            if isinstance(self._runtime.queues, RedisQueue):
+                await self._runtime.queues.stop()
+            if self._replies is not None:
+                await self._replies.stop()
+            if self._runtime.presence is not None:
+                await self._runtime.presence.stop()
             await self._runtime.close()
             self._runtime = None
 

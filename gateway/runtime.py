@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 
+from redis.asyncio import Redis
+
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.assets import AssetService, LocalBlobStore, UrlSigner
 from gateway.auth.authenticator import Authenticator
@@ -17,6 +19,7 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.redis_client import connect
 from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory, check_offered
 from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.catalog import Catalog
@@ -33,7 +36,10 @@ from gateway.store.clusters import ClusterRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
+from invoker.presence import Presence
 from invoker.queues import InvocationQueue, MemoryQueue
+from invoker.queues.redis import RedisQueue
+from invoker.wire import RequestCodec
 
 log = logging.getLogger("gateway")
 
@@ -65,10 +71,20 @@ class Runtime:
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
     # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
     task_gpu_validator: TaskGpuValidator = accept_all_task_gpus
+    # With --redis: the shared client, and this process's id and liveness key (invoker.presence).
+    redis: Redis | None = None
+    presence: Presence | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        redis = connect(settings.redis) if settings.redis else None
+        presence = Presence(redis) if redis is not None else None
+        queues: InvocationQueue = MemoryQueue()
+        if redis is not None and presence is not None:
+            # The id → version index must outlive a request's wait plus its run.
+            index_ttl = settings.queue_lifetime_seconds + 3600
+            queues = RedisQueue(redis, presence, codec=RequestCodec(), index_ttl=index_ttl)
         store = await open_store(settings.database_url)
         try:
             accounts = AccountRepository(store.engine)
@@ -96,6 +112,8 @@ class Runtime:
             )
         except BaseException:
             await store.close()
+            if redis is not None:
+                await redis.aclose()
             raise
         issuer = TokenIssuer(keyring, settings.issuer, settings.admin_token_ttl_seconds)
         verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
@@ -118,13 +136,17 @@ class Runtime:
             instances=instances,
             routes=routes,
             catalog=catalog,
-            queues=MemoryQueue(),
+            queues=queues,
             assets=assets,
             cluster_registry=ClusterRegistry(cluster_repository),
             gpu_validator=ClusterGpuValidator(cluster_repository),
             clusters=RegistryClusterDirectory(cluster_repository),
             task_gpu_validator=partial(check_offered, cluster_repository),
+            redis=redis,
+            presence=presence,
         )
 
     async def close(self) -> None:
         await self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -5,6 +5,11 @@ it. A *pump* runs whenever there may be work for a free credit; it takes from th
 invocations in a session's outbox. Answers arriving from a worker are applied to the invocation
 (``invoker.invocations``); a lost worker's unanswered invocations go back to the head of the queue
 (``attempt + 1``) until ``max_attempts``, which ends them ``errored``.
+
+With Redis (``replies`` set) the queue is shared: an entry taken here whose client waits in
+another process becomes a ``RemoteInvocation`` that relays its answer there, and answers relayed
+here (``on_reply``) are applied to this process's own invocations; a cancel of an invocation
+another process holds is sent to that process.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from invoker.errors import QueueFull
+from invoker.errors import BackendUnavailable
 from invoker.instances import InstanceRegistry, LiveInstance
-from invoker.invocations import Answer, Invocation, InvocationTable, ResultKind
+from invoker.invocations import Answer, Invocation, InvocationRequest, InvocationTable, ResultKind
 from invoker.lifecycle import Event, State
-from invoker.queues.base import InvocationQueue
+from invoker.queues.base import InvocationQueue, QueueEntry
+from invoker.remote import RemoteInvocation
+from invoker.replies import CANCEL, CHUNK, END, PROGRESS, START, Reply, ReplyBus
+from invoker.results import ResultStore
 from invoker.sessions import WorkerSession
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
 log = logging.getLogger("invoker.dispatch")
 
 WAITING = (State.QUEUED, State.REQUEUED)
+TAKE_BATCH = 64  # entries per take: one Redis round trip feeds many credits
 
 
 class Dispatcher:
@@ -38,6 +47,8 @@ class Dispatcher:
         max_attempts: int = 3,
         queue_lifetime: float = 3600.0,
         max_queue_depth: int = 10_000,
+        replies: ReplyBus | None = None,
+        results: ResultStore | None = None,
     ) -> None:
         self.queue = queue
         self.table = table
@@ -51,15 +62,30 @@ class Dispatcher:
         self._dirty: set[str] = set()
         self._pumping: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.replies = replies
+        self.results = results
+        self._remote: dict[str, RemoteInvocation] = {}
+        self._cancelled: dict[str, float] = {}  # cancels that overtook their take (monotonic time)
+        if replies is not None:
+            replies.handler = self.on_reply
+
+    @property
+    def process_id(self) -> str:
+        return self.replies.process_id if self.replies is not None else ""
 
     # --- invocations ----------------------------------------------------------------------
 
     async def submit(self, invocation: Invocation) -> None:
         request = invocation.request
-        if await self.queue.depth(request.version_id) >= self.max_queue_depth:
-            raise QueueFull(f"queue of version {request.version_id} is full")
+        request.origin = self.process_id
         self.table.add(invocation)
-        await self.queue.enqueue(request.version_id, request.function_id, request.request_id, request)
+        try:
+            await self.queue.enqueue(
+                request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+            )
+        except BaseException:
+            self.table.forget(request.request_id)
+            raise
         loop = asyncio.get_running_loop()
         invocation.timer = loop.call_later(self.queue_lifetime, self._expire_soon, invocation)
         self.kick(request.version_id)
@@ -71,9 +97,16 @@ class Dispatcher:
         session = invocation.session
         if isinstance(session, WorkerSession) and invocation.request_id in session.inflight:
             session.cancel(invocation.request_id, reason)
-        await self.queue.cancel(invocation.request_id)
-        invocation.error = reason
-        invocation.apply(Event.CANCEL)
+        try:
+            entry = await self.queue.cancel(invocation.request_id)
+        except BackendUnavailable as exc:
+            log.warning("cancel of %s not recorded in the queue: %s", invocation.request_id, exc)
+            entry = None
+        if entry is not None and entry.holder and self.replies is not None:
+            self.replies.send(entry.holder, Reply(CANCEL, invocation.request_id, 0, self.process_id, error=reason))
+        if not invocation.final:
+            invocation.error = reason
+            invocation.apply(Event.CANCEL)
 
     def _expire_soon(self, invocation: Invocation) -> None:
         self._spawn(self._expire(invocation))
@@ -81,9 +114,18 @@ class Dispatcher:
     async def _expire(self, invocation: Invocation) -> None:
         invocation.timer = None
         if invocation.state in WAITING:
-            await self.queue.cancel(invocation.request_id)
+            try:
+                await self.queue.cancel(invocation.request_id)
+            except BackendUnavailable:
+                self._restart_timer(invocation, 5.0)  # try again once Redis answers
+                return
+            if invocation.state not in WAITING:
+                return
             invocation.error = "no worker took the invocation within its queue lifetime"
             invocation.apply(Event.EXPIRE)
+
+    def _restart_timer(self, invocation: Invocation, delay: float) -> None:
+        invocation.timer = asyncio.get_running_loop().call_later(delay, self._expire_soon, invocation)
 
     # --- the pump -------------------------------------------------------------------------
 
@@ -97,23 +139,133 @@ class Dispatcher:
         try:
             while version_id in self._dirty:
                 self._dirty.discard(version_id)
-                while (session := self._pick(version_id)) is not None:
-                    entry = await self.queue.take(version_id)
-                    if entry is None:
+                while (free := self._free_credits(version_id)) > 0:
+                    try:
+                        entries = await self.queue.take_many(version_id, min(free, TAKE_BATCH))
+                    except BackendUnavailable as exc:
+                        log.debug("take from %s failed: %s", version_id, exc)
+                        return  # the queue's periodic wake tries again
+                    if not entries:
                         break
-                    invocation = self.table.get(entry.request_id)
-                    if invocation is None or invocation.state not in WAITING:
-                        await self.queue.ack(entry.request_id)
-                        continue
-                    if not session.accepting:  # changed while we awaited the queue
-                        await self.queue.requeue(entry.request_id)
-                        self._dirty.add(version_id)
-                        continue
-                    invocation.attempt = entry.attempts  # takes so far, this one included
-                    invocation.apply(Event.DISPATCH)
-                    session.assign(invocation)
+                    for entry in entries:
+                        await self._hand_over(self._pick(version_id), entry)
         finally:
             self._pumping.discard(version_id)
+
+    def _free_credits(self, version_id: str) -> int:
+        return sum(s.credits for s in self._by_version.get(version_id, ()) if s.accepting)
+
+    async def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> None:
+        invocation = self.table.get(entry.request_id) or self._remote.get(entry.request_id) or self._adopt(entry)
+        if invocation is None or invocation.state not in WAITING:
+            await self.queue.ack(entry.request_id)
+            return
+        if session is None or not session.accepting:  # changed while we awaited the queue
+            self._remote.pop(entry.request_id, None)
+            await self.queue.requeue(entry.request_id)
+            self._dirty.add(entry.version_id)
+            return
+        invocation.attempt = entry.attempts  # takes so far, this one included
+        if entry.attempts > self.max_attempts:  # reclaimed from lost processes too often
+            await self.queue.ack(entry.request_id)
+            invocation.fail(f"worker lost {self.max_attempts} times")
+            return
+        invocation.apply(Event.DISPATCH)
+        session.assign(invocation)
+
+    def _adopt(self, entry: QueueEntry) -> RemoteInvocation | None:
+        """An entry from the shared queue whose client is held by another process."""
+        request = entry.payload
+        if self.replies is None or not isinstance(request, InvocationRequest):
+            return None
+        if not request.origin or request.origin == self.process_id:
+            return None  # ours, and already forgotten (answered, cancelled)
+        if self._cancelled.pop(request.request_id, None) is not None:
+            return None
+        invocation = RemoteInvocation(request, self.replies, self._remote_final)
+        self._remote[request.request_id] = invocation
+        return invocation
+
+    def _remote_final(self, invocation: RemoteInvocation) -> None:
+        self._remote.pop(invocation.request_id, None)
+        if self.results is not None and not invocation.quiet:
+            self._spawn(self._store_if_orphan(invocation))
+
+    async def _store_if_orphan(self, invocation: RemoteInvocation) -> None:
+        """The origin process is gone: keep the result in Redis, where any process finds it."""
+        assert self.replies is not None and self.results is not None
+        try:
+            if await self.replies.presence.alive(invocation.request.origin):
+                return
+            await self.results.store_final(invocation, bytes(invocation.body), only_if_exists=False)
+        except Exception as exc:
+            log.warning("result of %s (origin lost) not stored: %s", invocation.request_id, exc)
+
+    # --- replies from other processes -------------------------------------------------------
+
+    def on_reply(self, reply: Reply) -> None:
+        if reply.kind == CANCEL:
+            self._remote_cancel(reply.request_id, reply.error)
+            return
+        invocation = self.table.get(reply.request_id)
+        if invocation is None or invocation.final or reply.attempt < invocation.attempt:
+            return  # unknown, finished, or from an attempt since redelivered
+        if reply.kind == START:
+            self._remote_start(invocation, reply)
+        elif reply.kind == CHUNK:
+            if invocation.answer is not None and reply.attempt == invocation.attempt:
+                invocation.chunk(reply.data)
+        elif reply.kind == PROGRESS:
+            self._dispatched(invocation, reply)
+            invocation.progress(reply.percent, reply.data)
+        elif reply.kind == END:
+            if invocation.state in WAITING and reply.attempt == 0:  # purged by an undeploy elsewhere
+                invocation.error = reply.error
+                invocation.apply(Event.CANCEL)
+                return
+            self._dispatched(invocation, reply)
+            if reply.error or invocation.state != State.RUNNING:
+                invocation.fail(reply.error or "worker ended the invocation without an answer")
+            else:
+                invocation.complete()
+
+    def _dispatched(self, invocation: Invocation, reply: Reply) -> None:
+        if invocation.state in WAITING:
+            invocation.attempt = reply.attempt
+            invocation.session = reply.sender
+            invocation.apply(Event.DISPATCH)
+
+    def _remote_start(self, invocation: Invocation, reply: Reply) -> None:
+        if invocation.state == State.RUNNING:
+            if reply.attempt == invocation.attempt:
+                return
+            # A newer attempt: the process that had started the answer was lost.
+            if invocation.delivered:
+                invocation.fail("worker lost while answering")
+                return
+            invocation.answer = None
+            invocation.chunks.clear()
+            invocation.state = State.DISPATCHED
+        self._dispatched(invocation, reply)
+        invocation.attempt = reply.attempt
+        invocation.session = reply.sender
+        invocation.start(Answer(reply.status, reply.headers, ResultKind(reply.result_kind)))
+
+    def _remote_cancel(self, request_id: str, reason: str) -> None:
+        invocation = self._remote.get(request_id)
+        if invocation is None:
+            now = time.monotonic()
+            if len(self._cancelled) > 10_000:
+                self._cancelled = {rid: t for rid, t in self._cancelled.items() if now - t < 60}
+            self._cancelled[request_id] = now
+            return
+        invocation.quiet = True
+        session = invocation.session
+        if isinstance(session, WorkerSession) and request_id in session.inflight:
+            session.cancel(request_id, reason)
+        if not invocation.final:
+            invocation.error = reason
+            invocation.apply(Event.CANCEL)
 
     def _pick(self, version_id: str) -> WorkerSession | None:
         sessions = self._by_version.get(version_id)
@@ -143,7 +295,11 @@ class Dispatcher:
 
     async def attach(self, session: WorkerSession) -> None:
         self._sessions[session.session_id] = session
-        self._by_version.setdefault(session.version_id, []).append(session)
+        members = self._by_version.setdefault(session.version_id, [])
+        members.append(session)
+        if len(members) == 1:
+            version_id = session.version_id
+            self.queue.watch(version_id, lambda: self.kick(version_id))
         now = int(time.time() * 1000)
         grant = session.grant
         await self.instances.register(
@@ -171,6 +327,7 @@ class Dispatcher:
             members.remove(session)
         if not members:
             self._by_version.pop(session.version_id, None)
+            self.queue.unwatch(session.version_id)
         lost = list(session.inflight.values())
         session.inflight.clear()
         for invocation in lost:
@@ -188,6 +345,7 @@ class Dispatcher:
                 invocation.fail(f"worker lost {self.max_attempts} times ({reason})")
                 return
             invocation.apply(Event.REQUEUE)
+            self._remote.pop(invocation.request_id, None)
             await self.queue.requeue(invocation.request_id)
             self.kick(invocation.request.version_id)
         elif not invocation.final:
@@ -224,14 +382,13 @@ class Dispatcher:
         invocation = session.inflight.pop(end.request_id, None)
         if invocation is None:
             return  # cancelled earlier; only its credit matters
-        await self.queue.ack(end.request_id)
         invocation.session = None
-        if invocation.final:
-            return
-        if end.error or invocation.state != State.RUNNING:
-            invocation.fail(end.error or "worker ended the invocation without an answer")
-        else:
-            invocation.complete()
+        if not invocation.final:
+            if end.error or invocation.state != State.RUNNING:
+                invocation.fail(end.error or "worker ended the invocation without an answer")
+            else:
+                invocation.complete()
+        await self.queue.ack(end.request_id)  # the answer is handed back: the entry is done
 
     # --- undeploy ---------------------------------------------------------------------------
 
@@ -239,6 +396,11 @@ class Dispatcher:
         """Stop serving a version: queued invocations end, workers drain (graceful) or stop now."""
         for entry in await self.queue.purge(version_id):
             invocation = self.table.get(entry.request_id)
+            origin = getattr(entry.payload, "origin", "")
+            if invocation is None and self.replies is not None and origin and origin != self.process_id:
+                self.replies.send(
+                    origin, Reply(END, entry.request_id, 0, self.process_id, error="function version undeployed")
+                )
             if invocation is not None and not invocation.final:
                 invocation.error = "function version undeployed"
                 if invocation.state in WAITING:

@@ -11,6 +11,10 @@ class QueueFull(InvokerError):
     """The version's queue holds as many invocations as it may (the gateway answers 429)."""
 
 
+class BackendUnavailable(InvokerError):
+    """Redis (queue, replies or stored results) cannot be reached right now (the gateway answers 503)."""
+
+
 class WorkerRejected(InvokerError):
     """A worker's Register was refused (bad credential, unknown or undeployed function)."""
 

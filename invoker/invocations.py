@@ -41,6 +41,7 @@ class InvocationRequest:
     poll_seconds: int = 60
     enqueued_at_ms: int = 0
     assets: list[tuple[str, str, str]] = field(default_factory=list)  # (asset id, url, content type)
+    origin: str = ""  # the gateway process holding the client (Redis mode): replies go there
 
 
 @dataclass(slots=True)
@@ -64,6 +65,7 @@ class Invocation:
         "percent",
         "partial",
         "progress_seq",
+        "published",
         "reported_seq",
         "request",
         "session",
@@ -86,6 +88,7 @@ class Invocation:
         self.progress_seq = 0
         self.reported_seq = 0  # progress_seq last answered with a 202
         self.delivered = False
+        self.published = False  # a 202 went out and the result is kept in Redis for any process
         self.finished_at: float | None = None
         self.session: object | None = None  # the worker session holding it, while dispatched
         self.timer: asyncio.TimerHandle | None = None

@@ -5,11 +5,17 @@ without a final answer, pexec answers 202 + NVCF-REQID whether the request is st
 running, and it keeps its place; direct (TLB) invocation never answers 202: it streams or ends
 with 504. A DEGRADED version (fewer live workers than minInstances) still takes invocations:
 they wait in its queue for a worker.
+
+With Redis, an invocation that answered 202 is *published* (``invoker.results``): its result is
+kept in Redis, so a status poll reaching any gateway process is answered, exactly once. Polls of
+an id this process does not hold read the stored record (checked every 50–500 ms within the
+poll window). While Redis is unreachable, pexec and such polls answer 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from contextlib import suppress
@@ -18,19 +24,30 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from cext.hotpath import Principal
-from gateway.asgi import Receive, Scope, Send, header
+from gateway.asgi import Message, Receive, Scope, Send, header
 from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner
-from gateway.invocation.answer import Outcome, answer, send_problem
+from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import RateLimiter
-from gateway.problems import BadRequest, Forbidden, GatewayError, NotFound, PayloadTooLarge, TooManyRequests
+from gateway.problems import (
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from gateway.services.functions.routing import FunctionRoute, RoutingCache, VersionRoute
 from invoker.dispatch import Dispatcher
-from invoker.errors import QueueFull
-from invoker.invocations import Invocation, InvocationRequest, InvocationTable
+from invoker.errors import BackendUnavailable, QueueFull
+from invoker.invocations import Invocation, InvocationRequest, InvocationTable, ResultKind
+from invoker.results import ResultStore
 
 RESULTS_PREFIX = "/v2/nvcf/pexec/results/"
+
+log = logging.getLogger("gateway.invocation")
 
 
 class ClientGone(Exception):
@@ -67,6 +84,7 @@ class InvocationService:
         signer: UrlSigner,
         assets: AssetService | None = None,
         region: str = "local",
+        results: ResultStore | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -79,6 +97,8 @@ class InvocationService:
         self.assets = assets
         self.region = region
         self.rate = RateLimiter()
+        self.results = results
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
 
@@ -119,8 +139,14 @@ class InvocationService:
     async def status(self, principal: Principal, request_id: str, scope: Scope, receive: Receive, send: Send) -> None:
         window = poll_seconds(header(scope, b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
         invocation = self.table.get(request_id)
+        if invocation is None and self.results is not None:
+            await self._status_stored(principal, request_id, scope, send, window)
+            return
         if invocation is None or invocation.delivered or invocation.request.nca_id != principal.nca_id:
             raise NotFound(f"Request '{request_id}' not found")
+        if invocation.published:
+            await self._status_published(invocation, scope, send, window)
+            return
         store = partial(self._store_result, _base_url(scope))
         outcome = await answer(
             invocation,
@@ -133,6 +159,105 @@ class InvocationService:
         )
         if outcome == Outcome.ACCEPTED:
             invocation.reported_seq = invocation.progress_seq
+
+    async def _status_published(self, invocation: Invocation, scope: Scope, send: Send, window: int) -> None:
+        """Ours, but its result is shared through Redis: deliver only if we claim it there."""
+        assert self.results is not None
+        deadline = time.monotonic() + window
+        seen = invocation.reported_seq
+        while not _deliverable(invocation) and invocation.progress_seq <= seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await invocation.changed(remaining):
+                break
+        if not _deliverable(invocation):
+            await send_accepted(send, invocation)
+            invocation.reported_seq = invocation.progress_seq
+            with suppress(BackendUnavailable):
+                await self.results.publish(invocation, create=False)
+            return
+        if not await self._claim(invocation.request_id):
+            raise NotFound(f"Request '{invocation.request_id}' not found")
+        store = partial(self._store_result, _base_url(scope))
+        await answer(invocation, send, scope["path"], 0, polling=True, store_result=store, seen_progress=seen)
+
+    async def _status_stored(
+        self, principal: Principal, request_id: str, scope: Scope, send: Send, window: int
+    ) -> None:
+        """Another process accepted it (or its origin died): answer from the record in Redis."""
+        assert self.results is not None
+        deadline = time.monotonic() + window
+        delay = 0.05
+        while True:
+            try:
+                record = await self.results.load(request_id)
+            except BackendUnavailable:
+                raise ServiceUnavailable("Invocation results are unavailable: Redis cannot be reached") from None
+            if record is None or record.nca_id != principal.nca_id:
+                raise NotFound(f"Request '{request_id}' not found")
+            remaining = deadline - time.monotonic()
+            if record.final or record.progress_seq > record.reported_seq or remaining <= 0:
+                break
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+        stored = record.invocation()
+        if not record.final:
+            await send_accepted(send, stored)
+            with suppress(BackendUnavailable):
+                await self.results.reported(request_id, record.progress_seq)
+            return
+        if not await self._claim(request_id):
+            raise NotFound(f"Request '{request_id}' not found")
+        store = partial(self._store_result, _base_url(scope))
+        await answer(stored, send, scope["path"], 0, polling=True, store_result=store)
+
+    async def _claim(self, request_id: str) -> bool:
+        assert self.results is not None
+        try:
+            return await self.results.claim(request_id)
+        except BackendUnavailable:
+            raise ServiceUnavailable("Invocation results are unavailable: Redis cannot be reached") from None
+
+    def _publishing(self, invocation: Invocation, send: Send) -> Send:
+        """``send`` that, on a 202, first makes the invocation known to every process (Redis)."""
+        results = self.results
+        if results is None:
+            return send
+
+        async def publishing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 202 and not invocation.published:
+                try:
+                    await results.publish(invocation)
+                    invocation.published = True
+                except BackendUnavailable as exc:  # then polls reaching this process still work
+                    log.warning("invocation %s not published: %s", invocation.request_id, exc)
+                if invocation.published:
+                    task = asyncio.ensure_future(self._keep_published(invocation))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            await send(message)
+
+        return publishing_send
+
+    async def _keep_published(self, invocation: Invocation) -> None:
+        """Mirror progress, then the final answer, into the published record."""
+        assert self.results is not None
+        seq = invocation.progress_seq
+        while not invocation.final:
+            await invocation.changed(30.0)
+            if invocation.progress_seq != seq and not invocation.final:
+                seq = invocation.progress_seq
+                with suppress(BackendUnavailable):  # progress is a hint; the next one may pass
+                    await self.results.publish(invocation, create=False)
+        delay = 0.1
+        deadline = time.monotonic() + self.result_ttl
+        while not invocation.delivered and time.monotonic() < deadline:
+            try:
+                await self.results.store_final(invocation, b"".join(invocation.chunks), only_if_exists=True)
+                return
+            except BackendUnavailable as exc:  # keep trying until Redis is back: pollers wait for it
+                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # --- steps ------------------------------------------------------------------------------
 
@@ -210,6 +335,8 @@ class InvocationService:
             await self.dispatcher.submit(invocation)
         except QueueFull:
             raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
+        except BackendUnavailable:
+            raise ServiceUnavailable("The invocation queue is unavailable: Redis cannot be reached") from None
         return invocation
 
     async def _serve(
@@ -218,8 +345,9 @@ class InvocationService:
         """Answer, cancelling the invocation if the client leaves while it waits for it."""
         watcher = asyncio.ensure_future(_disconnected(receive))
         store = partial(self._store_result, _base_url(scope))
+        reply = self._publishing(invocation, send) if polling else send
         serving = asyncio.ensure_future(
-            answer(invocation, send, scope["path"], window, polling=polling, store_result=store)
+            answer(invocation, reply, scope["path"], window, polling=polling, store_result=store)
         )
         try:
             done, _ = await asyncio.wait({watcher, serving}, return_when=asyncio.FIRST_COMPLETED)
@@ -312,6 +440,12 @@ async def _disconnected(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def _deliverable(invocation: Invocation) -> bool:
+    """The answer loop would deliver now (rather than wait or answer 202)."""
+    answered = invocation.answer is not None and invocation.answer.kind != ResultKind.LARGE_RESULT
+    return invocation.final or answered
 
 
 def _base_url(scope: Scope) -> str:

@@ -2,13 +2,14 @@
 
 One FIFO per function version. A request is *waiting* from ``enqueue`` until a worker ``take``s
 it, then *in flight* until ``ack`` (done), ``requeue`` (back at the head, e.g. the worker died)
-or ``cancel``. Implementations: memory (``invoker.queues.memory``, the embedded default) and,
-later, Redis Streams for many processes. Every method is async so both fit the same protocol.
-The invoker never imports the gateway: entries carry ids and an opaque payload only.
+or ``cancel``. Implementations: memory (``invoker.queues.memory``, the embedded default) and
+Redis Streams for many processes (``invoker.queues.redis``). Every method is async so both fit
+the same protocol. The invoker never imports the gateway: entries carry ids and an opaque payload.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class QueueEntry:
     payload: Any
     enqueued_at: float  # time.time() of the first enqueue
     attempts: int = 0  # how many times a worker has taken it
+    holder: str = ""  # from ``cancel``: the process that had it in flight, if another one (Redis)
 
 
 class DuplicateRequest(ValueError):
@@ -35,12 +37,20 @@ class DuplicateRequest(ValueError):
 
 
 class InvocationQueue(Protocol):
-    async def enqueue(self, version_id: str, function_id: str, request_id: str, payload: Any) -> QueuePosition:
-        """Append a request at the tail of its version's queue; its position afterwards."""
+    async def enqueue(
+        self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
+    ) -> QueuePosition:
+        """Append a request at the tail of its version's queue; its position afterwards.
+
+        ``limit``: refuse with ``QueueFull`` when that many already wait (checked atomically)."""
         ...
 
     async def take(self, version_id: str) -> QueueEntry | None:
         """The head of the version's queue, now in flight; ``None`` when nothing waits."""
+        ...
+
+    async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
+        """Up to ``count`` heads at once (one round trip on Redis), each now in flight."""
         ...
 
     async def requeue(self, request_id: str) -> bool:
@@ -65,4 +75,13 @@ class InvocationQueue(Protocol):
 
     async def position(self, request_id: str) -> QueuePosition | None:
         """Where a pending request stands; ``None`` if the queue does not know it."""
+        ...
+
+    def watch(self, version_id: str, wake: Callable[[], None]) -> None:
+        """This process can serve the version now: call ``wake`` when work may have arrived from
+        elsewhere (another process enqueued or requeued). The memory queue has no elsewhere."""
+        ...
+
+    def unwatch(self, version_id: str) -> None:
+        """No local worker serves the version any more."""
         ...

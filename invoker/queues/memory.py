@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from invoker.errors import QueueFull
 from invoker.queues.base import DuplicateRequest, QueueEntry, QueuePosition
 
 MIN_WINDOW = 64
@@ -165,11 +166,15 @@ class MemoryQueue:
         self._waiting: dict[str, tuple[VersionQueue, int]] = {}  # request id → (its queue, its slot)
         self._in_flight: dict[str, QueueEntry] = {}
 
-    async def enqueue(self, version_id: str, function_id: str, request_id: str, payload: Any) -> QueuePosition:
+    async def enqueue(
+        self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
+    ) -> QueuePosition:
         if request_id in self._waiting or request_id in self._in_flight:
             raise DuplicateRequest(f"request {request_id} is already queued")
-        entry = QueueEntry(request_id, function_id, version_id, payload, self._clock())
         queue = self._versions.get(version_id)
+        if limit is not None and (len(queue) if queue is not None else 0) >= limit:
+            raise QueueFull(f"queue of version {version_id} is full")
+        entry = QueueEntry(request_id, function_id, version_id, payload, self._clock())
         if queue is None:
             queue = self._versions[version_id] = VersionQueue()
         slot = queue.push_tail(entry)
@@ -187,6 +192,12 @@ class MemoryQueue:
         self._drop_if_empty(version_id, queue)
         taken = replace(entry, attempts=entry.attempts + 1)
         self._in_flight[entry.request_id] = taken
+        return taken
+
+    async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
+        taken: list[QueueEntry] = []
+        while len(taken) < count and (entry := await self.take(version_id)) is not None:
+            taken.append(entry)
         return taken
 
     async def requeue(self, request_id: str) -> bool:
@@ -237,6 +248,12 @@ class MemoryQueue:
         if flying is not None:
             return QueuePosition(flying.function_id, flying.version_id, 0)
         return None
+
+    def watch(self, version_id: str, wake: Callable[[], None]) -> None:
+        """Every enqueue happens in this process, which kicks its own dispatcher."""
+
+    def unwatch(self, version_id: str) -> None:
+        pass
 
     def _drop_if_empty(self, version_id: str, queue: VersionQueue) -> None:
         if not queue and self._versions.get(version_id) is queue:

@@ -55,10 +55,19 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'cfgate.db'}"
 
 
+@pytest.fixture(params=["memory", "redis"])
+def queue_redis(request: pytest.FixtureRequest) -> str | None:
+    """The invocation queue the gateway runs on: in memory, or Redis Streams (``--redis``)."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
 @pytest.fixture
-async def live_gateway(tmp_path: Path, database_url: str) -> AsyncIterator[LiveGateway]:
+async def live_gateway(tmp_path: Path, database_url: str, queue_redis: str | None) -> AsyncIterator[LiveGateway]:
     port = find_free_port()
-    settings = make_settings(tmp_path, database=database_url, port=port, grpc_port=find_free_port())
+    settings = make_settings(tmp_path, database=database_url, port=port, grpc_port=find_free_port(), redis=queue_redis)
     config = uvicorn_config(settings)
     config.log_level = "warning"
     server = uvicorn.Server(config)

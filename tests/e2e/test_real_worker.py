@@ -111,7 +111,10 @@ async def test_kill_9_of_a_worker_with_invocations_in_flight_loses_none(
         worker_process(live_gateway, fid, echo, tmp_path / "b", total, "healthy"),
     ):
         invocations = live_gateway.gateway.invocations.dispatcher
-        await eventually(lambda: len(invocations.sessions(vid)) == 2, "both workers attached")
+        await eventually(
+            lambda: [s.credits for s in invocations.sessions(vid)] == [total, total], "both workers attached and ready"
+        )
+        await wait_active(live_gateway, fid, vid)
         limits = httpx.Limits(max_connections=total + 4)
         async with httpx.AsyncClient(
             base_url=live_gateway.base, timeout=WAIT * 2, limits=limits, headers={"Host": f"{fid}.invocation.localhost"}

@@ -37,6 +37,12 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def queue_redis() -> str | None:
+    """Cluster credentials do not depend on the queue: the memory queue only (e2e covers both)."""
+    return None
+
+
+@pytest.fixture
 async def echo() -> AsyncIterator[EchoServer]:
     async with EchoServer() as server:
         yield server
