@@ -65,8 +65,11 @@ log = logging.getLogger("gateway")
 # Service labels served by this build; hosts of services that do not exist yet are unknown.
 SERVICE_LABELS: dict[str, int] = {"api": SERVICE_API, "invocation": SERVICE_INVOCATION, "api-keys": SERVICE_API_KEYS}
 
-HEALTH_BODY = orjson.dumps({"status": "UP"})
-HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
+
+def health_response(process_id: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """``/health``: UP, and which gateway process answered (a random id, so it tells nothing else)."""
+    body = orjson.dumps({"status": "UP", "process": process_id})
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
 
 
 class Gateway:
@@ -79,6 +82,7 @@ class Gateway:
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._invoke_mask = 0
+        self._health = health_response("")
         self.grpc_port = 0
 
     @property
@@ -90,6 +94,7 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
+        self._health = health_response(runtime.process_id)
         self._services = {SERVICE_API_KEYS: build_apikeys_app(runtime), SERVICE_API: build_api_app(runtime)}
         classifier = HostClassifier(self.settings.domain, SERVICE_LABELS)
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
@@ -152,7 +157,7 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/health":
-            await send_response(send, 200, HEALTH_HEADERS, HEALTH_BODY)
+            await send_response(send, 200, *self._health)
             return
         hot = self._hot
         assert hot is not None, "gateway not started"
@@ -174,11 +179,21 @@ class Gateway:
             return
         if decision.code == DECIDE_CACHE_MISS and decision.token is not None:
             try:
-                await self.runtime.authenticator.authenticate(decision.token)
+                principal = await self.runtime.authenticator.authenticate(decision.token)
             except GatewayError as exc:
                 await _problem(send, exc, scope["path"], invocation=True)
                 return
-            decision = hot.decide(host, method, path, authorization)
+            # Built here rather than decided again: the authenticator may not cache (see there).
+            decision = Decision(
+                DECIDE_OK if principal.has_any(self._invoke_mask) else DECIDE_FORBIDDEN,
+                decision.service,
+                decision.route,
+                decision.function_id,
+                decision.version_id,
+                decision.request_id,
+                principal,
+                decision.token,
+            )
         await self._invocation(decision, scope, receive, send)
 
     async def _not_hot_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> bool:

@@ -7,7 +7,10 @@ closures; nothing here is a module-level global.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
+
+import redis.asyncio as redis
 
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.assets import AssetService, LocalBlobStore, UrlSigner
@@ -16,17 +19,22 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.redis_client import connect
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator, accept_all_gpus
 from gateway.services.functions.routing import RoutingCache
 from gateway.settings import Settings
+from gateway.shared.bus import InvalidationBus
+from gateway.shared.cluster import SharedState
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
 from gateway.store.apikeys import ApiKeyRepository
 from gateway.store.assets import AssetRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
+from invoker.instance_redis import RedisInstanceRegistry
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
 from invoker.queues import InvocationQueue, MemoryQueue
 
@@ -56,11 +64,19 @@ class Runtime:
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups; the SIS registry replaces the empty default (later issue).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
+    # Random per start: names this process in the instance registry and in /health, and nothing else.
+    process_id: str = ""
+    rate_limit: RateLimit = field(default_factory=LocalRateLimit)
+    # Set when settings.redis is: the client, and what this process shares through it.
+    redis: redis.Redis | None = None
+    shared: SharedState | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        process_id = secrets.token_hex(8)
         store = await open_store(settings.database_url)
+        client = await connect(settings.redis) if settings.redis else None
         try:
             accounts = AccountRepository(store.engine)
             default_account = await accounts.ensure(
@@ -73,7 +89,16 @@ class Runtime:
             functions = FunctionRepository(store.engine)
             authorizations = AuthorizationRepository(store.engine)
             deployments = DeploymentRepository(store.engine)
-            instances = MemoryInstanceRegistry()
+            instances: InstanceRegistry
+            shared: SharedState | None = None
+            if client is not None:
+                # A worker's entry outlives a missed refresh or two, not a dead process.
+                ttl = 3 * settings.worker_heartbeat_ms / 1000
+                registry = RedisInstanceRegistry(client, process_id, ttl_seconds=ttl)
+                shared = SharedState(client, InvalidationBus(client, process_id), registry)
+                instances = registry
+            else:
+                instances = MemoryInstanceRegistry()
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
@@ -85,6 +110,8 @@ class Runtime:
                 max_bytes=settings.max_asset_bytes,
             )
         except BaseException:
+            if client is not None:
+                await client.aclose()
             await store.close()
             raise
         issuer = TokenIssuer(keyring, settings.issuer, settings.admin_token_ttl_seconds)
@@ -92,6 +119,8 @@ class Runtime:
         authorities = AuthorityTable(AUTHORITIES)
         credentials = CredentialCache()
         authenticator = Authenticator(credentials, authorities, verifier, api_keys, accounts)
+        if shared is not None:
+            await shared.start(routes, authenticator)
         return cls(
             settings=settings,
             store=store,
@@ -111,7 +140,13 @@ class Runtime:
             queues=MemoryQueue(),
             assets=assets,
             gpu_validator=accept_all_gpus,
+            process_id=process_id,
+            rate_limit=RedisRateLimiter(client) if client is not None else LocalRateLimit(),
+            redis=client,
+            shared=shared,
         )
 
     async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
         await self.store.close()
