@@ -43,6 +43,7 @@ class InvalidationBus:
         self._on_disconnect: list[Hook] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._closed = False
 
     @property
     def connected(self) -> bool:
@@ -79,6 +80,8 @@ class InvalidationBus:
         return self.connected
 
     async def close(self) -> None:
+        # A flag as well as the cancel: redis-py may swallow a cancellation that hits a read.
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,7 +90,7 @@ class InvalidationBus:
 
     async def _run(self) -> None:
         backoff = BACKOFF_FIRST_SECONDS
-        while True:
+        while not self._closed:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
@@ -109,7 +112,7 @@ class InvalidationBus:
             if not self.connected:
                 log.info("invalidation bus subscribed")
             self._connected.set()
-            while True:
+            while not self._closed:
                 message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
                 if message is not None:
                     await self._deliver(message)
