@@ -2,13 +2,17 @@
 
 Every local change is published on the invalidation bus; every message from another process
 reloads the named item from the store (routing), evicts it (credentials) or re-reads the live
-instances. After each (re)subscription everything is reloaded; while the bus is down credentials
-are not cached, so a key deleted anywhere is refused everywhere at once.
+instances. After each (re)subscription everything is reloaded. While the bus is down, credentials
+are not cached, so a key deleted anywhere is refused everywhere at once, and the routing cache is
+reloaded from the store every ``POLL_SECONDS`` (push degrades to polling, nothing needs Redis).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 
@@ -19,7 +23,10 @@ from invoker.instance_redis import RedisInstanceRegistry
 
 FUNCTION, INSTANCES = "function", "instances"
 APIKEY, SUBJECT = "apikey", "subject"
+log = logging.getLogger("gateway.shared")
+
 SUBSCRIBE_WAIT_SECONDS = 2.0
+POLL_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -27,6 +34,7 @@ class SharedState:
     client: redis.Redis
     bus: InvalidationBus
     instances: RedisInstanceRegistry
+    _poller: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self, routes: RoutingCache, authenticator: Authenticator) -> None:
         bus, instances, cache = self.bus, self.instances, authenticator.cache
@@ -67,9 +75,23 @@ class SharedState:
         bus.on_disconnect(forget_credentials)
         bus.start()
         instances.start()
+        self._poller = asyncio.create_task(self._poll_while_down(routes), name="routing-poll")
         await bus.wait_connected(SUBSCRIBE_WAIT_SECONDS)
 
+    async def _poll_while_down(self, routes: RoutingCache) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            if not self.bus.connected:
+                try:
+                    await routes.load_all()
+                except Exception:
+                    log.exception("reloading the routing cache failed")
+
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         await self.bus.close()
         await self.instances.close()
         await self.client.aclose()
