@@ -11,7 +11,9 @@ invalidation bus, whose ``instances`` messages call ``resync``).
 
 While Redis is unreachable, registering and deregistering still work (the local part of the view
 changes and listeners run); the other processes' instances stay as last read, so an outage does
-not flip function status; everything is rewritten and re-read when Redis is back.
+not flip function status; everything is rewritten and re-read when Redis is back. For one ``ttl``
+after Redis comes back an instance missing from it is kept: Redis may have restarted empty, or
+every entry may have expired meanwhile, and the live processes need one refresh to rewrite theirs.
 
 Keys: ``cfgate:{instances}:expiry`` (sorted set, instance id → expiry ms) and
 ``cfgate:{instances}:data`` (hash, instance id → JSON); one hash tag, one Redis Cluster slot.
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -79,6 +82,8 @@ class RedisInstanceRegistry:
         self._listeners: list[InstanceListener] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._unreachable = False
+        self._back_at = -float("inf")  # monotonic time Redis answered again after an outage
         # Tells the other processes that this version's instances changed (set by the gateway).
         self.announce: Announce | None = None
 
@@ -124,8 +129,16 @@ class RedisInstanceRegistry:
     async def resync(self) -> None:
         """Re-read every process's live instances from Redis (raises ``RedisError`` if down)."""
         async with self._lock:
-            raw = await self._read(keys=[EXPIRY_KEY, DATA_KEY])
-            others: dict[str, LiveInstance] = {}
+            try:
+                raw = await self._read(keys=[EXPIRY_KEY, DATA_KEY])
+            except RedisError:
+                self._unreachable = True
+                raise
+            now = time.monotonic()
+            if self._unreachable:
+                self._unreachable, self._back_at = False, now
+            # Just after an outage, what Redis lacks may only not be rewritten yet: keep it a while.
+            others = dict(self._others) if now - self._back_at < self.ttl_seconds else {}
             for item in raw:
                 instance = _instance(item)
                 if instance is not None and instance.process != self.process_id:
@@ -140,7 +153,11 @@ class RedisInstanceRegistry:
             args: list[str | int | bytes] = [self._ttl_ms()]
             for instance in own:
                 args.extend(_pair(instance))
-            await self._write(keys=[EXPIRY_KEY, DATA_KEY], args=args)
+            try:
+                await self._write(keys=[EXPIRY_KEY, DATA_KEY], args=args)
+            except RedisError:
+                self._unreachable = True
+                raise
         await self.resync()
 
     def start(self) -> None:

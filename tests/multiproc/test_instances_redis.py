@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from gateway.redis_client import connect
 from invoker.instance_redis import RedisInstanceRegistry
 from invoker.instances import LiveInstance
-from tests.multiproc.waiting import until_true
+from tests.multiproc.waiting import eventually, until_true
 from tests.servers import RedisServer
 
 TTL = 0.6
@@ -102,3 +103,24 @@ async def test_survives_a_redis_outage_and_rewrites_itself_after(
     server.start()  # empty: the entries come back from the processes' own refreshes
     await until_true(lambda: b.count(VID) == 1 and a.count(VID) == 1, what="views after the outage")
     assert [i.instance_id for i in b.instances(VID)] == ["on-a"]
+
+
+async def test_an_empty_redis_after_an_outage_does_not_drop_instances_at_once(
+    redis_server_factory: Callable[..., RedisServer], registries: Make
+) -> None:
+    server = redis_server_factory()
+    a, b = await registries(server.url, "process-a"), await registries(server.url, "process-b")
+    await b.register(instance("on-b"))  # b never refreshes: after the outage nobody rewrites it
+    await a.resync()
+    server.kill()
+    with pytest.raises(RedisError):
+        await a.resync()
+    server.start()  # empty
+    await a.resync()
+    assert a.count(VID) == 1  # not flipped to zero by the restart itself
+
+    async def dropped() -> bool:
+        await a.resync()
+        return a.count(VID) == 0
+
+    await eventually(dropped, what="the unrefreshed instance leaving after one ttl")
