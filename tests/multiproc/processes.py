@@ -142,3 +142,14 @@ async def delete_api_key(gateway: GatewayProcess, token: str, key_id: str) -> No
     async with gateway.client("api-keys.localhost") as keys:
         response = await keys.delete(f"/v1/keys/{key_id}", headers={**KEY_HEADERS, **bearer(token)})
     assert response.status_code == 204, response.text
+
+
+async def pexec_until(gateway: GatewayProcess, token: str, fid: str, status: int) -> httpx.Response:
+    """pexec until it answers ``status``: another process's change arrives asynchronously (one
+    pub/sub message, then a store read), so "at once" means within that delivery, not before it."""
+    deadline = time.monotonic() + 15.0
+    while True:
+        response = await pexec(gateway, token, fid)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.05)

@@ -20,6 +20,7 @@ from tests.multiproc.processes import (
     delete_api_key,
     function_version,
     pexec,
+    pexec_until,
 )
 from tests.multiproc.test_two_processes import FAST, worker_on
 from tests.multiproc.waiting import eventually, until_true
@@ -68,8 +69,8 @@ async def test_outage_and_recovery(
 
         await eventually(bus_back, what="B resubscribing")
         fid4, _ = await create_function(a, token, minInstances=0)
-        assert (await pexec(b, invoker, fid4)).status_code == 202
-        assert (await pexec(b, invoker, fid3)).status_code == 202
+        assert (await pexec_until(b, invoker, fid4, 202)).status_code == 202
+        assert (await pexec_until(b, invoker, fid3, 202)).status_code == 202
     finally:
         await worker.stop()
 

@@ -23,6 +23,7 @@ from tests.multiproc.processes import (
     delete_api_key,
     function_version,
     pexec,
+    pexec_until,
 )
 from tests.multiproc.waiting import eventually
 
@@ -45,13 +46,13 @@ async def test_a_function_created_at_a_is_invocable_at_b_and_its_deletion_too(
     fid, vid = await create_function(a, token, minInstances=0)  # scale to zero: ACTIVE at once
     invoker = (await create_api_key(a, token))["value"]
     # B never touched this function: only A's invalidation can have told B's routing cache.
-    response = await pexec(b, invoker, fid)
+    response = await pexec_until(b, invoker, fid, 202)
     assert response.status_code == 202, response.text
     assert response.headers["nvcf-status"] == "in-progress"
     async with a.client("api.localhost") as api:
         deleted = await api.delete(f"/v2/nvcf/functions/{fid}/versions/{vid}", headers=bearer(token))
         assert deleted.status_code == 204, deleted.text
-    problem = assert_problem(await pexec(b, invoker, fid), 404)
+    problem = assert_problem(await pexec_until(b, invoker, fid, 404), 404)
     assert fid in problem["detail"]
 
 
@@ -62,7 +63,7 @@ async def test_an_api_key_deleted_at_a_is_refused_at_b(gateways: Spawn, postgres
     key = await create_api_key(a, token)
     assert (await pexec(b, key["value"], fid)).status_code == 202  # B has the key in its cache now
     await delete_api_key(a, token, key["id"])
-    response = await pexec(b, key["value"], fid)
+    response = await pexec_until(b, key["value"], fid, 401)
     assert_problem(response, 401)
     assert response.headers["nvcf-status"] == "errored"
     assert (await pexec(a, key["value"], fid)).status_code == 401
