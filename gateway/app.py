@@ -90,8 +90,11 @@ SERVICE_LABELS: dict[str, int] = {
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
 
-HEALTH_BODY = orjson.dumps({"status": "UP"})
-HEALTH_HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode())]
+
+def health_response(process_id: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """``/health``: UP, and which gateway process answered (a random id, so it tells nothing else)."""
+    body = orjson.dumps({"status": "UP", "process": process_id})
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
 
 
 class Gateway:
@@ -109,6 +112,7 @@ class Gateway:
         self.tasks: TaskService | None = None
         self._replies: ReplyBus | None = None
         self._invoke_mask = 0
+        self._health = health_response("")
         self.grpc_port = 0
 
     @property
@@ -126,6 +130,7 @@ class Gateway:
     async def startup(self) -> None:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
+        self._health = health_response(runtime.process_id)
         settings = self.settings
         scheduler = TaskScheduler(
             TaskRepository(runtime.store.engine),
@@ -182,6 +187,7 @@ class Gateway:
             assets=runtime.assets,
             region=settings.region,
             results=results,
+            rate=runtime.rate_limit,
         )
         service = WorkerService(
             dispatcher,
@@ -250,7 +256,7 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/health":
-            await send_response(send, 200, HEALTH_HEADERS, HEALTH_BODY)
+            await send_response(send, 200, *self._health)
             return
         hot = self._hot
         assert hot is not None, "gateway not started"
@@ -272,11 +278,21 @@ class Gateway:
             return
         if decision.code == DECIDE_CACHE_MISS and decision.token is not None:
             try:
-                await self.runtime.authenticator.authenticate(decision.token)
+                principal = await self.runtime.authenticator.authenticate(decision.token)
             except GatewayError as exc:
                 await _problem(send, exc, scope["path"], invocation=True)
                 return
-            decision = hot.decide(host, method, path, authorization)
+            # Built here rather than decided again: the authenticator may not cache (see there).
+            decision = Decision(
+                DECIDE_OK if principal.has_any(self._invoke_mask) else DECIDE_FORBIDDEN,
+                decision.service,
+                decision.route,
+                decision.function_id,
+                decision.version_id,
+                decision.request_id,
+                principal,
+                decision.token,
+            )
         await self._invocation(decision, scope, receive, send)
 
     async def _not_hot_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> bool:

@@ -39,6 +39,13 @@ def _serve_parser(sub: Any) -> None:
         metavar="ISSUER=JWKS_URL",
         help="also accept JWTs of this issuer, verified with its JWKS (repeatable)",
     )
+    p.add_argument(
+        "--upstream",
+        dest="upstreams",
+        action="append",
+        metavar="SERVICE=URL",
+        help="proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable)",
+    )
     p.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
 
 
@@ -57,8 +64,9 @@ def _demo_parser(sub: Any) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
-    if "trusted_issuers" in overrides:
-        overrides["trusted_issuers"] = tuple(overrides["trusted_issuers"])
+    for repeated in ("trusted_issuers", "upstreams"):
+        if repeated in overrides:
+            overrides[repeated] = tuple(overrides[repeated])
     return Settings.load(overrides)
 
 

@@ -7,6 +7,7 @@ closures; nothing here is a module-level global.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,6 +20,7 @@ from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
+from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
 from gateway.redis_client import connect
 from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory, check_offered
 from gateway.services.clusters.registry import ClusterRegistry
@@ -28,6 +30,8 @@ from gateway.services.functions.deployment_models import GpuValidator
 from gateway.services.functions.routing import RoutingCache
 from gateway.services.tasks.gpus import TaskGpuValidator, accept_all_task_gpus
 from gateway.settings import Settings
+from gateway.shared.bus import InvalidationBus
+from gateway.shared.cluster import SharedState
 from gateway.store import Store, open_store
 from gateway.store.accounts import Account, AccountRepository
 from gateway.store.apikeys import ApiKeyRepository
@@ -35,6 +39,7 @@ from gateway.store.assets import AssetRepository
 from gateway.store.clusters import ClusterRepository
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import AuthorizationRepository, FunctionRepository
+from invoker.instance_redis import RedisInstanceRegistry
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
 from invoker.presence import Presence
 from invoker.queues import InvocationQueue, MemoryQueue
@@ -71,21 +76,27 @@ class Runtime:
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
     # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
     task_gpu_validator: TaskGpuValidator = accept_all_task_gpus
-    # With --redis: the shared client, and this process's id and liveness key (invoker.presence).
+    # Random per start: names this process in Redis (liveness, replies, instances) and in /health.
+    process_id: str = ""
+    rate_limit: RateLimit = field(default_factory=LocalRateLimit)
+    # With --redis: the shared client, this process's liveness key (invoker.presence), and what
+    # it shares through Redis (invalidation bus, instance registry).
     redis: Redis | None = None
     presence: Presence | None = None
+    shared: SharedState | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        redis = connect(settings.redis) if settings.redis else None
-        presence = Presence(redis) if redis is not None else None
+        process_id = secrets.token_hex(8)
+        store = await open_store(settings.database_url)
+        client = connect(settings.redis) if settings.redis else None
+        presence = Presence(client, process_id=process_id) if client is not None else None
         queues: InvocationQueue = MemoryQueue()
-        if redis is not None and presence is not None:
+        if client is not None and presence is not None:
             # The id → version index must outlive a request's wait plus its run.
             index_ttl = settings.queue_lifetime_seconds + 3600
-            queues = RedisQueue(redis, presence, codec=RequestCodec(), index_ttl=index_ttl)
-        store = await open_store(settings.database_url)
+            queues = RedisQueue(client, presence, codec=RequestCodec(), index_ttl=index_ttl)
         try:
             accounts = AccountRepository(store.engine)
             default_account = await accounts.ensure(
@@ -98,7 +109,16 @@ class Runtime:
             functions = FunctionRepository(store.engine)
             authorizations = AuthorizationRepository(store.engine)
             deployments = DeploymentRepository(store.engine)
-            instances = MemoryInstanceRegistry()
+            instances: InstanceRegistry
+            shared: SharedState | None = None
+            if client is not None:
+                # A worker's entry outlives a missed refresh or two, not a dead process.
+                ttl = 3 * settings.worker_heartbeat_ms / 1000
+                registry = RedisInstanceRegistry(client, process_id, ttl_seconds=ttl)
+                shared = SharedState(client, InvalidationBus(client, process_id), registry)
+                instances = registry
+            else:
+                instances = MemoryInstanceRegistry()
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
@@ -111,15 +131,17 @@ class Runtime:
                 max_bytes=settings.max_asset_bytes,
             )
         except BaseException:
+            if client is not None:
+                await client.aclose()
             await store.close()
-            if redis is not None:
-                await redis.aclose()
             raise
         issuer = TokenIssuer(keyring, settings.issuer, settings.admin_token_ttl_seconds)
         verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
         authorities = AuthorityTable(AUTHORITIES)
         credentials = CredentialCache()
         authenticator = Authenticator(credentials, authorities, verifier, api_keys, accounts)
+        if shared is not None:
+            await shared.start(routes, authenticator)
         return cls(
             settings=settings,
             store=store,
@@ -142,11 +164,16 @@ class Runtime:
             gpu_validator=ClusterGpuValidator(cluster_repository),
             clusters=RegistryClusterDirectory(cluster_repository),
             task_gpu_validator=partial(check_offered, cluster_repository),
-            redis=redis,
+            redis=client,
             presence=presence,
+            process_id=process_id,
+            rate_limit=RedisRateLimiter(client) if client is not None else LocalRateLimit(),
+            shared=shared,
         )
 
     async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
         await self.store.close()
         if self.redis is not None:
             await self.redis.aclose()

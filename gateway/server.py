@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -36,7 +37,18 @@ def serve(settings: Settings) -> int:
     if settings.processes > 1:
         if not settings.redis:
             raise SettingsError("--processes N > 1 requires --redis: processes share queues through Redis")
-        raise SettingsError("--processes N > 1 is not available in this build yet")
+        from gateway.supervisor import Supervisor
+
+        return Supervisor(settings).run()
+    server = uvicorn.Server(uvicorn_config(settings))
+    if settings.reuse_port:
+        # A child of --processes N: the port is shared with its siblings, the parent told the way in.
+        from gateway.supervisor import reuse_port_socket
+
+        sock = reuse_port_socket(settings.host, settings.port)
+        print(f"cfgate: gateway process {os.getpid()} serving on port {settings.port}", flush=True)
+        server.run(sockets=[sock])
+        return 0 if server.started else 1
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     print(
         f"cfgate: serving http://{host}:{settings.port} "
@@ -45,6 +57,5 @@ def serve(settings: Settings) -> int:
         f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'",
         flush=True,
     )
-    server = uvicorn.Server(uvicorn_config(settings))
     server.run()
     return 0 if server.started else 1

@@ -36,6 +36,8 @@ class Settings:
     redis: str | None = None
     database: str | None = None
     processes: int = 1
+    # Bind the HTTP port with SO_REUSEPORT: set by ``--processes N`` for its children, which share it.
+    reuse_port: bool = False
     # Bootstrap door (POST /v1/admin/keys and bearer-less key management): open to loopback
     # clients unless disabled, and to anyone presenting this secret.
     bootstrap_secret: str | None = None
@@ -117,6 +119,22 @@ class Settings:
                 )
             found[service] = url
         return found
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``CFGATE_*`` variables: what ``load`` reads back into equal settings."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            env[ENV_PREFIX + f.name.upper()] = text
+        return env
 
     def validate(self) -> Settings:
         if not 0 <= self.port <= 65535 or not 0 <= self.grpc_port <= 65535:

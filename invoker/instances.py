@@ -1,8 +1,9 @@
 """Live worker instances per function version: who is connected and serving what.
 
 The worker endpoint registers and deregisters instances; the control plane listens and moves
-function status DEPLOYING → ACTIVE → DEGRADED and back. This is the in-process registry (the
-embedded default); a Redis-backed one with expiry serves many processes.
+function status DEPLOYING → ACTIVE → DEGRADED and back. ``MemoryInstanceRegistry`` is the
+in-process registry (the embedded default); ``RedisInstanceRegistry`` (``invoker.instance_redis``)
+shares it among many processes, with expiry.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class LiveInstance:
     updated_at: int = 0
     status: str = "ACTIVE"
     labels: dict[str, str] = field(default_factory=dict)
+    # The gateway process whose worker endpoint holds the worker's stream (set by the Redis registry).
+    process: str = ""
 
 
 class InstanceRegistry(Protocol):

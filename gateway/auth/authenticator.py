@@ -2,13 +2,17 @@
 
 A cache hit costs one dict lookup (done on the compiled hot path). On a miss the API key is
 looked up by its hash, or the JWT's signature is verified, and the result is cached until the
-credential expires. Deleting a key or changing its authorizations evicts it at once.
+credential expires. Deleting a key or changing its authorizations evicts it at once, here through
+``revoke_key`` / ``revoke_subject`` and in other processes through ``listeners`` (the invalidation
+bus). While another process's revocation could be missed (``caching()`` false: the bus is
+disconnected), nothing is cached and every request is checked against the store.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from cext.hotpath import AuthorityTable, CredentialCache, Principal
 from gateway.auth import apikey_format
@@ -21,6 +25,9 @@ from gateway.store.apikeys import ApiKeyRepository
 log = logging.getLogger("gateway.auth")
 
 ACTIVE = "ACTIVE"
+
+# Called with (kind, id) after a revocation here: kind "apikey" (a key id) or "subject" (a client id).
+RevocationListener = Callable[[str, str], Awaitable[None]]
 
 
 class Authenticator:
@@ -37,6 +44,8 @@ class Authenticator:
         self._verifier = verifier
         self._keys = keys
         self._accounts = accounts
+        self.listeners: list[RevocationListener] = []
+        self.caching: Callable[[], bool] = lambda: True
 
     async def authenticate(self, token: bytes) -> Principal:
         cached = self.cache.get(token, time.time())
@@ -47,8 +56,26 @@ class Authenticator:
         except UnicodeDecodeError:
             raise Unauthorized("Unauthorized access") from None
         principal = await (self._api_key(text) if text.startswith(apikey_format.PREFIX) else self._jwt(text))
-        self.cache.put(token, principal)
+        if self.caching():
+            self.cache.put(token, principal)
         return principal
+
+    async def revoke_key(self, key_id: str) -> None:
+        """An API key was deleted or changed: forget it here and in every other process."""
+        self.cache.revoke_key(key_id)
+        await self._tell("apikey", key_id)
+
+    async def revoke_subject(self, subject: str) -> None:
+        """An account's admin client changed: forget its tokens here and in every other process."""
+        self.cache.revoke_subject(subject)
+        await self._tell("subject", subject)
+
+    async def _tell(self, kind: str, item_id: str) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(kind, item_id)
+            except Exception:
+                log.exception("revocation listener failed for %s", kind)
 
     async def _api_key(self, key: str) -> Principal:
         if not apikey_format.well_formed(key):

@@ -6,6 +6,7 @@ until every token they signed has expired, so rotating never invalidates a live 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from jwt.algorithms import ECAlgorithm
 log = logging.getLogger("gateway.auth.keyring")
 
 KEYRING_FILE = "signing-keys.json"
+LOCK_FILE = "signing-keys.lock"
 ALGORITHM = "ES256"
 
 
@@ -50,7 +52,13 @@ class KeyRing:
         ring = cls(data_dir / KEYRING_FILE, retain_seconds)
         ring.reload()
         if not ring._keys:
-            ring.rotate()
+            # Processes starting together on one data directory must agree on the first key.
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with open(data_dir / LOCK_FILE, "a+b") as lock:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+                ring.reload()
+                if not ring._keys:
+                    ring.rotate()
         return ring
 
     @property

@@ -35,10 +35,7 @@ class SecretBox:
             return cls(base64.b64decode(configured))
         path = data_dir / KEY_FILE
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(base64.b64encode(secrets.token_bytes(32)))
+            _create_key_file(path)
         return cls(base64.b64decode(path.read_bytes()))
 
     def seal(self, plaintext: str, context: str) -> str:
@@ -53,3 +50,19 @@ class SecretBox:
             return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode()).decode()
         except InvalidTag as exc:
             raise SecretBoxError(f"cannot decrypt secret for {context.split(':')[0]}") from exc
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a fresh key, complete or not at all: processes starting together keep the first one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64encode(secrets.token_bytes(32)))
+        try:
+            os.link(tmp, path)  # atomic, and fails if another process linked its key first
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)

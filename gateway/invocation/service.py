@@ -29,7 +29,7 @@ from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner
 from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
-from gateway.invocation.ratelimit import RateLimiter
+from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -85,6 +85,7 @@ class InvocationService:
         assets: AssetService | None = None,
         region: str = "local",
         results: ResultStore | None = None,
+        rate: RateLimit | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -96,7 +97,8 @@ class InvocationService:
         self.signer = signer
         self.assets = assets
         self.region = region
-        self.rate = RateLimiter()
+        # Shared through Redis when there are many processes (per process while Redis is away).
+        self.rate: RateLimit = rate or LocalRateLimit()
         self.results = results
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -305,7 +307,7 @@ class InvocationService:
         window: int,
         assets: list[tuple[str, str, str]] | None = None,
     ) -> Invocation:
-        if version.rate_limit and not self.rate.allow(route.function_id, version.rate_limit):
+        if version.rate_limit and not await self.rate.allow(route.function_id, version.rate_limit):
             raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
         try:
             body = await read_body(receive, self.max_body_bytes)

@@ -34,10 +34,16 @@ def assert_invocation_problem(response: httpx.Response, status: int) -> None:
 
 
 async def test_health_on_any_host(client_factory: ClientFactory) -> None:
+    processes = set()
     for host in ("localhost", "api-keys.localhost", "whatever.example"):
         response = await client_factory(host).get("/health")
         assert response.status_code == 200
-        assert response.json() == {"status": "UP"}
+        body = response.json()
+        assert body.keys() == {"status", "process"} and body["status"] == "UP"
+        processes.add(body["process"])
+    # One process, named by a random id (16 hex digits) that tells nothing else.
+    (process,) = processes
+    assert len(process) == 16 and int(process, 16) >= 0
 
 
 @pytest.mark.parametrize("host", ["localhost", "nope.localhost", "x"])

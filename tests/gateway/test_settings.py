@@ -40,3 +40,29 @@ def test_environment_then_overrides() -> None:
 def test_invalid_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         Settings.load(env=env)
+
+
+def test_environment_round_trips_every_setting(tmp_path: Path) -> None:
+    """What ``--processes N`` hands its children: the same settings, through CFGATE_* variables."""
+    settings = Settings.load(
+        {
+            "port": 9001,
+            "data_dir": tmp_path / "d",
+            "redis": "redis://127.0.0.1:1/0",
+            "processes": 3,
+            "reuse_port": True,
+            "bootstrap_loopback": False,
+            "trusted_issuers": ("a=https://a.example/jwks", "b=https://b.example/jwks"),
+        },
+        env={},
+    )
+    env = settings.environment()
+    assert all(name.startswith("CFGATE_") for name in env) and "CFGATE_DATABASE" not in env  # None: left out
+    assert Settings.load(env=env) == settings
+
+
+def test_a_bad_upstream_flag_is_refused_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    assert main(["serve", "--upstream", "tasks=ftp://x", "--upstream", "sis=http://127.0.0.1:1"]) == 2
+    assert "upstream must be 'SERVICE=http://host:port'" in capsys.readouterr().err

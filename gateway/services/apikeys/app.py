@@ -123,7 +123,7 @@ class ApiKeysService:
     async def delete_key(self, request: Request) -> Response:
         record = await self.visible_key(request, await self.caller_account(request))
         await self.keys.delete(record.id)
-        self.runtime.credentials.revoke_key(record.id)
+        await self.runtime.authenticator.revoke_key(record.id)
         return Response(status_code=204)
 
     async def put_authorizations(self, request: Request) -> Response:
@@ -131,7 +131,7 @@ class ApiKeysService:
         authorizations = parse_authorizations(await read_json_object(request, self.limit))
         _require_product(authorizations, ISSUERS[record.issuer_service_id])
         updated = await self.keys.set_authorizations(record.id, authorizations)
-        self.runtime.credentials.revoke_key(record.id)
+        await self.runtime.authenticator.revoke_key(record.id)
         if updated is None:
             raise NotFound("Key not found.")
         return JSONResponse(key_dto(updated))

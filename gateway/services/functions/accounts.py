@@ -133,10 +133,10 @@ def _path_account(call: Call) -> str:
     return nca_id
 
 
-def _evict(call: Call, *client_ids: str | None) -> None:
+async def _evict(call: Call, *client_ids: str | None) -> None:
     for client_id in client_ids:
         if client_id:
-            call.runtime.credentials.revoke_subject(client_id)
+            await call.runtime.authenticator.revoke_subject(client_id)
 
 
 def _sealed_registry_credentials(call: Call, nca_id: str, body: CreateAccountRequest) -> list[dict[str, Any]]:
@@ -169,7 +169,7 @@ async def create_account(call: Call) -> AccountResponse:
         account = await call.runtime.accounts.create(nca_id, body.name, body.adminClientId, limits)
     except (ClientTaken, AccountExists) as exc:
         raise Conflict(str(exc)) from None
-    _evict(call, body.adminClientId)
+    await _evict(call, body.adminClientId)
     return AccountResponse(account=account_dto(account))
 
 
@@ -213,7 +213,7 @@ async def associate_client(call: Call) -> AccountResponse:
         raise Conflict(str(exc)) from None
     except AccountNotFound as exc:
         raise NotFound(str(exc)) from None
-    _evict(call, client_id)
+    await _evict(call, client_id)
     return AccountResponse(account=account_dto(account))
 
 
@@ -226,7 +226,7 @@ async def disassociate_client(call: Call) -> AccountResponse:
         raise NotFound(str(exc)) from None
     except ClientNotAssociated as exc:
         raise BadRequest(str(exc)) from None
-    _evict(call, client_id)
+    await _evict(call, client_id)
     return AccountResponse(account=account_dto(account))
 
 
@@ -240,7 +240,7 @@ async def delete_account(call: Call) -> None:
         raise NotFound(str(exc)) from None
     except AccountInUse as exc:
         raise BadRequest(str(exc)) from None
-    _evict(call, *deleted.account.client_ids)
+    await _evict(call, *deleted.account.client_ids)
     await call.runtime.assets.drop_account(nca_id)
 
 

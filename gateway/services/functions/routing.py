@@ -76,7 +76,12 @@ class RoutingCache:
         return len(self._routes)
 
     async def load_all(self) -> None:
-        for function_id in await self._functions.all_function_ids():
+        """Load every function from the store, dropping routes of functions deleted meanwhile."""
+        known = set(await self._functions.all_function_ids())
+        # Computed before any await below: a function a concurrent refresh adds is not dropped.
+        for function_id in set(self._routes) - known:
+            self._routes.pop(function_id, None)
+        for function_id in known:
             await self._reload(function_id)
 
     async def refresh(self, function_id: str) -> None:

@@ -1,0 +1,127 @@
+"""``cfgate serve --processes N``: N gateway processes on one host sharing the HTTP and gRPC ports.
+
+The parent never serves and never starts grpc: it reserves the ports (a bound, not listening,
+SO_REUSEPORT socket each, which also resolves port 0), creates the data directory's keys once so
+the children do not race to create them, then starts each child as a fresh interpreter
+(``python -m gateway serve`` with the settings in ``CFGATE_*`` variables, never a fork) that binds
+the same ports with SO_REUSEPORT; the kernel spreads connections among them (grpc sets
+SO_REUSEPORT on its listeners by default). Each child applies pending migrations under the
+store's lock, so whichever comes first migrates and the others find nothing to do.
+
+Supervision: SIGTERM or SIGINT stops every child gracefully (SIGTERM, then SIGKILL after the
+grace period) and the parent exits 0. A child that dies on its own is restarted after a second;
+more than ``MAX_RESTARTS`` restarts within ``RESTART_WINDOW_SECONDS`` means something is wrong
+for all of them (bad database, port taken), so the parent stops the others and exits 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from types import FrameType
+
+from gateway.auth.keyring import KeyRing
+from gateway.auth.secretbox import SecretBox
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.supervisor")
+
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+RESTART_DELAY_SECONDS = 1.0
+STOP_GRACE_SECONDS = 25.0
+POLL_SECONDS = 0.2
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT (not listening)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._children: list[subprocess.Popen[bytes] | None] = []
+        self._restarts: deque[float] = deque()
+        self._stopping = False
+        self._env: dict[str, str] = {}
+
+    def run(self) -> int:
+        settings = self.settings
+        try:
+            http = reuse_port_socket(settings.host, settings.port)
+            grpc = reuse_port_socket(settings.host, settings.grpc_port)
+        except OSError as exc:
+            print(f"cfgate: cannot bind {settings.host}:{settings.port}/{settings.grpc_port}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            self._prepare_data_dir()
+            port, grpc_port = http.getsockname()[1], grpc.getsockname()[1]
+            child = Settings.load(
+                {"port": port, "grpc_port": grpc_port, "processes": 1, "reuse_port": True}, env=settings.environment()
+            )
+            self._env = child.environment()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._stop)
+            print(
+                f"cfgate: {settings.processes} gateway processes on http port {port}, grpc port {grpc_port}",
+                flush=True,
+            )
+            self._children = [self._spawn() for _ in range(settings.processes)]
+            return self._supervise()
+        finally:
+            self._terminate()
+            http.close()
+            grpc.close()
+
+    def _prepare_data_dir(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
+        SecretBox.open(settings.data_dir, settings.secret_key)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self._env)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _supervise(self) -> int:
+        while not self._stopping:
+            time.sleep(POLL_SECONDS)
+            for index, child in enumerate(self._children):
+                if self._stopping or child is None or child.poll() is None:
+                    continue
+                now = time.monotonic()
+                self._restarts.append(now)
+                while self._restarts and self._restarts[0] < now - RESTART_WINDOW_SECONDS:
+                    self._restarts.popleft()
+                if len(self._restarts) > MAX_RESTARTS:
+                    print(f"cfgate: gateway processes keep dying (last exit {child.returncode}): stopping", flush=True)
+                    return 1
+                print(f"cfgate: gateway process {child.pid} exited with {child.returncode}: restarting", flush=True)
+                time.sleep(RESTART_DELAY_SECONDS)
+                self._children[index] = self._spawn()
+        return 0
+
+    def _terminate(self) -> None:
+        live = [c for c in self._children if c is not None and c.poll() is None]
+        for child in live:
+            child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in live:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
