@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -53,7 +54,7 @@ class Answer:
 
 class Invocation:
     __slots__ = (
-        "_changed",
+        "_waiters",
         "answer",
         "attempt",
         "chunks",
@@ -93,7 +94,9 @@ class Invocation:
         self.session: object | None = None  # the worker session holding it, while dispatched
         self.timer: asyncio.TimerHandle | None = None
         self.stored_path: str | None = None  # large result spooled to disk
-        self._changed = asyncio.Event()
+        # Futures of whoever waits in ``changed`` (usually one: the client's answer loop). A
+        # future and a timer per wait instead of ``wait_for`` on an Event: no task per wait.
+        self._waiters: list[asyncio.Future[bool]] = []
 
     @property
     def request_id(self) -> str:
@@ -111,7 +114,7 @@ class Invocation:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
-        self._changed.set()
+        self._notify()
         return self.state
 
     # --- answer from the worker -----------------------------------------------------------
@@ -123,7 +126,7 @@ class Invocation:
     def chunk(self, data: bytes) -> None:
         if data:
             self.chunks.append(data)
-            self._changed.set()
+            self._notify()
 
     def progress(self, percent: int, partial: bytes) -> None:
         self.apply(Event.PROGRESS)
@@ -140,18 +143,36 @@ class Invocation:
 
     # --- consumers ------------------------------------------------------------------------
 
+    def _notify(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+
     async def changed(self, timeout: float | None) -> bool:
-        """Wait for any change; False on timeout."""
-        self._changed.clear()
+        """Wait for the next change (one made after this call); False on timeout."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._waiters:  # timed out or cancelled: still listed (a notified one is not)
+                with suppress(ValueError):
+                    self._waiters.remove(waiter)
 
     def drain_chunks(self) -> Iterator[bytes]:
         while self.chunks:
             yield self.chunks.popleft()
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 class InvocationTable:

@@ -344,31 +344,43 @@ class InvocationService:
     async def _serve(
         self, invocation: Invocation, scope: Scope, receive: Receive, send: Send, window: int, *, polling: bool
     ) -> None:
-        """Answer, cancelling the invocation if the client leaves while it waits for it."""
+        """Answer, cancelling the invocation if the client leaves while it waits for it.
+
+        The answer is served in this task; a watcher task reads ``receive`` and, on disconnect,
+        cancels this task through a done callback (one extra task per invocation, no
+        ``asyncio.wait``)."""
+        task = asyncio.current_task()
+        assert task is not None
         watcher = asyncio.ensure_future(_disconnected(receive))
+        serving = True
+
+        def client_gone(done: asyncio.Future[None]) -> None:
+            if serving and not done.cancelled():
+                task.cancel()
+
+        watcher.add_done_callback(client_gone)
         store = partial(self._store_result, _base_url(scope))
         reply = self._publishing(invocation, send) if polling else send
-        serving = asyncio.ensure_future(
-            answer(invocation, reply, scope["path"], window, polling=polling, store_result=store)
-        )
         try:
-            done, _ = await asyncio.wait({watcher, serving}, return_when=asyncio.FIRST_COMPLETED)
-            if serving in done:
-                outcome = serving.result()
-                if outcome == Outcome.ACCEPTED:
-                    invocation.reported_seq = invocation.progress_seq
-                if outcome == Outcome.TIMED_OUT:
-                    await self.dispatcher.cancel(invocation, "no answer within the poll window")
-                    error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
-                    error.status, error.name = 504, "gateway-timeout"
-                    await send_problem(send, invocation.request_id, error, scope["path"])
-                    invocation.delivered = True
-            else:
-                serving.cancel()
-                with suppress(asyncio.CancelledError):
-                    await serving
+            try:
+                outcome = await answer(invocation, reply, scope["path"], window, polling=polling, store_result=store)
+            except asyncio.CancelledError:
+                gone = watcher.done() and not watcher.cancelled()
+                if not gone or task.uncancel() > 0:  # cancelled from outside as well: let it through
+                    raise
                 if not invocation.delivered:
                     await self.dispatcher.cancel(invocation, "client disconnected")
+                return
+            finally:
+                serving = False
+            if outcome == Outcome.ACCEPTED:
+                invocation.reported_seq = invocation.progress_seq
+            if outcome == Outcome.TIMED_OUT:
+                await self.dispatcher.cancel(invocation, "no answer within the poll window")
+                error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
+                error.status, error.name = 504, "gateway-timeout"
+                await send_problem(send, invocation.request_id, error, scope["path"])
+                invocation.delivered = True
         finally:
             watcher.cancel()
 
