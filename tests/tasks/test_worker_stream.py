@@ -73,6 +73,12 @@ async def workers(gateway: Gateway) -> AsyncIterator[list[ScriptedTaskWorker]]:
     yield started
     for worker in started:
         await worker.close()
+    # Let the gateway record the departures (a store write each) before it shuts its store down.
+    if gateway.tasks is not None:
+        scheduler = gateway.tasks.scheduler
+        async with asyncio.timeout(WAIT):
+            while scheduler.sessions:
+                await asyncio.sleep(0.02)
 
 
 def target(gateway: Gateway) -> str:

@@ -93,7 +93,9 @@ class TaskBroker:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             try:
-                await self.scheduler.detach(session, reason)
+                # Shielded: a stream cancelled at shutdown must not abandon the store write midway
+                # (a cancelled asyncpg query leaks its pooled connection).
+                await asyncio.shield(self.scheduler.detach(session, reason))
             except Exception:
                 # The store may be closing (gateway shutdown): the lost-heartbeat backstop errors the
                 # session's tasks later, on whichever node runs next.
