@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=RESULTS / "profile")
     p.add_argument("--native", action="store_true", help="include C/Cython frames (grpc, uvloop, protobuf)")
+    p.add_argument("--redis", action="store_true", help="profile pexec-redis-1p (Redis queue) instead")
     return parser
 
 
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         from bench.profile import profile
 
-        print(profile(args.out, args.duration, args.native))
+        print(profile(args.out, args.duration, args.native, args.redis))
         return 0
     return 2
 

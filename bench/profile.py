@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bench import tools
+from bench import redis, tools
 from bench.loadgen.wrk import run_wrk
 from bench.procs import BenchError, CpuMeter, cpu_layout
 from bench.scenarios import Context, _pexec
@@ -55,11 +55,18 @@ def summarise(collapsed: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-def profile(out: Path, seconds: float, native: bool = False) -> str:
+def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = False) -> str:
+    """``with_redis``: the pexec-redis-1p stack (throwaway redis-server on the client core)."""
     out.mkdir(parents=True, exist_ok=True)
     server, client = cpu_layout()
     ctx = Context(out, server, client)
-    stack = start_stack("profile", server, client, out)
+    store = redis.start(client, out, "profile") if with_redis else None
+    try:
+        stack = start_stack("profile", server, client, out, extra=["--redis", store.url] if store else [])
+    except BaseException:
+        if store is not None:
+            store.proc.stop()
+        raise
     try:
         target = _pexec(stack)
         run_wrk(target, 2, client, out)
@@ -82,3 +89,5 @@ def profile(out: Path, seconds: float, native: bool = False) -> str:
         return "\n".join(report)
     finally:
         stack.stop()
+        if store is not None:
+            store.proc.stop()

@@ -9,6 +9,7 @@ service app for its host. An unknown host is a 404 problem, never a fall-through
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -215,6 +216,10 @@ class Gateway:
         self.grpc_port = await self._workers.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
+        # Start-up objects (modules, ORM metadata, keys) out of every later full collection: a
+        # full pass then scans only what invocations left behind (GC pauses were p99 stalls).
+        gc.collect()
+        gc.freeze()
 
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
