@@ -99,8 +99,11 @@ def health_response(process_id: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, owns_process: bool = False) -> None:
         self.settings = settings
+        # Alone in its process (``cfgate serve``): it may freeze the heap after start-up. Never
+        # when embedded (tests, the demo): freezing makes everything the host holds immortal.
+        self.owns_process = owns_process
         self._runtime: Runtime | None = None
         self._services: dict[int, ASGIApp] = {}
         self._proxies: dict[int, UpstreamProxy] = {}
@@ -216,10 +219,11 @@ class Gateway:
         self.grpc_port = await self._workers.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
-        # Start-up objects (modules, ORM metadata, keys) out of every later full collection: a
-        # full pass then scans only what invocations left behind (GC pauses were p99 stalls).
-        gc.collect()
-        gc.freeze()
+        if self.owns_process:
+            # Start-up objects (modules, ORM metadata, keys) out of every later full collection:
+            # a full pass then scans only what invocations left behind (GC pauses were p99 stalls).
+            gc.collect()
+            gc.freeze()
 
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
@@ -414,5 +418,5 @@ def _uuid(raw: bytes) -> str:
         raise BadRequest("function-id and function-version-id must be UUIDs") from None
 
 
-def build_app(settings: Settings) -> Gateway:
-    return Gateway(settings)
+def build_app(settings: Settings, *, owns_process: bool = False) -> Gateway:
+    return Gateway(settings, owns_process=owns_process)

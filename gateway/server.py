@@ -15,9 +15,9 @@ log = logging.getLogger("gateway")
 GRACEFUL_SHUTDOWN_SECONDS = 15
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn.Config:
     return uvicorn.Config(
-        build_app(settings),
+        build_app(settings, owns_process=owns_process),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -40,7 +40,7 @@ def serve(settings: Settings) -> int:
         from gateway.supervisor import Supervisor
 
         return Supervisor(settings).run()
-    server = uvicorn.Server(uvicorn_config(settings))
+    server = uvicorn.Server(uvicorn_config(settings, owns_process=True))
     if settings.reuse_port:
         # A child of --processes N: the port is shared with its siblings, the parent told the way in.
         from gateway.supervisor import reuse_port_socket

@@ -37,6 +37,10 @@ class DuplicateRequest(ValueError):
 
 
 class InvocationQueue(Protocol):
+    # True when every call is a round trip to a server (Redis): callers then do not hold up a
+    # stream reader waiting for acks.
+    remote: bool
+
     async def enqueue(
         self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
     ) -> QueuePosition:

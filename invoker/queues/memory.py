@@ -160,6 +160,8 @@ class VersionQueue:
 class MemoryQueue:
     """``InvocationQueue`` held in this process: per-version ``VersionQueue`` plus the in-flight set."""
 
+    remote = False
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._versions: dict[str, VersionQueue] = {}

@@ -46,6 +46,7 @@ from invoker.presence import Presence
 from invoker.queues import redis_scripts as lua
 from invoker.queues.base import DuplicateRequest, QueueEntry, QueuePosition
 from invoker.queues.codec import JsonCodec, PayloadCodec
+from invoker.queues.redis_batch import ScriptBatcher
 
 log = logging.getLogger("invoker.queues.redis")
 
@@ -73,6 +74,8 @@ def _text(value: Any) -> str:
 
 
 class RedisQueue:
+    remote = True
+
     def __init__(
         self,
         redis: Redis,
@@ -102,6 +105,9 @@ class RedisQueue:
         self._retry: list[tuple[str, str]] = []  # ("ack" | "requeue", request id) that met an outage
         self._suspects: set[tuple[str, str]] = set()  # (version, process) seen dead once
         self._tasks: list[asyncio.Task[None]] = []
+        # Concurrent script calls share round trips (standalone Redis; a cluster would need one
+        # pipeline per node).
+        self.batcher = ScriptBatcher(redis)
 
     @property
     def me(self) -> str:
@@ -117,6 +123,7 @@ class RedisQueue:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.batcher.close()
 
     def watch(self, version_id: str, wake: Callable[[], None]) -> None:
         self._watched[version_id] = wake
@@ -137,7 +144,7 @@ class RedisQueue:
             keys = version_keys(version_id)[:7]
             if not self.cluster:
                 keys.append(index_key(request_id))
-                position = await self._scripts["ENQUEUE"](keys, [*args, version_id, self.index_ttl])
+                position = await self._script("ENQUEUE", keys, [*args, version_id, self.index_ttl])
                 return int(position) != -2, position  # a full queue wrote no index
             index = ("SET", index_key(request_id), version_id, "NX", "EX", self.index_ttl)
             fresh, position = await self._with_script(index, "ENQUEUE", keys, args)
@@ -151,7 +158,7 @@ class RedisQueue:
             raise QueueFull(f"queue of version {version_id} is full")
         if not fresh or position == -1:
             if position > 0:  # the id is known in another version: undo this copy
-                await self._call(lambda: self._scripts["CANCEL"](version_keys(version_id), [request_id]))
+                await self._call(lambda: self._script("CANCEL", version_keys(version_id), [request_id]))
             raise DuplicateRequest(f"request {request_id} is already queued")
         self._versions[request_id] = version_id
         return QueuePosition(function_id, version_id, position)
@@ -162,7 +169,7 @@ class RedisQueue:
     async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
         """Up to ``count`` entries in one round trip (the dispatcher asks for its free credits)."""
         keys = version_keys(version_id)
-        flat = await self._call(lambda: self._scripts["TAKE"](keys, [self.me, count]))
+        flat = await self._call(lambda: self._script("TAKE", keys, [self.me, count]))
         entries = []
         for i in range(0, len(flat), 4):
             rid, meta, attempts, data = _text(flat[i]), _text(flat[i + 1]), int(flat[i + 2]), flat[i + 3]
@@ -185,7 +192,7 @@ class RedisQueue:
             return False
         keys = version_keys(version_id)[:3]
         args = [request_id, wake_channel(version_id), self.me]
-        done = await self._call(lambda: self._scripts["REQUEUE"](keys, args))
+        done = await self._call(lambda: self._script("REQUEUE", keys, args))
         if done:
             # Taken again here or elsewhere: the wake (pub/sub and the local kick) says so.
             wake = self._watched.get(version_id)
@@ -208,7 +215,7 @@ class RedisQueue:
 
         async def run() -> Any:
             if not self.cluster:
-                return await self._scripts["ACK"]([s, w, d, a, m, index_key(request_id)], [request_id, self.me])
+                return await self._script("ACK", [s, w, d, a, m, index_key(request_id)], [request_id, self.me])
             _, done = await self._with_script(
                 ("DEL", index_key(request_id)), "ACK", [s, w, d, a, m], [request_id, self.me]
             )
@@ -225,7 +232,7 @@ class RedisQueue:
         if version_id is None:
             return None
         keys = version_keys(version_id)[:7]
-        found = await self._call(lambda: self._scripts["CANCEL"](keys, [request_id]))
+        found = await self._call(lambda: self._script("CANCEL", keys, [request_id]))
         self._versions.pop(request_id, None)
         if not found:
             return None
@@ -272,6 +279,12 @@ class RedisQueue:
             raw = await self._call(lambda: self.redis.get(index_key(request_id)))
             version_id = _text(raw) if raw is not None else None
         return version_id
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        script = self._scripts[name]
+        if self.cluster:
+            return await script(keys, args)
+        return await self.batcher.call(script, keys, args)
 
     async def _with_script(
         self, command: tuple[Any, ...], name: str, keys: list[str], args: list[Any]

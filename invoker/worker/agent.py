@@ -32,7 +32,6 @@ them answers frequent pings with GOAWAY; the heartbeats keep the stream busy any
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
 import logging
 import random
@@ -112,9 +111,6 @@ class WorkerAgent:
             client = HttpClient(endpoint.host, endpoint.port, max_connections=config.max_concurrency)
             progress = ProgressWatcher(config.progress_interval)
             assets = AssetFetcher()
-            # Start-up objects out of every later full collection: shorter GC pauses under load.
-            gc.collect()
-            gc.freeze()
             try:
                 return await self._serve(client, progress, assets, dirs)
             finally:
