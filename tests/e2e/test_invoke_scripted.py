@@ -350,3 +350,31 @@ async def test_input_assets_reach_the_worker(live_gateway: LiveGateway) -> None:
         fetched = await raw.get(sent.url)
     assert fetched.status_code == 200 and fetched.content == b"\x89PNG-bytes"
     await worker.stop()
+
+
+async def test_answered_invocations_leave_the_queue(live_gateway: LiveGateway) -> None:
+    """Acks go off the worker-stream reader (batched with Redis): every answered entry still ends."""
+    fid, vid = await live_gateway.create_deployed_function()
+    worker = await start_worker(live_gateway, fid, concurrency=16)
+    await wait_active(live_gateway, fid, vid)
+    key = await live_gateway.api_key()
+    async with live_gateway.client("invocation.localhost") as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"/v2/nvcf/pexec/functions/{fid}", json={"n": i}, headers={"Authorization": f"Bearer {key}"}
+                )
+                for i in range(40)
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * 40
+    queue = live_gateway.gateway.runtime.queues
+    request_ids = [r.headers["nvcf-reqid"] for r in responses]
+    for _ in range(200):
+        left = [rid for rid in request_ids if await queue.position(rid) is not None]
+        if not left:
+            break
+        await asyncio.sleep(0.02)
+    assert left == []  # neither waiting nor in flight: acked
+    assert await queue.depth(vid) == 0
+    await worker.stop()
