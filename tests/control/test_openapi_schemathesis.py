@@ -23,19 +23,14 @@ Both store backends run: PostgreSQL refuses strings SQLite takes (a NUL characte
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import BaseSchema, Case, GenerationMode
@@ -49,11 +44,10 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.api import Endpoint
 from gateway.app import Gateway
-from gateway.server import uvicorn_config
 from gateway.services.functions.app import control_plane_endpoints
-from tests.conftest import make_settings
 from tests.control.helpers import deployment_body, function_body
 from tests.control.matrix_cases import ALL_JWT_SCOPES, ASSET_BODY, registry_body, telemetry_body
+from tests.support.threaded_gateway import threaded_gateway
 
 ENDPOINTS = control_plane_endpoints()
 MAX_EXAMPLES = 15
@@ -131,10 +125,6 @@ class Live:
         return ids
 
 
-def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
-    asyncio.run(server.serve(sockets=[sock]))
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def fuzz_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
@@ -152,33 +142,13 @@ def fuzz_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def live(fuzz_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp: Path = tmp_path_factory.mktemp("fuzz")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn_config(make_settings(tmp, database=fuzz_database, port=port))
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=_serve, args=(server, sock), name="schemathesis-gateway", daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the gateway did not start"
-            thread.join(0.02)
-        gateway = config.app
-        assert isinstance(gateway, Gateway)
+    with threaded_gateway(tmp_path_factory.mktemp("fuzz"), fuzz_database, "schemathesis-gateway") as (gateway, base):
         token = gateway.runtime.issuer.mint(gateway.settings.admin_client_id, ALL_JWT_SCOPES).value
         headers = {"Host": API_HOST, "Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers=headers, timeout=30.0) as http:
             live = Live(gateway, base, headers, http)
             live.post(f"/v2/nvcf/accounts/{PARTNER}", {"name": "Partner", "adminClientId": f"{PARTNER}-client"})
             yield live
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The sis host's ``/v3/openapi`` against a running gateway: every SIS operation, fuzzed by schemathesis.
 
-Same harness as ``tests/control/test_openapi_schemathesis.py`` (uvicorn in a thread, both store
+Same harness as ``tests/control/test_openapi_schemathesis.py`` (``tests.support.threaded_gateway``, both store
 backends, the checks ``not_a_server_error``, ``status_code_conformance``,
 ``content_type_conformance``, ``response_schema_conformance``), on ``Host: sis.localhost`` with
 the default admin JWT. Operations with ``{ncaId}`` / ``{clusterId}`` also get positive cases aimed
@@ -9,17 +9,13 @@ at the default account and a real cluster made for that operation, since random 
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import BaseSchema, Case, GenerationMode
@@ -28,11 +24,10 @@ from schemathesis.config import SchemathesisConfig
 from gateway.api import Endpoint
 from gateway.app import Gateway
 from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES
-from gateway.server import uvicorn_config
 from gateway.services.clusters.clusters import ENDPOINTS
-from tests.conftest import make_settings
-from tests.control.test_openapi_schemathesis import CHECKS, CONFIG, MAX_EXAMPLES, _serve, fuzz_database  # noqa: F401
+from tests.control.test_openapi_schemathesis import CHECKS, CONFIG, MAX_EXAMPLES, fuzz_database  # noqa: F401
 from tests.sis.helpers import DEFAULT_NCA, cluster_body
+from tests.support.threaded_gateway import threaded_gateway
 
 SIS_HOST = "sis.localhost"
 
@@ -59,31 +54,11 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(fuzz_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # noqa: F811
-    tmp: Path = tmp_path_factory.mktemp("sis-fuzz")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    config = uvicorn_config(make_settings(tmp, database=fuzz_database, port=port))
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=_serve, args=(server, sock), name="schemathesis-sis", daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the gateway did not start"
-            thread.join(0.02)
-        gateway = config.app
-        assert isinstance(gateway, Gateway)
+    with threaded_gateway(tmp_path_factory.mktemp("sis-fuzz"), fuzz_database, "schemathesis-sis") as (gateway, base):
         token = gateway.runtime.issuer.mint(gateway.settings.admin_client_id, ADMIN_DEFAULT_SCOPES).value
         headers = {"Host": SIS_HOST, "Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers=headers, timeout=30.0) as http:
             yield Live(gateway, base, headers, http)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
