@@ -72,6 +72,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         self.max_direct_response_bytes = max_direct_response_bytes
         self._registrations: dict[str, _Registration] = {}
         self._streams: dict[str, asyncio.Task[object]] = {}
+        self._departures: set[asyncio.Future[None]] = set()  # detaches that outlive their stream
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext[object, object]
@@ -128,7 +129,13 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         finally:
             self._streams.pop(session.session_id, None)
             reader.cancel()
-            await self.dispatcher.detach(session, reason)
+            # grpc.aio cancels this handler when the worker goes (kill -9): a detach interrupted
+            # half-way would leave the rest of its invocations in flight for good (the session
+            # is already gone, so nothing detaches it again). It runs to the end on its own task.
+            departure = asyncio.ensure_future(self.dispatcher.detach(session, reason))
+            self._departures.add(departure)
+            departure.add_done_callback(self._departures.discard)
+            await asyncio.shield(departure)
 
     async def Tasks(
         self, request_iterator: AsyncIterator[pb.TaskWorkerMessage], context: grpc.aio.ServicerContext[object, object]
@@ -138,6 +145,11 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             return
         async for message in self._tasks(request_iterator, context):
             yield message
+
+    async def settle(self) -> None:
+        """Wait for the detaches still running after their streams ended (at shutdown)."""
+        if self._departures:
+            await asyncio.gather(*self._departures, return_exceptions=True)
 
     async def _read(self, session: WorkerSession, messages: AsyncIterator[pb.WorkerMessage]) -> None:
         try:
@@ -233,6 +245,7 @@ class WorkerEndpoint:
             self._watchdog.cancel()
         if self._server is not None:
             await self._server.stop(grace)
+        await self.service.settle()
 
 
 async def _set_serving(servicer: object, name: str, status: int) -> None:
