@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
-import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any
 
 from invoker.worker.agent import WorkerAgent
 from invoker.worker.config import WorkerConfig, default_instance_id
+from invoker.worker.process import configure_logging, run_agent
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -117,22 +115,6 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
     )
 
 
-async def _run(config: WorkerConfig) -> int:
-    agent = WorkerAgent(config)
-    # This process is the agent's alone: modules and start-up objects out of every later full
-    # collection (shorter GC pauses under load).
-    gc.collect()
-    gc.freeze()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.request_stop)
-    try:
-        return await agent.run()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if "--tasks" in arguments or _flag(os.environ.get(ENV_PREFIX + "TASKS", "")):
@@ -141,10 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tasks_main(arguments)
     parser = build_parser()
     args = parser.parse_args(arguments)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(str(args.log_level))
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -154,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvloop
 
         runner = uvloop.run
-    return runner(_run(config))
+    return runner(run_agent(lambda: WorkerAgent(config)))
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from invoker.worker.config import default_instance_id
+from invoker.worker.process import configure_logging, run_agent
 from invoker.worker.tasks.agent import TaskWorkerAgent
 from invoker.worker.tasks.config import LAUNCHERS, TaskWorkerConfig
 
@@ -79,27 +78,12 @@ def config_from_args(args: argparse.Namespace) -> TaskWorkerConfig:
     )
 
 
-async def _run(config: TaskWorkerConfig) -> int:
-    agent = TaskWorkerAgent(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.request_stop)
-    try:
-        return await agent.run()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(str(args.log_level))
     try:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    return asyncio.run(_run(config))
+    return asyncio.run(run_agent(lambda: TaskWorkerAgent(config)))
