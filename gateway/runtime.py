@@ -139,7 +139,15 @@ class Runtime:
         verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
         authorities = AuthorityTable(AUTHORITIES)
         credentials = CredentialCache()
-        authenticator = Authenticator(credentials, authorities, verifier, api_keys, accounts)
+        authenticator = Authenticator(
+            credentials,
+            authorities,
+            verifier,
+            api_keys,
+            accounts,
+            local_issuer=settings.issuer,
+            operator_client=settings.admin_client_id,
+        )
         if shared is not None:
             await shared.start(routes, authenticator)
         return cls(
