@@ -23,10 +23,11 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from cext.hotpath import Principal
+from cext.hotpath import KIND_JWT, Principal
 from gateway.asgi import Message, Receive, Scope, Send, header
 from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner
+from gateway.auth.authority import principal_may_use_function
 from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
@@ -146,6 +147,8 @@ class InvocationService:
             return
         if invocation is None or invocation.delivered or invocation.request.nca_id != principal.nca_id:
             raise NotFound(f"Request '{request_id}' not found")
+        if not self._may_poll(principal, invocation.request.function_id, invocation.request.version_id):
+            raise NotFound(f"Request '{request_id}' not found")
         if invocation.published:
             await self._status_published(invocation, scope, send, window)
             return
@@ -162,6 +165,13 @@ class InvocationService:
         if outcome == Outcome.ACCEPTED:
             invocation.reported_seq = invocation.progress_seq
         self._forget_if_done(invocation)
+
+    def _may_poll(self, principal: Principal, function_id: str, version_id: str) -> bool:
+        """A request id is the creating account's (checked first) and, for an API key, only a key
+        allowed on its function may read it (``gateway.auth.authority``)."""
+        if principal.kind == KIND_JWT:
+            return True
+        return principal_may_use_function(principal, self.routes.get(function_id), function_id, version_id)
 
     def _forget_if_done(self, invocation: Invocation) -> None:
         """A delivered final answer is not kept for the sweep: at thousands of invocations a
@@ -202,6 +212,8 @@ class InvocationService:
             except BackendUnavailable:
                 raise ServiceUnavailable("Invocation results are unavailable: Redis cannot be reached") from None
             if record is None or record.nca_id != principal.nca_id:
+                raise NotFound(f"Request '{request_id}' not found")
+            if record.function_id and not self._may_poll(principal, record.function_id, record.version_id):
                 raise NotFound(f"Request '{request_id}' not found")
             remaining = deadline - time.monotonic()
             if record.final or record.progress_seq > record.reported_seq or remaining <= 0:

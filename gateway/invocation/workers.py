@@ -24,6 +24,7 @@ from typing import Any
 
 from gateway.auth import cluster_credentials
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.authority import principal_may_use_function
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import GatewayError
 from gateway.services.clusters.registry import ClusterRegistry
@@ -64,6 +65,9 @@ class WorkerAuthorizer:
         route = self._routes.get(request.function_id.lower())
         if route is None or route.nca_id != principal.nca_id:
             raise WorkerRejected(f"unknown function '{request.function_id}'")
+        # An API key serves only functions its resources name (gateway.auth.authority).
+        if not principal_may_use_function(principal, route, route.function_id, request.version_id or None):
+            raise WorkerRejected(f"the credential's resources do not include function '{request.function_id}'")
         metadata = {"gpu": request.gpu, "instanceType": request.instance_type, "backend": request.backend}
         return self._grant(route, _version(route, request), request, metadata)
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from gateway.access import require_function_resource
 from gateway.api import Call, Endpoint
 from gateway.problems import BadRequest, NotFound
 from gateway.services.functions.deployment_models import (
@@ -147,6 +148,7 @@ async def _in_account(call: Call, deployment: Deployment | None, what: str) -> t
     version = await call.runtime.catalog.functions.get(deployment.function_id, deployment.version_id)
     if version is None:
         raise NotFound(f"{what} not found in account '{nca_id}'")
+    require_function_resource(call.caller, call.runtime, deployment.function_id, deployment.version_id)
     return version, deployment
 
 
