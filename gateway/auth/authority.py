@@ -82,14 +82,20 @@ class Reach(Enum):
     ANY = "any"  # every account (account administration with an operator scope; operator workers)
 
 
+class Delegation(Enum):
+    """What a credential may put into an API key it creates (``delegable``)."""
+
+    NONE = "none"  # it may not create keys
+    HELD = "held"  # its own scopes plus those they imply (``IMPLIED``)
+    ALL = "all"  # every scope (the operator at the bootstrap door)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     reach: Reach
     # True: the credential satisfies JWT-only endpoints (``hasAnyAuthority(s)`` without ``apikey:s``).
     jwt_only_ok: bool = False
-    # What the credential may put into an API key it creates (``delegable``): "held" = its own
-    # scopes plus ``IMPLIED``; "all" = every scope; "none" = it may not create keys.
-    delegates: str = "none"
+    delegates: Delegation = Delegation.NONE
 
 
 _NO = Rule(Reach.NOTHING)
@@ -100,7 +106,7 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
     CredentialKind.OPERATOR: {
         Surface.CONTROL_PLANE: _JWT_OWN,
         Surface.ACCOUNTS: Rule(Reach.ANY, jwt_only_ok=True),
-        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates="held"),
+        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.HELD),
         Surface.ADMIN_TOKENS: _NO,  # minted only at the door, whatever bearer is sent
         Surface.INVOCATION: _JWT_OWN,
         Surface.TASKS: _JWT_OWN,
@@ -110,7 +116,7 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
     CredentialKind.DOOR: {
         Surface.CONTROL_PLANE: _NO,
         Surface.ACCOUNTS: _NO,
-        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates="all"),  # the default account
+        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.ALL),  # the default account
         Surface.ADMIN_TOKENS: Rule(Reach.OWN, jwt_only_ok=True),
         Surface.INVOCATION: _NO,
         Surface.TASKS: _NO,
@@ -120,7 +126,7 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
     CredentialKind.ACCOUNT_ADMIN: {
         Surface.CONTROL_PLANE: _JWT_OWN,
         Surface.ACCOUNTS: Rule(Reach.ANY, jwt_only_ok=True),  # with account_setup, an operator scope
-        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates="held"),
+        Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.HELD),
         Surface.ADMIN_TOKENS: _NO,
         Surface.INVOCATION: _JWT_OWN,
         Surface.TASKS: _JWT_OWN,
@@ -184,13 +190,13 @@ def allows(kind: CredentialKind, surface: Surface, held: Iterable[str], wanted: 
 def delegable(kind: CredentialKind, held: Iterable[str]) -> frozenset[str]:
     """The scopes a credential of ``kind`` holding ``held`` may put into a key it creates."""
     mode = rule(kind, Surface.KEYS).delegates
-    if mode == "all":
+    if mode is Delegation.ALL:
         return frozenset(ALL_SCOPES)
-    if mode == "none":
+    if mode is Delegation.NONE:
         return frozenset()
     own = frozenset(s for s in held if s in ALL_SCOPES)
     implied = frozenset().union(*(IMPLIED.get(s, frozenset()) for s in own))
-    return own | implied
+    return own | (implied - OPERATOR_SCOPES)  # an operator scope is only ever passed on by its holder
 
 
 def undelegable(kind: CredentialKind, held: Iterable[str], requested: Iterable[str]) -> list[str]:
