@@ -150,7 +150,8 @@ async def list_function_versions(call: Call) -> FunctionListResponse:
     versions = await call.runtime.catalog.visible_versions(call.nca_id, function_id)
     if not versions:
         raise NotFound(f"Function '{function_id}' not found")
-    return _dtos(call, versions)
+    # A key granted some versions (``function:<fid>/<vid>``) lists only those.
+    return _dtos(call, [v for v in versions if key_may_use(call.caller, call.runtime, function_id, v.version_id)])
 
 
 async def get_function_version(call: Call) -> FunctionResponse:
