@@ -51,7 +51,7 @@ async def test_a_cluster_worker_runs_its_accounts_tasks_and_is_ended_when_the_cl
     worker = await attach(gateway, workers, cluster["clusterCredential"], instance_id="rack-4")
     (session,) = scheduler(gateway).sessions.values()
     assert session.grant.cluster_id == cluster["clusterId"]
-    assert session.grant.nca_ids == frozenset({DEFAULT_NCA})
+    assert session.grant.nca_id == DEFAULT_NCA and session.grant.cluster is not None
 
     dto = await create_task(tasks, task_key)
     (assignment,) = (await worker.read()).assignments
