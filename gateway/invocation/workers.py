@@ -3,9 +3,8 @@
 The rules are ``gateway.auth.worker_authority``'s table (``Operation.REGISTER``). A worker presents:
 
 * an admin JWT or an API key carrying ``deploy_function``, of the function's own account (the
-  operator's JWT included: it serves the operator's account only); an API key's function
-  resources must allow the version. A JWT whose subject maps to no account is refused. Its
-  ``gpu`` and ``instance_type`` are taken as it declares them;
+  operator's JWT included: it serves the operator's account only). A JWT whose subject maps to
+  no account is refused. Its ``gpu`` and ``instance_type`` are taken as it declares them;
 * a **cluster credential** (``nvcc-…``, issued by SIS when the cluster was registered): it serves
   a version only when the SIS placement rule lets its cluster run one of the version's
   deployment specifications (``gateway.services.clusters.placement``): the cluster's own account
@@ -75,11 +74,8 @@ class WorkerAuthorizer:
         route = self._routes.get(request.function_id.lower())
         if route is None or route.nca_id != principal.nca_id:
             raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown function '{request.function_id}'")
-        version = _version(route, request)
-        if not principal.allows_function(route.function_id, version.version_id, route.nca_id, False):
-            raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown function '{request.function_id}'")
         metadata = {"gpu": request.gpu, "instanceType": request.instance_type, "backend": request.backend}
-        return self._grant(route, version, request, metadata)
+        return self._grant(route, _version(route, request), request, metadata)
 
     async def _cluster_worker(self, credential: str, request: pb.RegisterRequest) -> WorkerGrant:
         cluster = await self._clusters.by_credential(credential)
