@@ -47,6 +47,7 @@ from cext.hotpath import (
 from gateway.asgi import ASGIApp, Receive, Scope, Send, header, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
+from gateway.auth.worker_authority import Operator
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.problems import (
@@ -193,17 +194,24 @@ class Gateway:
             results=results,
             rate=runtime.rate_limit,
         )
+        operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
             WorkerAuthorizer(
-                runtime.authenticator, runtime.routes, settings.region, settings.http_url, runtime.cluster_registry
+                runtime.authenticator,
+                runtime.routes,
+                settings.region,
+                settings.http_url,
+                runtime.cluster_registry,
+                runtime.catalog.deployments,
+                operator,
             ),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
             tasks=TaskBroker(
                 scheduler,
                 runtime.authenticator,
                 heartbeat_interval_ms=settings.worker_heartbeat_ms,
-                authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry),
+                authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
         )
         # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the

@@ -22,7 +22,8 @@ from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
 from gateway.redis_client import connect
-from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory, check_offered
+from gateway.services.clusters.offers import RegistryClusterDirectory
+from gateway.services.clusters.placement import ClusterGpuValidator, check_task_gpu
 from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
@@ -70,7 +71,7 @@ class Runtime:
     assets: AssetService
     # SIS: registered clusters, their credentials and revocation hooks.
     cluster_registry: ClusterRegistry
-    # Checks deployment GPU/instance-type names against the registered clusters (all pass while none is).
+    # Checks deployment GPU/instance-type names against the clusters usable by the account (all pass while none is).
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
@@ -171,7 +172,7 @@ class Runtime:
             cluster_registry=ClusterRegistry(cluster_repository),
             gpu_validator=ClusterGpuValidator(cluster_repository),
             clusters=RegistryClusterDirectory(cluster_repository),
-            task_gpu_validator=partial(check_offered, cluster_repository),
+            task_gpu_validator=partial(check_task_gpu, cluster_repository),
             redis=client,
             presence=presence,
             process_id=process_id,
