@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 from cext.hotpath import Principal
 from gateway.asgi import Message, Receive, Scope, Send, header
 from gateway.assets.service import AssetNotFound, AssetService
-from gateway.assets.signing import UrlSigner
+from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
@@ -425,10 +425,11 @@ class InvocationService:
         expires = (query.get("expires") or [""])[0]
         signature = (query.get("signature") or [""])[0]
         path = self.results_dir / f"{request_id}.zip"
+        stamp = parse_expiry(expires)
         valid = (
             _is_uuid(request_id)
-            and expires.isdigit()
-            and int(expires) >= time.time()
+            and stamp is not None
+            and stamp >= time.time()
             and self.signer.verify(signature, "result", request_id, expires)
         )
         if not valid:
