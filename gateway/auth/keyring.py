@@ -198,3 +198,5 @@ class KeyRing:
         with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
             json.dump(payload, handle)
         os.replace(tmp, self._path)
+        info = os.stat(self._path)
+        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
