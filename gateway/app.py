@@ -192,6 +192,7 @@ class Gateway:
             region=settings.region,
             results=results,
             rate=runtime.rate_limit,
+            public_url=settings.public_urls.service("invocation"),
         )
         service = WorkerService(
             dispatcher,

@@ -30,6 +30,7 @@ from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
+from gateway.private_files import make_private_dir, write_private
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -86,6 +87,7 @@ class InvocationService:
         region: str = "local",
         results: ResultStore | None = None,
         rate: RateLimit | None = None,
+        public_url: str = "http://invocation.localhost",
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -95,6 +97,8 @@ class InvocationService:
         self.results_dir = results_dir
         self.result_ttl = result_ttl
         self.signer = signer
+        # Base of the large-result download URLs (302 Location): configured, never the Host sent.
+        self.public_url = public_url
         self.assets = assets
         self.region = region
         # Shared through Redis when there are many processes (per process while Redis is away).
@@ -149,7 +153,7 @@ class InvocationService:
         if invocation.published:
             await self._status_published(invocation, scope, send, window)
             return
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         outcome = await answer(
             invocation,
             send,
@@ -186,7 +190,7 @@ class InvocationService:
             return
         if not await self._claim(invocation.request_id):
             raise NotFound(f"Request '{invocation.request_id}' not found")
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         await answer(invocation, send, scope["path"], 0, polling=True, store_result=store, seen_progress=seen)
 
     async def _status_stored(
@@ -216,7 +220,7 @@ class InvocationService:
             return
         if not await self._claim(request_id):
             raise NotFound(f"Request '{request_id}' not found")
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         await answer(stored, send, scope["path"], 0, polling=True, store_result=store)
 
     async def _claim(self, request_id: str) -> bool:
@@ -366,7 +370,7 @@ class InvocationService:
                 task.cancel()
 
         watcher.add_done_callback(client_gone)
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         reply = self._publishing(invocation, send) if polling else send
         try:
             try:
@@ -411,9 +415,9 @@ class InvocationService:
 
     async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
         """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private_dir, self.results_dir)
         path = self.results_dir / f"{invocation.request_id}.zip"
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(write_private, path, data)  # 0600: results are the caller's data
         expires = int(time.time() + self.result_ttl)
         signature = self.signer.sign("result", invocation.request_id, str(expires))
         return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
@@ -469,11 +473,6 @@ def _deliverable(invocation: Invocation) -> bool:
     """The answer loop would deliver now (rather than wait or answer 202)."""
     answered = invocation.answer is not None and invocation.answer.kind != ResultKind.LARGE_RESULT
     return invocation.final or answered
-
-
-def _base_url(scope: Scope) -> str:
-    host = (header(scope, b"host") or b"localhost").decode("latin-1")
-    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def _is_uuid(value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -12,6 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from protos.cfgate.worker.v1 import worker_pb2 as pb
+from tests.control.helpers import deployment_body, function_body
+from tests.e2e.driver import Reply, ScriptedWorker
+from tests.gateway.helpers import KEY_HEADERS, key_body
 from tests.servers import find_free_port
 
 
@@ -77,3 +82,56 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
         proc.wait()
+
+
+# --- driving the served gateway (async; a worker is a ScriptedWorker over real gRPC) ---
+
+
+def client(gateway: ServeProcess, host: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=gateway.base, headers={"Host": host}, timeout=30)
+
+
+async def deployed_function(gateway: ServeProcess, token: str) -> tuple[str, str]:
+    auth = {"Authorization": f"Bearer {token}"}
+    async with client(gateway, "api.localhost") as api:
+        created = await api.post("/v2/nvcf/functions", json=function_body(), headers=auth)
+        assert created.status_code == 200, created.text
+        fid, vid = created.json()["function"]["id"], created.json()["function"]["versionId"]
+        deployed = await api.post(
+            f"/v2/nvcf/deployments/functions/{fid}/versions/{vid}", json=deployment_body(), headers=auth
+        )
+        assert deployed.status_code == 200, deployed.text
+    return fid, vid
+
+
+async def wait_active(gateway: ServeProcess, token: str, fid: str, vid: str) -> None:
+    async with client(gateway, "api.localhost") as api:
+        for _ in range(300):
+            got = await api.get(
+                f"/v2/nvcf/functions/{fid}/versions/{vid}", headers={"Authorization": f"Bearer {token}"}
+            )
+            if got.json()["function"]["status"] == "ACTIVE":
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("function did not become ACTIVE")
+
+
+async def invoke_key(gateway: ServeProcess, token: str) -> str:
+    async with client(gateway, "api-keys.localhost") as keys:
+        response = await keys.post(
+            "/v1/keys", json=key_body(), headers={"Authorization": f"Bearer {token}", **KEY_HEADERS}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["value"])
+
+
+def large_result(payload: bytes) -> Reply:
+    """A worker reply answering every invocation with ``payload`` as a large result (a 302)."""
+
+    async def large(worker: ScriptedWorker, invocation: pb.Invocation) -> None:
+        rid = invocation.request_id
+        start = pb.ResponseStart(request_id=rid, status=200, kind=pb.LARGE_RESULT)
+        chunk = pb.ResponseChunk(request_id=rid, data=payload)
+        worker.send(pb.WorkerMessage(credits=1, starts=[start], chunks=[chunk], ends=[pb.ResponseEnd(request_id=rid)]))
+
+    return large
