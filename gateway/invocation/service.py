@@ -165,6 +165,8 @@ class InvocationService:
         )
         if outcome == Outcome.ACCEPTED:
             invocation.reported_seq = invocation.progress_seq
+        if outcome == Outcome.REJECTED:
+            await self.dispatcher.cancel(invocation, "malformed answer from the worker")
         self._forget_if_done(invocation)
 
     def _forget_if_done(self, invocation: Invocation) -> None:
@@ -386,6 +388,8 @@ class InvocationService:
                 serving = False
             if outcome == Outcome.ACCEPTED:
                 invocation.reported_seq = invocation.progress_seq
+            if outcome == Outcome.REJECTED:
+                await self.dispatcher.cancel(invocation, "malformed answer from the worker")
             if outcome == Outcome.TIMED_OUT:
                 await self.dispatcher.cancel(invocation, "no answer within the poll window")
                 error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
