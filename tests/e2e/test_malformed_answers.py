@@ -4,12 +4,16 @@ worker's session is kept, so its next answer is relayed as usual."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from tests.e2e.conftest import LiveGateway
 from tests.e2e.driver import ScriptedWorker
 from tests.e2e.test_invoke_scripted import start_worker, wait_active
+from tests.e2e.test_real_worker import wait_active_slowly, worker_process
+from tests.support.echo_server import EchoServer
 
 MALFORMED: dict[str, tuple[int, dict[str, str]]] = {
     "status-0": (0, {}),
@@ -91,3 +95,20 @@ def test_the_check_itself() -> None:
     assert answer_fault(600, []) == AnswerFault.STATUS
     assert answer_fault(204, [("x", "\x7f")]) == AnswerFault.HEADER_VALUE
     assert answer_fault(200, [("x y", "1")]) == AnswerFault.HEADER_NAME
+
+
+async def test_real_container_status_999_through_the_real_agent_is_a_502(
+    live_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    """``HTTP/1.1 999`` from a real HTTP server, relayed by the worker agent process."""
+    fid, vid = await live_gateway.create_deployed_function(inferenceUrl="/error?status=999&message=odd")
+    key = await live_gateway.api_key()
+    async with EchoServer() as echo, worker_process(live_gateway, fid, echo, tmp_path / "w", 2):
+        await wait_active_slowly(live_gateway, fid, vid)
+        async with live_gateway.client("invocation.localhost") as client:
+            response = await client.post(
+                f"/v2/nvcf/pexec/functions/{fid}", json={}, headers={"Authorization": f"Bearer {key}"}
+            )
+    assert response.status_code == 502, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 502
