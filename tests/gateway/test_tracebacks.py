@@ -24,6 +24,10 @@ def _lookup(table: dict[str, int], name: str) -> int:
     return table[name]
 
 
+def _index(items: list[int], at: int) -> int:
+    return items[at]
+
+
 def test_one_traceback_per_cause_then_one_liners() -> None:
     handler = Collect()
     logger = logging.getLogger("tests.tracebacks")
@@ -60,3 +64,27 @@ def test_the_traceback_comes_back_after_the_window() -> None:
     finally:
         logger.removeHandler(handler)
     assert shown == [True, True, True]
+
+
+def test_a_server_loggers_tracebacks_are_cut_to_one_line_after_the_first() -> None:
+    """What uvicorn logs for an exception escaping the app ("Exception in ASGI application")."""
+    from gateway.tracebacks import install_on
+
+    handler = Collect()
+    logger = logging.getLogger("tests.tracebacks.server")
+    logger.addHandler(handler)
+    install_on("tests.tracebacks.server")
+    install_on("tests.tracebacks.server")  # idempotent
+    try:
+        for _ in range(3):
+            try:
+                _index([], 3)
+            except IndexError as exc:
+                logger.error("Exception in ASGI application 100%", exc_info=exc)
+        logger.error("no exception here")
+    finally:
+        logger.removeHandler(handler)
+    records = handler.records
+    assert [bool(r.exc_info) for r in records] == [True, False, False, False]
+    assert records[1].getMessage().startswith("Exception in ASGI application 100%: IndexError at ")
+    assert records[3].getMessage() == "no exception here"
