@@ -205,3 +205,36 @@ def test_fuzzed_poll_seconds_are_never_a_server_error(gateway: ServeProcess, inv
     # 404: a well-formed window for a request id nobody holds.
     assert response.status_code in (400, 404), response.text
     assert_no_traceback(gateway)
+
+
+_FUZZED_HEADERS = [
+    "host",
+    "authorization",
+    "function-id",
+    "function-version-id",
+    "nvcf-poll-seconds",
+    "nvcf-input-asset-references",
+    "content-type",
+    "accept",
+    "cfgate-bootstrap-secret",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    target=st.sampled_from(PROTECTED + [("api-keys.localhost", "POST", "/v1/admin/keys")]),
+    name=st.sampled_from(_FUZZED_HEADERS),
+    value=_FIELD_BYTES,
+    bearer=st.booleans(),
+)
+def test_fuzzed_header_values_are_never_a_server_error(
+    gateway: ServeProcess, invoke_key: str, target: tuple[str, str, str], name: str, value: bytes, bearer: bool
+) -> None:
+    host, method, path = target
+    headers: dict[str, Any] = {"host": host}
+    if bearer:
+        headers["authorization"] = f"Bearer {invoke_key}"
+    headers[name] = value  # replaces the Host or the bearer when those are the fuzzed ones
+    response = httpx.request(method, gateway.base + path, headers=headers, content=b"{}", timeout=30)
+    assert response.status_code < 500, response.text
+    assert_no_traceback(gateway)
