@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.parametrize("length", [b"\xb2", b"1\xb2", b"\xd9\xa3"])
 async def test_non_ascii_content_length_is_400(api: httpx.AsyncClient, admin: dict[str, str], length: bytes) -> None:
-    headers: dict[str, str | bytes] = {**admin, "content-length": length}
+    headers = {b"authorization": admin["Authorization"].encode(), b"content-length": length}
     response = await api.post("/v2/nvcf/functions", content=b"{}", headers=headers)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
