@@ -115,9 +115,10 @@ class KeyRing:
 
     async def _reload_soon(self) -> None:
         """Join the pending reload, or start one no sooner than RELOAD_INTERVAL after the last."""
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._reload_later())
-        await asyncio.shield(self._pending)
+        pending = self._pending
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            self._pending = pending = asyncio.ensure_future(self._reload_later())
+        await asyncio.shield(pending)
 
     async def _reload_later(self) -> None:
         try:
