@@ -20,8 +20,11 @@ from collections.abc import Iterable
 __all__ = ["AnswerFault", "answer_fault"]
 
 # RFC 9110 §5.1 token; §5.5 field-value: HTAB, SP, VCHAR, obs-text (no CR, LF, NUL, other CTLs, DEL).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_is_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_is_field_value = re.compile(r"[\t\x20-\x7e\x80-\xff]*").fullmatch
+# Names already seen valid (answers repeat the same few): a set lookup instead of the pattern.
+_MAX_VALID_NAMES = 1024
+_valid_names: set[str] = set()
 # A final answer: 1xx are interim responses, and nothing outside 200..599 is an HTTP status.
 MIN_STATUS, MAX_STATUS = 200, 599
 
@@ -39,8 +42,12 @@ def answer_fault(status: int, headers: Iterable[tuple[str, str]]) -> AnswerFault
     if not MIN_STATUS <= status <= MAX_STATUS:
         return AnswerFault.STATUS
     for name, value in headers:
-        if not _TOKEN.fullmatch(name):
-            return AnswerFault.HEADER_NAME
-        if not _FIELD_VALUE.fullmatch(value):
+        if name not in _valid_names:
+            if not _is_token(name):
+                return AnswerFault.HEADER_NAME
+            if len(_valid_names) < _MAX_VALID_NAMES:
+                _valid_names.add(name)
+        # Printable ASCII (the usual value) is checked in C; tabs and obs-text by the pattern.
+        if not (value.isascii() and value.isprintable()) and not _is_field_value(value):
             return AnswerFault.HEADER_VALUE
     return None
