@@ -193,6 +193,7 @@ class Gateway:
             region=settings.region,
             results=results,
             rate=runtime.rate_limit,
+            public_url=settings.public_urls.service("invocation"),
         )
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(

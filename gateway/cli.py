@@ -18,6 +18,9 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, help="HTTP port (default 8080)")
     p.add_argument("--grpc-port", dest="grpc_port", type=int, help="worker gRPC port (default 10081)")
     p.add_argument("--domain", help="base domain for Host routing (default localhost)")
+    p.add_argument(
+        "--public-url", dest="public_url", help="base URL clients reach the gateway at (default http://<domain>:<port>)"
+    )
     p.add_argument("--data-dir", dest="data_dir", type=Path, help="data directory (default ./.cfgate)")
     p.add_argument("--redis", help="Redis URL (shared queues; needed for --processes > 1)")
     p.add_argument("--database", help="SQL store URL: sqlite:///path (default) or postgresql://…")

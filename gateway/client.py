@@ -131,10 +131,11 @@ class _Call:
 
 
 def _download_call(options: _Options, location: str) -> _Call:
-    """The gateway builds the Location from the Host it was sent; with a Host override and no DNS
-    for it, the download goes to ``base_url`` with that same Host header."""
+    """The Location is on the gateway's public invocation URL (``--public-url``, by default
+    ``http://invocation.<domain>:<port>``); when that is the Host override (ports aside: routing
+    ignores them) and has no DNS, the download goes to ``base_url`` with that same Host header."""
     url = httpx.URL(location)
-    if options.host and url.netloc.decode("latin-1").lower() == options.host.lower():
+    if options.host and url.host.lower() == options.host.lower().rsplit(":", 1)[0]:
         return _Call("GET", options.base_url + url.raw_path.decode("latin-1"), {"Host": options.host})
     return _Call("GET", location)
 

@@ -88,7 +88,7 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
     gateway_server, gateway_task = await _serve(gateway_config)
     gateway = gateway_config.app
     assert isinstance(gateway, Gateway)
-    base = f"http://127.0.0.1:{settings.port}"
+    base = settings.http_url
     _say(f"gateway on {base} (gRPC {gateway.grpc_port}), data in {data}")
     echo_port = _free_port()
     echo_server, echo_task = await _serve(
@@ -111,7 +111,8 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
             key = await sample.invoke_key(http, token)
             request = {"message": "hello from cfgate"}
             url = f"{base}/v2/nvcf/pexec/functions/{fid}"
-            invoke_headers = {"Host": "invocation.localhost", "Authorization": f"Bearer {key}"}
+            invocation_host = settings.public_urls.host_header("invocation")  # configured, not a Host seen
+            invoke_headers = {"Host": invocation_host, "Authorization": f"Bearer {key}"}
             started = time.perf_counter()
             answer = await http.post(url, json=request, headers=invoke_headers)
             elapsed = (time.perf_counter() - started) * 1000
@@ -122,7 +123,7 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
             print(json.dumps(answer.json(), indent=2), flush=True)
             curl = [
                 "curl", "-sS", "-X", "POST", url,
-                "-H", "Host: invocation.localhost",
+                "-H", f"Host: {invocation_host}",
                 "-H", f"Authorization: Bearer {key}",
                 "-H", "Content-Type: application/json",
                 "-d", json.dumps(request),

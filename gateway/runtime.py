@@ -21,6 +21,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.private_files import make_private_dir
 from gateway.redis_client import connect
 from gateway.services.clusters.offers import RegistryClusterDirectory
 from gateway.services.clusters.placement import ClusterGpuValidator, check_task_gpu
@@ -88,7 +89,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         process_id = secrets.token_hex(8)
         store = await open_store(settings.database_url)
         client = connect(settings.redis) if settings.redis else None

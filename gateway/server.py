@@ -9,6 +9,7 @@ import uvicorn
 
 from gateway.app import build_app
 from gateway.settings import Settings, SettingsError
+from gateway.tracebacks import install_on
 
 log = logging.getLogger("gateway")
 
@@ -16,7 +17,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 15
 
 
 def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         build_app(settings, owns_process=owns_process),
         host=settings.host,
         port=settings.port,
@@ -31,6 +32,10 @@ def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn
         log_level=settings.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    # After uvicorn set its logging up: an exception escaping the app writes its traceback at
+    # most once per cause and minute (input that triggers it must not flood the log).
+    install_on("uvicorn.error")
+    return config
 
 
 def serve(settings: Settings) -> int:

@@ -7,13 +7,20 @@ worker's answer; stream it as it arrives; or, in polling mode, answer 202 with t
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from gateway.asgi import Send
+from gateway.invocation.answer_check import AnswerFault, answer_fault
 from gateway.problems import GatewayError, error_body, problem_headers
 from invoker.invocations import Invocation, ResultKind
 from invoker.lifecycle import State
+
+log = logging.getLogger("gateway.invocation.answer")
+# A malformed answer is logged once per function version and fault kind in this window.
+MALFORMED_LOG_SECONDS = 60.0
+_malformed_logged: dict[tuple[str, AnswerFault], float] = {}
 
 # Large results (302) are stored by this callable, which returns the download URL.
 StoreResult = Callable[[Invocation, bytes], Awaitable[str]]
@@ -63,6 +70,7 @@ class Outcome:
     DELIVERED = "delivered"  # the final answer went to this client
     ACCEPTED = "accepted"  # 202: the invocation goes on, poll for it
     TIMED_OUT = "timed-out"  # no answer within the window (direct invocation: 504)
+    REJECTED = "rejected"  # the worker's answer could not be relayed: 502 sent, cancel the rest
 
 
 async def answer(
@@ -112,9 +120,35 @@ def _failure(invocation: Invocation) -> GatewayError:
     return error
 
 
+async def _reject(invocation: Invocation, send: Send, instance: str, fault: AnswerFault) -> str:
+    """502 instead of a malformed answer. The worker's session is kept: one bad answer (usually
+    the container's) says nothing about its other invocations; the caller cancels this one."""
+    key = (invocation.request.version_id, fault)
+    now = time.monotonic()
+    if now - _malformed_logged.get(key, -MALFORMED_LOG_SECONDS) >= MALFORMED_LOG_SECONDS:
+        if len(_malformed_logged) > 1024:
+            _malformed_logged.clear()
+        _malformed_logged[key] = now
+        log.warning(
+            "function %s version %s: worker answer not relayed (%s); 502 to the client (logged once a minute)",
+            invocation.request.function_id,
+            invocation.request.version_id,
+            fault,
+        )
+    error = GatewayError(f"The function's worker sent an answer that cannot be relayed ({fault})")
+    error.status, error.name = 502, "bad-gateway"
+    invocation.chunks.clear()
+    await send_problem(send, invocation.request_id, error, instance)
+    invocation.delivered = True
+    return Outcome.REJECTED
+
+
 async def _stream(invocation: Invocation, send: Send, instance: str) -> str:
     assert invocation.answer is not None
     status = invocation.answer.status
+    fault = answer_fault(status, invocation.answer.headers)
+    if fault is not None:
+        return await _reject(invocation, send, instance, fault)
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1"))
         for k, v in invocation.answer.headers

@@ -50,8 +50,9 @@ def poll_seconds(raw: bytes | None, default: int) -> int:
     """1..3600; ``0`` is raised to 1 as self-hosted NVCF does; anything else is a 400."""
     if raw is None:
         return default
-    text = raw.decode("latin-1").strip()
-    if not text.isdigit():
+    text = raw.strip()
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses (a 500).
+    if not text.isdigit() or len(text) > 12:
         raise BadRequest("NVCF-POLL-SECONDS must be a whole number of seconds")
     value = int(text)
     if value > MAX_POLL_SECONDS:

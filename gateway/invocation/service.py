@@ -26,11 +26,12 @@ from urllib.parse import parse_qs
 from cext.hotpath import KIND_JWT, Principal
 from gateway.asgi import Message, Receive, Scope, Send, header
 from gateway.assets.service import AssetNotFound, AssetService
-from gateway.assets.signing import UrlSigner
+from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.auth.authority import principal_may_use_function
 from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
+from gateway.private_files import make_private_dir, write_private
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -87,6 +88,7 @@ class InvocationService:
         region: str = "local",
         results: ResultStore | None = None,
         rate: RateLimit | None = None,
+        public_url: str = "http://invocation.localhost",
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -96,6 +98,8 @@ class InvocationService:
         self.results_dir = results_dir
         self.result_ttl = result_ttl
         self.signer = signer
+        # Base of the large-result download URLs (302 Location): configured, never the Host sent.
+        self.public_url = public_url
         self.assets = assets
         self.region = region
         # Shared through Redis when there are many processes (per process while Redis is away).
@@ -152,7 +156,7 @@ class InvocationService:
         if invocation.published:
             await self._status_published(invocation, scope, send, window)
             return
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         outcome = await answer(
             invocation,
             send,
@@ -164,6 +168,8 @@ class InvocationService:
         )
         if outcome == Outcome.ACCEPTED:
             invocation.reported_seq = invocation.progress_seq
+        if outcome == Outcome.REJECTED:
+            await self.dispatcher.cancel(invocation, "malformed answer from the worker")
         self._forget_if_done(invocation)
 
     def _may_poll(self, principal: Principal, function_id: str, version_id: str) -> bool:
@@ -196,7 +202,7 @@ class InvocationService:
             return
         if not await self._claim(invocation.request_id):
             raise NotFound(f"Request '{invocation.request_id}' not found")
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         await answer(invocation, send, scope["path"], 0, polling=True, store_result=store, seen_progress=seen)
 
     async def _status_stored(
@@ -228,7 +234,7 @@ class InvocationService:
             return
         if not await self._claim(request_id):
             raise NotFound(f"Request '{request_id}' not found")
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         await answer(stored, send, scope["path"], 0, polling=True, store_result=store)
 
     async def _claim(self, request_id: str) -> bool:
@@ -378,7 +384,7 @@ class InvocationService:
                 task.cancel()
 
         watcher.add_done_callback(client_gone)
-        store = partial(self._store_result, _base_url(scope))
+        store = partial(self._store_result, self.public_url)
         reply = self._publishing(invocation, send) if polling else send
         try:
             try:
@@ -394,6 +400,8 @@ class InvocationService:
                 serving = False
             if outcome == Outcome.ACCEPTED:
                 invocation.reported_seq = invocation.progress_seq
+            if outcome == Outcome.REJECTED:
+                await self.dispatcher.cancel(invocation, "malformed answer from the worker")
             if outcome == Outcome.TIMED_OUT:
                 await self.dispatcher.cancel(invocation, "no answer within the poll window")
                 error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
@@ -423,9 +431,9 @@ class InvocationService:
 
     async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
         """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private_dir, self.results_dir)
         path = self.results_dir / f"{invocation.request_id}.zip"
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(write_private, path, data)  # 0600: results are the caller's data
         expires = int(time.time() + self.result_ttl)
         signature = self.signer.sign("result", invocation.request_id, str(expires))
         return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
@@ -437,10 +445,11 @@ class InvocationService:
         expires = (query.get("expires") or [""])[0]
         signature = (query.get("signature") or [""])[0]
         path = self.results_dir / f"{request_id}.zip"
+        stamp = parse_expiry(expires)
         valid = (
             _is_uuid(request_id)
-            and expires.isdigit()
-            and int(expires) >= time.time()
+            and stamp is not None
+            and stamp >= time.time()
             and self.signer.verify(signature, "result", request_id, expires)
         )
         if not valid:
@@ -480,11 +489,6 @@ def _deliverable(invocation: Invocation) -> bool:
     """The answer loop would deliver now (rather than wait or answer 202)."""
     answered = invocation.answer is not None and invocation.answer.kind != ResultKind.LARGE_RESULT
     return invocation.final or answered
-
-
-def _base_url(scope: Scope) -> str:
-    host = (header(scope, b"host") or b"localhost").decode("latin-1")
-    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def _is_uuid(value: str) -> bool:

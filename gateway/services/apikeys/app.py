@@ -200,7 +200,7 @@ class ApiKeysService:
         return JSONResponse(self.runtime.keyring.jwks())
 
     async def openid_configuration(self, request: Request) -> Response:
-        base = f"{request.url.scheme}://{request.headers.get('host', 'localhost')}"
+        base = self.settings.public_urls.service("api-keys")  # never the request's Host
         return JSONResponse(
             {
                 "issuer": self.settings.issuer,
