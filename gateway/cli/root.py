@@ -83,8 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except click.exceptions.Exit as done:
         return int(done.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "cfgate"
+        fail_line(f"{exc.format_message()} (see {where} --help)")
+        return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        fail_line(exc.format_message())
         return int(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         sys.stderr.write("\n")
