@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_line(exc.format_message())
         return int(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
-        sys.stderr.write("\n")
+        # Ctrl-C in a client command (click has ended the line already).
         return SIGINT_EXIT
     except CliFailure as exc:
         fail_line(str(exc))
