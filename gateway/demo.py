@@ -9,6 +9,7 @@ inference container.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +76,17 @@ def _check_port_free(port: int, flag: str, what: str) -> None:
             raise DemoError(f"{what} port {port} is in use: pass {flag} 0 to use any free port") from None
 
 
+class _EmbeddedServer(DatedServer):
+    """A server inside the demo's loop. Ctrl-C is the demo's (one clean-up path: the main task is
+    cancelled, its ``finally`` stops everything); uvicorn's own handlers would each take it first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def _serve(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = DatedServer(config)
+    server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

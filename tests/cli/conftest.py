@@ -21,8 +21,13 @@ from tests.servers import find_free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Kept from the test run's environment: which twin of the hot path the processes run.
+_KEPT = frozenset({"CFGATE_NO_EXTENSIONS"})
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CFGATE_", "NVCF_"))}
+    """The test's environment without cfgate settings or NVCF credentials that would steer the CLI."""
+    env = {k: v for k, v in os.environ.items() if k in _KEPT or not k.startswith(("CFGATE_", "NVCF_"))}
     return {**env, "PYTHONPATH": str(ROOT), **(extra or {})}
 
 

@@ -66,14 +66,15 @@ def _children(pid: int) -> list[int]:
 
 
 def test_demo_keeps_the_admin_token_off_command_lines_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--port", "0", "--grpc-port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env({"TMPDIR": str(tmp_path)}),
-        cwd=ROOT,
-    )
+    with (tmp_path / "demo.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "demo", "--port", "0", "--grpc-port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=clean_env({"TMPDIR": str(tmp_path)}),
+            cwd=ROOT,
+        )
     try:
         assert proc.stdout is not None
         lines = []
@@ -90,7 +91,7 @@ def test_demo_keeps_the_admin_token_off_command_lines_and_cleans_up_on_ctrl_c(tm
         assert not [a for a in argv if re.match(rb"^eyJ[\w-]+\.[\w-]+\.", a)]  # no JWT at all
         assert b"CFGATE_WORKER_TOKEN=eyJ" in Path(f"/proc/{workers[0]}/environ").read_bytes()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == 0, (tmp_path / "demo.log").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
