@@ -110,6 +110,19 @@ def test_create_deploy_wait_invoke_with_polling_queue_status_and_delete(
     table = cli_gateway.cli("queue", "status", fid, vid)
     assert "queue depth" in table.out and vid in table.out
 
+    unknown_request = "5c5c2c1e-0000-4000-8000-00000000beef"
+    position = cli_gateway.cli("queue", "position", unknown_request)
+    assert position.code == 4
+    assert len(position.error_lines) == 1 and position.error_lines[0].startswith("cfgate: error: 404 Not Found: ")
+
+    changed = cli_gateway.cli(
+        "function", "deploy", "update", fid, "--gpu", "CPU", "--instance-type", "cfgate.local",
+        "--max-request-concurrency", "8", "--wait", "--json",
+    )  # fmt: skip
+    assert changed.code == 0, changed.err
+    assert changed.json()["functionStatus"] == "ACTIVE"
+    assert changed.json()["deploymentSpecifications"][0]["maxRequestConcurrency"] == 8
+
     versions = cli_gateway.cli("function", "versions", fid, "--json")
     assert [v["versionId"] for v in versions.json()] == [vid]
     updated = cli_gateway.cli("function", "update", fid, "--tag", "team:cli", "--json")
