@@ -12,13 +12,14 @@ import click
 
 from gateway.cli.output import Output
 from gateway.cli.session import Session
+from gateway.cli.state import default_state_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
 class CliContext:
-    state_path: Path
+    state_path: Path = field(default_factory=default_state_path)
     output: Output = field(default_factory=Output)
     _session: Session | None = None
 

@@ -78,9 +78,7 @@ _register()
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = cli.main(
-            args=arguments, prog_name="cfgate", standalone_mode=False, obj=CliContext(default_state_path())
-        )
+        result = cli.main(args=arguments, prog_name="cfgate", standalone_mode=False, obj=CliContext())
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.UsageError as exc:

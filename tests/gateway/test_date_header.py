@@ -4,12 +4,12 @@ seconds later as uvicorn's 0.1 s tick counter does."""
 from __future__ import annotations
 
 import asyncio
+import time
 from email.utils import formatdate
 
 import pytest
 import uvicorn
 
-from gateway import date_header
 from gateway.date_header import DatedServer
 
 
@@ -34,7 +34,7 @@ async def test_the_date_changes_with_the_second_and_uvicorn_ticks_do_not_set_it_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = _Clock(1_800_000_000.25)
-    monkeypatch.setattr(date_header.time, "time", clock.time)
+    monkeypatch.setattr(time, "time", clock.time)
     server = DatedServer(uvicorn.Config(_noop_app, lifespan="off", log_level="warning"))
     server._tick()
     try:
