@@ -8,6 +8,7 @@ import os
 import uvicorn
 
 from gateway.app import build_app
+from gateway.date_header import DatedServer
 from gateway.settings import Settings, SettingsError
 from gateway.tracebacks import install_on
 
@@ -45,7 +46,7 @@ def serve(settings: Settings) -> int:
         from gateway.supervisor import Supervisor
 
         return Supervisor(settings).run()
-    server = uvicorn.Server(uvicorn_config(settings, owns_process=True))
+    server = DatedServer(uvicorn_config(settings, owns_process=True))
     if settings.reuse_port:
         # A child of --processes N: the port is shared with its siblings, the parent told the way in.
         from gateway.supervisor import reuse_port_socket
@@ -55,11 +56,13 @@ def serve(settings: Settings) -> int:
         server.run(sockets=[sock])
         return 0 if server.started else 1
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    grpc = settings.grpc_port or "a free port"
     print(
-        f"cfgate: serving http://{host}:{settings.port} "
+        f"cfgate: serving http://{host}:{settings.port}, workers on gRPC port {grpc} "
         f"(domain {settings.domain}, data {settings.data_dir})\n"
         f"cfgate: mint an admin token from this machine with\n"
-        f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'",
+        f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'\n"
+        f"  or: cfgate init --gateway http://{host}:{settings.port}",
         flush=True,
     )
     server.run()

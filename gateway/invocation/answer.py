@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from gateway.asgi import Send
 from gateway.invocation.answer_check import AnswerFault, answer_fault
+from gateway.invocation.headers import relayed_answer_headers
 from gateway.problems import GatewayError, error_body, problem_headers
 from invoker.invocations import Invocation, ResultKind
 from invoker.lifecycle import State
@@ -149,11 +150,8 @@ async def _stream(invocation: Invocation, send: Send, instance: str) -> str:
     fault = answer_fault(status, invocation.answer.headers)
     if fault is not None:
         return await _reject(invocation, send, instance, fault)
-    headers = [
-        (k.lower().encode("latin-1"), v.encode("latin-1"))
-        for k, v in invocation.answer.headers
-        if (name := k.lower()) not in _NOT_RELAYED and not name.startswith("nvcf-reqid")
-    ]
+    relayed = (h for h in invocation.answer.headers if not h[0].lower().startswith("nvcf-reqid"))
+    headers = relayed_answer_headers(relayed, _NOT_RELAYED)
     headers += _reply_headers(invocation.request_id, status)
     if invocation.state == State.FULFILLED and invocation.request.method != "HEAD":
         # The whole answer is here already (the common small answer: start, chunk and end in one
