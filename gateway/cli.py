@@ -47,6 +47,7 @@ def _serve_parser(sub: Any) -> None:
         help="proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable)",
     )
     p.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--nico-inventory", dest="nico_inventory", help="embedded NICo site inventory (JSON file)")
 
 
 def _rotate_parser(sub: Any) -> None:
