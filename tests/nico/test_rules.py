@@ -327,3 +327,11 @@ def test_upstream_mode_proxies_to_an_embedded_nico(serve: ServeFactory) -> None:
         assert [s["id"] for s in response.json()] == [created["id"]]
         error(via_front.call("GET", "/vpc-peering"), 501)
     assert embedded.client("acme", token).ok("GET", f"/site/{created['id']}")["name"] == "via-proxy"
+
+
+def test_nul_characters_are_refused_not_stored(nico: Served) -> None:
+    """PostgreSQL text cannot hold NUL: such names and ids are 400/404, never a 500."""
+    client = nico.client("acme", nico.token("acme", ["PROVIDER_ADMIN"]))
+    error(client.call("POST", "/site", {"name": "bad\x00name"}), 400)
+    error(client.call("GET", "/machine/fm100h%00"), 404)
+    assert listed(client, "/site") == []

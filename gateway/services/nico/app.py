@@ -121,6 +121,8 @@ def _route_order(path: str) -> tuple[int, ...]:
 
 def _endpoint(nico: Nico, handler: Handler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
+        if any("\x00" in str(value) for value in request.path_params.values()):
+            raise NotFound("The requested resource could not be found")
         return await handler(nico, request)
 
     return endpoint

@@ -24,6 +24,9 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False) 
         if allow_empty:
             return {}
         raise BadRequest("Request body is required")
+    if b"\\u0000" in raw:
+        # PostgreSQL text cannot hold NUL: refused here rather than failing in the store.
+        raise BadRequest("Request data must not contain NUL characters")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
