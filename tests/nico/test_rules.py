@@ -335,3 +335,69 @@ def test_nul_characters_are_refused_not_stored(nico: Served) -> None:
     error(client.call("POST", "/site", {"name": "bad\x00name"}), 400)
     error(client.call("GET", "/machine/fm100h%00"), 404)
     assert listed(client, "/site") == []
+
+
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq3cK8bnYz1sZ8m0Ry0m9q1h9Rr8a2Yx7mQe1v0f2Zb user@host"
+
+
+def test_ssh_keys_groups_and_constraint_updates(nico: Served) -> None:
+    provider, tenant, ctx = provider_setup(nico)
+    site = ctx["site"]
+    me = tenant.ok("GET", "/tenant/current")
+    tenant.ok("PATCH", f"/tenant/account/{ctx['account']['id']}", {})
+    itype = provider.ok("POST", "/instance/type", {"name": "type-1", "siteId": site["id"]}, 201)
+    machines = listed(provider, "/machine")
+    provider.ok("POST", f"/instance/type/{itype['id']}/machine", {"machineIds": [m["id"] for m in machines[:2]]}, 201)
+    compute = provider.ok(
+        "POST",
+        "/allocation",
+        {
+            "name": "compute",
+            "tenantId": me["id"],
+            "siteId": site["id"],
+            "allocationConstraints": [
+                {
+                    "resourceType": "InstanceType",
+                    "resourceTypeId": itype["id"],
+                    "constraintType": "Reserved",
+                    "constraintValue": 1,
+                }
+            ],
+        },
+        201,
+    )
+    constraint = compute["allocationConstraints"][0]
+    url = f"/allocation/{compute['id']}/constraint/{constraint['id']}"
+    raised = provider.ok("PATCH", url, {"constraintValue": 2})
+    assert raised["allocationConstraints"][0]["constraintValue"] == 2
+    error(provider.call("PATCH", url, {"constraintValue": 3}), 409)  # only two machines assigned
+    error(tenant.call("PATCH", url, {"constraintValue": 1}), 403)
+
+    group = tenant.ok("POST", "/sshkeygroup", {"name": "ops", "siteIds": [site["id"]]}, 201)
+    assert group["status"] == "Synced" and group["siteAssociations"][0]["site"]["id"] == site["id"]
+    key = tenant.ok("POST", "/sshkey", {"name": "laptop", "publicKey": PUBLIC_KEY, "sshKeyGroupId": group["id"]}, 201)
+    assert key["fingerprint"].startswith("SHA256:")
+    refreshed = tenant.ok("GET", f"/sshkeygroup/{group['id']}")
+    assert [k["id"] for k in refreshed["sshKeys"]] == [key["id"]] and refreshed["version"] != group["version"]
+    assert error(
+        tenant.call("PATCH", f"/sshkeygroup/{group['id']}", {"name": "ops2", "version": group["version"]}), 400
+    )["data"] == {"version": "stale"}
+    renamed = tenant.ok("PATCH", f"/sshkeygroup/{group['id']}", {"name": "ops2", "version": refreshed["version"]})
+    assert renamed["name"] == "ops2"
+    assert (
+        "publicKey" in error(tenant.call("POST", "/sshkey", {"name": "bad", "publicKey": "ssh-dss AAAA"}), 400)["data"]
+    )
+    assert [k["id"] for k in listed(tenant, "/sshkey", sshKeyGroupId=group["id"])] == [key["id"]]
+    assert tenant.call("DELETE", f"/sshkey/{key['id']}").status_code == 202
+    assert tenant.ok("GET", f"/sshkeygroup/{group['id']}")["sshKeys"] == []
+    assert tenant.call("DELETE", f"/sshkeygroup/{group['id']}").status_code == 202
+    assert listed(tenant, "/sshkeygroup") == [] and listed(tenant, "/sshkey") == []
+
+
+def test_ssh_key_with_bad_base64_is_400(nico: Served) -> None:
+    """Found by the conformance fuzzing: a key blob that is not base64 was a 500."""
+    tenant = nico.client("acme", nico.token("acme", ["TENANT_ADMIN"]))
+    assert error(tenant.call("POST", "/sshkey", {"name": "bad", "publicKey": "ssh-rsa AAAAB"}), 400)["data"] == {
+        "publicKey": "is not a valid SSH public key"
+    }
+    assert listed(tenant, "/sshkey") == []

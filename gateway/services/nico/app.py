@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from gateway.access import bootstrap_door_open
 from gateway.runtime import Runtime
-from gateway.services.nico import identity, instances, networks, sites
+from gateway.services.nico import identity, instances, networks, sites, sshkeys
 from gateway.services.nico.agent import EmbeddedSiteAgent
 from gateway.services.nico.context import Handler, Nico, json
 from gateway.services.nico.errors import (
@@ -80,6 +80,7 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     ("GET", "/allocation/{allocationId}"): networks.get_allocation,
     ("PATCH", "/allocation/{allocationId}"): networks.update_allocation,
     ("DELETE", "/allocation/{allocationId}"): networks.delete_allocation,
+    ("PATCH", "/allocation/{allocationId}/constraint/{allocationConstraintId}"): networks.update_allocation_constraint,
     ("POST", "/vpc"): networks.create_vpc,
     ("GET", "/vpc"): networks.list_vpcs,
     ("GET", "/vpc/{vpcId}"): networks.get_vpc,
@@ -107,6 +108,16 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     ("DELETE", "/instance/{instanceId}"): instances.delete_instance,
     ("GET", "/instance/{instanceId}/status-history"): instances.get_instance_status_history,
     ("GET", "/instance/{instanceId}/interface"): instances.list_instance_interfaces,
+    ("POST", "/sshkeygroup"): sshkeys.create_group,
+    ("GET", "/sshkeygroup"): sshkeys.list_groups,
+    ("GET", "/sshkeygroup/{sshKeyGroupId}"): sshkeys.get_group,
+    ("PATCH", "/sshkeygroup/{sshKeyGroupId}"): sshkeys.update_group,
+    ("DELETE", "/sshkeygroup/{sshKeyGroupId}"): sshkeys.delete_group,
+    ("POST", "/sshkey"): sshkeys.create_key,
+    ("GET", "/sshkey"): sshkeys.list_keys,
+    ("GET", "/sshkey/{sshKeyId}"): sshkeys.get_key,
+    ("PATCH", "/sshkey/{sshKeyId}"): sshkeys.update_key,
+    ("DELETE", "/sshkey/{sshKeyId}"): sshkeys.delete_key,
 }
 
 

@@ -39,6 +39,7 @@ WITH_STATUS = frozenset(
         "vpc_prefix",
         "subnet",
         "os",
+        "sshkeygroup",
         "instance",
     }
 )

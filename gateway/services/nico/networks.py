@@ -413,6 +413,69 @@ async def update_allocation(nico: Nico, request: Request) -> Response:
         return await one(tx, allocation)
 
 
+async def update_allocation_constraint(nico: Nico, request: Request) -> Response:
+    """Compute: raise while machines are free, never below the tenant's active instances.
+    Network: fixed while the tenant uses addresses of the derived block."""
+    caller = await nico.caller(request)
+    allocation_id = path_id(request, "allocationId", "Allocation")
+    constraint_id = path_id(request, "allocationConstraintId", "Allocation Constraint")
+    fields = Fields(await nico.body(request))
+    value = fields.integer("constraintValue", required=True, lo=1, hi=1 << 20)
+    fields.check("Allocation Constraint update request")
+    assert value is not None
+    async with nico.store.write() as tx:
+        provider = await provider_side(tx, caller, write=True)
+        allocation = await owned(tx, "allocation", allocation_id, "Allocation", provider_id=provider.id)
+        constraints = allocation.doc["allocationConstraints"]
+        constraint = next((c for c in constraints if c["id"] == constraint_id), None)
+        if constraint is None:
+            raise not_found("Allocation Constraint")
+        if constraint["resourceType"] == "InstanceType":
+            type_id = constraint["resourceTypeId"]
+            await tx.lock(type_id)
+            free = await tx.count("machine", parent_id=type_id) - await _allocated_machines(tx, type_id)
+            if value - constraint["constraintValue"] > free:
+                raise Conflict("Allocation Constraint value cannot be satisfied due to machine availability")
+            active = sum(
+                1
+                for i in await tx.find("instance", tenant_id=allocation.tenant_id)
+                if i.doc.get("instanceTypeId") == type_id
+            )
+            others = await _tenant_type_total(tx, str(allocation.tenant_id), type_id, allocation.id)
+            if others + value < active:
+                raise BadRequest("Allocation Constraint value cannot go below the Tenant's active Instances")
+        elif value != constraint["constraintValue"]:
+            derived = constraint.get("derivedResourceId")
+            if derived and await tx.prefixes(derived):
+                raise BadRequest("IP Block Allocation Constraint cannot change while the Tenant uses its addresses")
+            root = await tx.get("ipblock", constraint["resourceTypeId"])
+            block = await tx.get("ipblock", str(derived)) if derived else None
+            assert root is not None and block is not None
+            await tx.lock(root.id)
+            prefixes = [(o, c) for o, c in await tx.prefixes(root.id) if o != block.id]
+            await tx.release_prefix(block.id)
+            child = ipam.carve(_net(root), value, [ipaddress.ip_network(c) for _, c in prefixes])
+            if child is None:
+                raise Conflict("Could not create child IPAM entry for the Allocation: no free prefix of that length")
+            await tx.add_prefix(block.id, root.id, str(child))
+            block.doc = {**block.doc, "prefix": str(child.network_address), "prefixLength": child.prefixlen}
+            await tx.save(block)
+        constraint["constraintValue"] = value
+        allocation.doc = {**allocation.doc, "allocationConstraints": constraints}
+        await tx.save(allocation)
+        return await one(tx, allocation)
+
+
+async def _tenant_type_total(tx: Tx, tenant_id: str, type_id: str, excluding: str) -> int:
+    return sum(
+        c["constraintValue"]
+        for a in await tx.find("allocation", tenant_id=tenant_id)
+        if a.id != excluding
+        for c in a.doc["allocationConstraints"]
+        if c["resourceTypeId"] == type_id
+    )
+
+
 async def delete_allocation(nico: Nico, request: Request) -> Response:
     caller = await nico.caller(request)
     allocation_id = path_id(request, "allocationId", "Allocation")

@@ -146,6 +146,9 @@ class Tx:
     async def add_prefix(self, owner_id: str, pool_id: str, cidr: str) -> None:
         await self.conn.execute(nico_prefixes.insert().values(owner_id=owner_id, pool_id=pool_id, cidr=cidr))
 
+    async def release_prefix(self, owner_id: str) -> None:
+        await self.conn.execute(delete(nico_prefixes).where(nico_prefixes.c.owner_id == owner_id))
+
     async def _history(self, object_id: str, status: str, message: str | None, at: int) -> None:
         await self.conn.execute(
             nico_status_history.insert().values(object_id=object_id, status=status, message=message, created_at=at)
