@@ -17,6 +17,9 @@ import pytest
 from tests.servers import find_free_port
 
 HOST = "nico.localhost"
+REPO = Path(__file__).resolve().parents[2]
+# The official NICo OpenAPI document: shared/ beside the checkout (../shared in CI) or $NICO_OPENAPI.
+OFFICIAL_SPEC = Path(os.environ.get("NICO_OPENAPI") or REPO.parent / "shared" / "reference" / "nico-openapi.yaml")
 PREFIX = "/v2/org/{org}/nico"
 
 
@@ -121,7 +124,10 @@ def serve(tmp_path: Path, store_url: str) -> Iterator[ServeFactory]:
             store_url,
             *extra,
         ]
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("CFGATE_")}
+        # No settings leak in from the caller's environment; the pure-Python-twin switch does.
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith("CFGATE_") or k == "CFGATE_NO_EXTENSIONS"
+        }
         environment.update({"CFGATE_NICO_STEP_MS": "20", **(env or {})})
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
         base = f"http://127.0.0.1:{port}"

@@ -11,10 +11,8 @@ the real service's behaviour; gateway/services/nico/README.md lists those differ
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,12 +27,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from gateway.services.nico.app import OPERATIONS, PREFIX
 from gateway.services.nico.tokens import mint_nico_token
-from tests.nico.conftest import HOST
+from tests.nico.conftest import HOST, OFFICIAL_SPEC
 from tests.plugins.servers import in_ci
 from tests.support.threaded_gateway import threaded_gateway
 
-REPO = Path(__file__).resolve().parents[2]
-SPEC = Path(os.environ.get("NICO_OPENAPI") or REPO.parent / "shared" / "reference" / "nico-openapi.yaml")
+SPEC = OFFICIAL_SPEC
 MAX_EXAMPLES = 12
 CHECKS = [not_a_server_error, response_schema_conformance]
 CONFIG = {"generation": {"with-security-parameters": False}}

@@ -401,3 +401,74 @@ def test_ssh_key_with_bad_base64_is_400(nico: Served) -> None:
         "publicKey": "is not a valid SSH public key"
     }
     assert listed(tenant, "/sshkey") == []
+
+
+def test_stats_and_vpc_virtualization(nico: Served) -> None:
+    provider, tenant, ctx = provider_setup(nico, native=True)
+    site = ctx["site"]
+    me = tenant.ok("GET", "/tenant/current")
+    tenant.ok("PATCH", f"/tenant/account/{ctx['account']['id']}", {})
+    block = provider.ok(
+        "POST",
+        "/ipblock",
+        {
+            "name": "v-blk",
+            "siteId": site["id"],
+            "routingType": "Public",
+            "prefix": "10.7.0.0",
+            "prefixLength": 24,
+            "protocolVersion": "IPv4",
+        },
+        201,
+    )
+    provider.ok(
+        "POST",
+        "/allocation",
+        {
+            "name": "v-net",
+            "tenantId": me["id"],
+            "siteId": site["id"],
+            "allocationConstraints": [
+                {
+                    "resourceType": "IPBlock",
+                    "resourceTypeId": block["id"],
+                    "constraintType": "Reserved",
+                    "constraintValue": 25,
+                }
+            ],
+        },
+        201,
+    )
+    stats = provider.ok("GET", "/infrastructure-provider/current/stats")
+    assert stats["machine"] == {
+        "total": 4,
+        "initializing": 0,
+        "reset": 0,
+        "assigned": 0,
+        "ready": 4,
+        "error": 0,
+        "decommissioned": 0,
+        "unknown": 0,
+    }
+    assert stats["ipBlock"]["total"] == 1 and stats["tenantAccount"] == {
+        "total": 1,
+        "pending": 0,
+        "invited": 0,
+        "ready": 1,
+        "error": 0,
+    }
+    error(tenant.call("GET", "/infrastructure-provider/current/stats"), 403)
+    vpc = tenant.ok(
+        "POST", "/vpc", {"name": "eth", "siteId": site["id"], "networkVirtualizationType": "ETHERNET_VIRTUALIZER"}, 201
+    )
+    assert tenant.ok("GET", "/tenant/current/stats")["vpc"] == {
+        "total": 1,
+        "pending": 0,
+        "provisioning": 0,
+        "ready": 1,
+        "deleting": 0,
+        "error": 0,
+    }
+    error(tenant.call("PATCH", f"/vpc/{vpc['id']}/virtualization", {"networkVirtualizationType": "FLAT"}), 400)
+    changed = tenant.ok("PATCH", f"/vpc/{vpc['id']}/virtualization", {"networkVirtualizationType": "FNN"})
+    assert changed["networkVirtualizationType"] == "FNN"

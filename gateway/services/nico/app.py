@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from gateway.access import bootstrap_door_open
 from gateway.runtime import Runtime
-from gateway.services.nico import identity, instances, networks, sites, sshkeys
+from gateway.services.nico import identity, instances, networks, sites, sshkeys, stats
 from gateway.services.nico.agent import EmbeddedSiteAgent
 from gateway.services.nico.context import Handler, Nico, json
 from gateway.services.nico.errors import (
@@ -46,6 +46,8 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     ("GET", "/service-account/current"): identity.get_service_account,
     ("GET", "/infrastructure-provider/current"): identity.get_current_provider,
     ("GET", "/tenant/current"): identity.get_current_tenant,
+    ("GET", "/infrastructure-provider/current/stats"): stats.provider_stats,
+    ("GET", "/tenant/current/stats"): stats.tenant_stats,
     ("POST", "/tenant/account"): identity.create_tenant_account,
     ("GET", "/tenant/account"): identity.list_tenant_accounts,
     ("GET", "/tenant/account/{accountId}"): identity.get_tenant_account,
@@ -86,6 +88,7 @@ OPERATIONS: dict[tuple[str, str], Handler] = {
     ("GET", "/vpc/{vpcId}"): networks.get_vpc,
     ("PATCH", "/vpc/{vpcId}"): networks.update_vpc,
     ("DELETE", "/vpc/{vpcId}"): networks.delete_vpc,
+    ("PATCH", "/vpc/{vpcId}/virtualization"): networks.update_vpc_virtualization,
     ("POST", "/vpc-prefix"): networks.create_vpc_prefix,
     ("GET", "/vpc-prefix"): networks.VPC_PREFIX["list"],
     ("GET", "/vpc-prefix/{vpcPrefixId}"): networks.VPC_PREFIX["get"],

@@ -630,6 +630,26 @@ async def update_vpc(nico: Nico, request: Request) -> Response:
         return await one(tx, vpc)
 
 
+async def update_vpc_virtualization(nico: Nico, request: Request) -> Response:
+    """ETHERNET_VIRTUALIZER → FNN only, on a native-networking site, before subnets or instances."""
+    caller = await nico.caller(request)
+    vpc_id = path_id(request, "vpcId", "VPC")
+    fields = Fields(await nico.body(request))
+    fields.enum("networkVirtualizationType", ("FNN",), required=True)
+    fields.check("VPC virtualization update request")
+    async with nico.store.write() as tx:
+        tenant = await tenant_side(tx, caller)
+        vpc = await owned(tx, "vpc", vpc_id, "VPC", tenant_id=tenant.id)
+        site = await tx.get("site", str(vpc.site_id))
+        if site is None or not site.doc["capabilities"].get("nativeNetworking"):
+            raise BadRequest("FNN virtualization needs a Site with native networking")
+        if await tx.count("subnet", parent_id=vpc.id) or await tx.count("instance", parent_id=vpc.id):
+            raise BadRequest("VPC virtualization cannot change while the VPC has Subnets or Instances")
+        vpc.doc = {**vpc.doc, "networkVirtualizationType": "FNN"}
+        await tx.save(vpc)
+        return await one(tx, vpc)
+
+
 async def delete_vpc(nico: Nico, request: Request) -> Response:
     caller = await nico.caller(request)
     vpc_id = path_id(request, "vpcId", "VPC")

@@ -9,6 +9,7 @@ issuer (``--trusted-issuer``); only the org in the URL is looked at.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -51,7 +52,7 @@ def normalize_role(raw: str) -> str | None:
     return rest if sep and rest in ROLES else None
 
 
-def org_roles(claims: dict[str, object], org: str) -> tuple[frozenset[str], bool]:
+def org_roles(claims: Mapping[str, object], org: str) -> tuple[frozenset[str], bool]:
     """The caller's roles in ``org`` and whether it is a service account there."""
     realm = claims.get("realm_access")
     entries = realm.get("roles") if isinstance(realm, dict) else None
