@@ -56,7 +56,7 @@ class SiteClock:
                 return
             machines = await self.agent.pair(site_id)
             if machines is None:
-                if now_ms() - site.created_at > self.registration_timeout_ms:
+                if now_ms() - site.created_at >= self.registration_timeout_ms:
                     await tx.set_status(site, "Error", "Site agent did not send an inventory in time")
                 return
             for machine in machines:
