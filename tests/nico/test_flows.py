@@ -269,6 +269,11 @@ def test_provider_and_tenant_flows(nico: Served) -> None:
     tenant.wait_for(f"/instance/{instance['id']}", "Ready")
     assert instance["machineId"] in {m["id"] for m in machines[:3]}
     assert ids(listed(tenant, "/machine")) == {instance["machineId"]}  # the machine behind its instance
+    rebooting = tenant.ok("PATCH", f"/instance/{instance['id']}", {"triggerReboot": True})
+    assert rebooting["status"] == "Rebooting"
+    assert tenant.wait_for(f"/instance/{instance['id']}", "Ready")["statusHistory"][1]["status"] == "Rebooting"
+    mixed = tenant.call("PATCH", f"/instance/{instance['id']}", {"triggerReboot": True, "name": "renamed"})
+    assert mixed.status_code == 400 and "triggerReboot" in mixed.json()["data"]
     # Targeted creation needs the privileged capability.
     refused = tenant.call(
         "POST",

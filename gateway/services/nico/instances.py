@@ -407,12 +407,23 @@ async def update_instance(nico: Nico, request: Request) -> Response:
     name = fields.name(required=False)
     description = fields.description()
     labels = fields.labels()
+    reboot = fields.boolean("triggerReboot")
+    for option in ("rebootWithCustomIpxe", "applyUpdatesOnReboot"):
+        if fields.boolean(option) is not None and not reboot:
+            fields.errors[option] = "is valid only with triggerReboot"
+    if reboot and (name is not None or description is not None or labels is not None):
+        fields.errors["triggerReboot"] = "a reboot cannot be combined with attribute changes"
     fields.check("Instance update request")
     async with nico.store.write() as tx:
         tenant = await tenant_side(tx, caller)
         obj = await owned(tx, "instance", instance_id, "Instance", tenant_id=tenant.id)
         if obj.status == "Terminating":
             raise BadRequest("Instance is being terminated")
+        if reboot:
+            if obj.status != "Ready":
+                raise BadRequest(f"Instance can be rebooted only when Ready, it is {obj.status}")
+            await tx.set_status(obj, "Rebooting", "Instance reboot requested")
+            return await one(tx, obj)
         if name is not None:
             obj.name, obj.unique_key = name, f"instance:{tenant.id}:{name}"
             obj.doc = {**obj.doc, "name": name}

@@ -21,6 +21,7 @@ log = logging.getLogger("gateway.nico")
 NEXT_INSTANCE_STATE = {
     "Pending": ("Provisioning", "Machine is being provisioned"),
     "Provisioning": ("Ready", "Instance is ready"),
+    "Rebooting": ("Ready", "Instance rebooted"),
 }
 
 
@@ -42,7 +43,9 @@ class SiteClock:
     async def step(self) -> None:
         async with self.store.read() as tx:
             sites = [s.id for s in await tx.find("site", status="Pending")]
-            instances = [i.id for i in await tx.find("instance", status=["Pending", "Provisioning", "Terminating"])]
+            instances = [
+                i.id for i in await tx.find("instance", status=["Pending", "Provisioning", "Rebooting", "Terminating"])
+            ]
         for site_id in sites:
             await self._register(site_id)
         for instance_id in instances:
