@@ -472,3 +472,94 @@ def test_stats_and_vpc_virtualization(nico: Served) -> None:
     error(tenant.call("PATCH", f"/vpc/{vpc['id']}/virtualization", {"networkVirtualizationType": "FLAT"}), 400)
     changed = tenant.ok("PATCH", f"/vpc/{vpc['id']}/virtualization", {"networkVirtualizationType": "FNN"})
     assert changed["networkVirtualizationType"] == "FNN"
+
+
+def test_concurrent_instances_respect_the_quota(nico: Served) -> None:
+    provider, tenant, ctx = provider_setup(nico)
+    site = ctx["site"]
+    me = tenant.ok("GET", "/tenant/current")
+    tenant.ok("PATCH", f"/tenant/account/{ctx['account']['id']}", {})
+    itype = provider.ok("POST", "/instance/type", {"name": "quota", "siteId": site["id"]}, 201)
+    machines = listed(provider, "/machine")
+    provider.ok("POST", f"/instance/type/{itype['id']}/machine", {"machineIds": [m["id"] for m in machines]}, 201)
+    provider.ok(
+        "POST",
+        "/allocation",
+        {
+            "name": "two",
+            "tenantId": me["id"],
+            "siteId": site["id"],
+            "allocationConstraints": [
+                {
+                    "resourceType": "InstanceType",
+                    "resourceTypeId": itype["id"],
+                    "constraintType": "Reserved",
+                    "constraintValue": 2,
+                }
+            ],
+        },
+        201,
+    )
+    block = provider.ok(
+        "POST",
+        "/ipblock",
+        {
+            "name": "q-blk",
+            "siteId": site["id"],
+            "routingType": "Public",
+            "prefix": "10.8.0.0",
+            "prefixLength": 24,
+            "protocolVersion": "IPv4",
+        },
+        201,
+    )
+    net = provider.ok(
+        "POST",
+        "/allocation",
+        {
+            "name": "q-net",
+            "tenantId": me["id"],
+            "siteId": site["id"],
+            "allocationConstraints": [
+                {
+                    "resourceType": "IPBlock",
+                    "resourceTypeId": block["id"],
+                    "constraintType": "Reserved",
+                    "constraintValue": 24,
+                }
+            ],
+        },
+        201,
+    )
+    vpc = tenant.ok("POST", "/vpc", {"name": "q-vpc", "siteId": site["id"]}, 201)
+    subnet = tenant.ok(
+        "POST",
+        "/subnet",
+        {
+            "name": "q-sub",
+            "vpcId": vpc["id"],
+            "prefixLength": 25,
+            "ipv4BlockId": net["allocationConstraints"][0]["derivedResourceId"],
+        },
+        201,
+    )
+
+    def create(n: int) -> int:
+        with httpx.Client(base_url=nico.base, headers={"Host": HOST, **tenant.headers}, timeout=30) as http:
+            return http.post(
+                tenant.url("/instance"),
+                json={
+                    "name": f"q-{n}",
+                    "tenantId": me["id"],
+                    "vpcId": vpc["id"],
+                    "instanceTypeId": itype["id"],
+                    "ipxeScript": "#!ipxe",
+                    "interfaces": [{"subnetId": subnet["id"]}],
+                },
+            ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(create, range(4)))
+    assert statuses == [201, 201, 403, 403]  # four machines, but the allocation grants two
+    instances = listed(tenant, "/instance")
+    assert len(instances) == 2 and len({i["machineId"] for i in instances}) == 2
