@@ -11,6 +11,7 @@ the real service's behaviour; gateway/services/nico/README.md lists those differ
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -71,11 +72,9 @@ def _seed(http: httpx.Client) -> dict[str, str]:
     account = ok("GET", "/service-account/current")
     tenant_id = account["tenantId"]
     site = ok("GET", "/site")[0]
-    for _ in range(400):
-        if ok("GET", f"/site/{site['id']}")["status"] == "Registered":
-            break
-        import time
-
+    deadline = time.monotonic() + 30
+    while ok("GET", f"/site/{site['id']}")["status"] != "Registered":
+        assert time.monotonic() < deadline, "the co-located site did not register"
         time.sleep(0.05)
     block = ok(
         "POST",
