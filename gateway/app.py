@@ -64,6 +64,7 @@ from gateway.runtime import Runtime
 from gateway.services.apikeys import build_apikeys_app
 from gateway.services.clusters.app import build_sis_app
 from gateway.services.functions.app import build_api_app
+from gateway.services.nico.app import NicoApp
 from gateway.services.tasks.app import build_tasks_app
 from gateway.services.tasks.broker import TaskBroker
 from gateway.services.tasks.scheduler import TaskScheduler
@@ -88,6 +89,7 @@ SERVICE_LABELS: dict[str, int] = {
     "api-keys": SERVICE_API_KEYS,
     "sis": SERVICE_SIS,
     "tasks": SERVICE_TASKS,
+    "nico": SERVICE_NICO,
 }
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
@@ -116,6 +118,7 @@ class Gateway:
         self._scheduler: TaskScheduler | None = None
         self.tasks: TaskService | None = None
         self._replies: ReplyBus | None = None
+        self._nico: NicoApp | None = None
         self._invoke_mask = 0
         self._health = health_response("")
         self.grpc_port = 0
@@ -152,6 +155,11 @@ class Gateway:
             SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
         }
         upstreams = self.settings.upstream_map()
+        if "nico" not in upstreams:
+            # Embedded NICo REST unless proxied; its site clock steps in this process.
+            self._nico = NicoApp(runtime)
+            self._services[SERVICE_NICO] = self._nico
+            self._nico.start()
         timeout = self.settings.upstream_timeout_seconds
         self._proxies = {UPSTREAM_LABELS[s]: UpstreamProxy(url, timeout=timeout) for s, url in upstreams.items()}
         labels = {**SERVICE_LABELS, **{s: UPSTREAM_LABELS[s] for s in upstreams}}
@@ -246,6 +254,9 @@ class Gateway:
             proxy.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self._nico is not None:
+            await self._nico.close()
+            self._nico = None
         if self._task_loop is not None and self._scheduler is not None:
             self._scheduler.close()
             try:

@@ -82,6 +82,10 @@ class Settings:
     # upstream may take to start answering (or pause in its answer) before a 504.
     upstreams: tuple[str, ...] = field(default_factory=tuple)
     upstream_timeout_seconds: int = 60
+    # Embedded NICo REST (nico.<domain>): the site agent's machine inventory (JSON; default: a small
+    # built-in one) and its clock, one site/instance state transition per step.
+    nico_inventory: str | None = None
+    nico_step_ms: int = 1000
 
     @property
     def database_url(self) -> str:
@@ -168,6 +172,8 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if self.upstream_timeout_seconds < 1:
             raise SettingsError("the upstream timeout must be at least 1 s")
+        if self.nico_step_ms < 10:
+            raise SettingsError("nico_step_ms must be at least 10")
         return self
 
     @classmethod

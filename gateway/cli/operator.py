@@ -70,6 +70,12 @@ def _settings(options: dict[str, Any]) -> Settings:
     help="Proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable).",
 )
 @click.option("--log-level", "log_level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--nico-inventory",
+    "nico_inventory",
+    type=click.Path(path_type=Path),
+    help="Embedded NICo site inventory (JSON file).",
+)
 def serve_command(**options: Any) -> int:
     """Run the gateway (every flag also reads CFGATE_<NAME>)."""
     settings = _settings(options)

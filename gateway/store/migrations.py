@@ -53,11 +53,18 @@ async def _tasks(conn: AsyncConnection) -> None:
     await conn.run_sync(create)
 
 
+async def _nico(conn: AsyncConnection) -> None:
+    from gateway.services.nico.tables import create_nico_tables
+
+    await create_nico_tables(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts and api keys", _initial),
     Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
     Migration(3, "SIS clusters and their credential hashes", _clusters),
     Migration(4, "NVCT tasks, task events, task results, task secrets", _tasks),
+    Migration(5, "NICo REST entities, status history, IPAM prefixes", _nico),
 )
 
 
