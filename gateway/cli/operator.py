@@ -73,7 +73,7 @@ def _settings(options: dict[str, Any]) -> Settings:
 @click.option(
     "--nico-inventory",
     "nico_inventory",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
     help="Embedded NICo site inventory (JSON file).",
 )
 def serve_command(**options: Any) -> int:
