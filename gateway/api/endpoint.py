@@ -1,7 +1,7 @@
 """``Endpoint``: method, path, scopes, models and handler of one control-plane operation.
 
 ``build_routes`` turns a table of endpoints into Starlette routes that, in this order, check
-the credential and its scopes (401/403), parse path ids (400), validate query and body (400/413),
+the credential and its scopes (401/403), parse path ids (400), validate query and body (400/413/415),
 call the handler and render its result (a model or dict → 200 JSON, ``None`` → 204). The same
 table feeds the OpenAPI document (``gateway.api.openapi``), so the document cannot drift.
 """
@@ -21,8 +21,9 @@ from starlette.routing import Route
 
 from cext.hotpath import Principal
 from gateway.access import require_any_scope, required_principal
+from gateway.api.media import read_json
 from gateway.api.validation import bad_request
-from gateway.http import JSONResponse, read_json
+from gateway.http import JSONResponse
 from gateway.problems import BadRequest, NotFound
 
 if TYPE_CHECKING:

@@ -161,7 +161,9 @@ async def test_bulk_returns_own_known_tasks(
         "/v1/nvct/tasks/bulk", json={"taskIds": [unknown, mine["id"], theirs["id"]]}, headers=task_key
     )
     assert response.status_code == 200
+    assert set(response.json()) == {"tasks", "ncaId"}
     assert [t["id"] for t in response.json()["tasks"]] == [mine["id"]]
+    assert response.json()["ncaId"] == mine["ncaId"]
     assert_problem(await tasks.post("/v1/nvct/tasks/bulk", json={"taskIds": []}, headers=task_key), 400)
     assert_problem(await tasks.post("/v1/nvct/tasks/bulk", json={"taskIds": ["nope"]}, headers=task_key), 400)
 

@@ -94,7 +94,8 @@ class TaskService:
     async def bulk(self, call: Call) -> dict[str, Any]:
         request: BulkTasksRequest = call.body
         ids = [str(uuid.UUID(i)) for i in request.taskIds]
-        return {"tasks": [task_dto(t) for t in await self.repository.many(await self.account(call), ids)]}
+        nca_id = await self.account(call)
+        return {"tasks": [task_dto(t) for t in await self.repository.many(nca_id, ids)], "ncaId": nca_id}
 
     async def get(self, call: Call) -> dict[str, Any]:
         query: GetTaskQuery = call.query
