@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.auth.installation import InstallationKeyError
 from gateway.settings import Settings, SettingsError
 
 
@@ -47,11 +48,23 @@ def _serve_parser(sub: Any) -> None:
         help="proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable)",
     )
     p.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    _master_key_argument(p)
+
+
+def _master_key_argument(p: Any) -> None:
+    p.add_argument(
+        "--master-key-file",
+        dest="master_key_file",
+        help="file with the installation's master key (base64; or CFGATE_MASTER_KEY); "
+        "default <data-dir>/master-key, generated. Every host of an installation needs the same one",
+    )
 
 
 def _rotate_parser(sub: Any) -> None:
     p = sub.add_parser("rotate-signing-key", help="add a new token-signing key; live tokens stay valid")
     p.add_argument("--data-dir", dest="data_dir", type=Path)
+    p.add_argument("--database", help="the installation's SQL store URL (as given to serve)")
+    _master_key_argument(p)
 
 
 def _demo_parser(sub: Any) -> None:
@@ -98,13 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(settings)
         if args.command == "rotate-signing-key":
-            from gateway.auth.keyring import KeyRing
+            import asyncio
 
-            ring = KeyRing.open(settings.data_dir, settings.admin_token_ttl_seconds + 60)
-            key = ring.rotate()
-            print(f"new signing key {key.kid}; {len(ring.jwks()['keys'])} key(s) published")
+            from gateway.auth.installation import rotate_signing_key
+
+            key, published = asyncio.run(rotate_signing_key(settings))
+            print(f"new signing key {key.kid}; {published} key(s) published (every gateway of the installation)")
             return 0
-    except SettingsError as exc:
+    except (SettingsError, InstallationKeyError) as exc:
         print(f"cfgate: {exc}", file=sys.stderr)
         return 2
     return 2

@@ -1,20 +1,28 @@
-"""cfgate's own token-signing keys: ES256, each with a ``kid``, persisted in the data directory.
+"""cfgate's own token-signing keys: ES256, each with a ``kid``, kept by a ``KeySource``.
 
 Rotation adds a new key and makes it the signer; older keys stay in the ring (and in the JWKS)
 until every token they signed has expired, so rotating never invalidates a live token.
+
+Where the keys live is the source's business: ``DatabaseKeySource`` (the installation's store,
+sealed by its master key: every gateway of an installation, on any host, shares them) or
+``FileKeySource`` (a JSON file, mode 0600: the data directory's keys of earlier versions, read
+once to import them). The ring keeps the keys in memory; ``refresh`` re-reads the source
+(a token names an unknown ``kid``: another process or host rotated).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
 import os
 import secrets
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,32 +41,57 @@ class SigningKey:
     created_at: float
     private_key: ec.EllipticCurvePrivateKey
 
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(f"cfgate-{secrets.token_hex(8)}", time.time(), ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def from_pem(cls, kid: str, created_at: float, pem: str) -> SigningKey:
+        private = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"signing key {kid} is not an EC key")
+        return cls(kid, created_at, private)
+
+    def pem(self) -> str:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self.private_key.public_key()))
         jwk.update(kid=self.kid, alg=ALGORITHM, use="sig")
         return jwk
 
 
-class KeyRing:
-    """Signing keys, newest first. Reloaded from disk when a token names an unknown ``kid``."""
+class KeySource(Protocol):
+    """Where the ring's keys are kept. ``add`` of a kid already there is a no-op; ``add_first``
+    adds only to a source without keys, atomically (processes starting together agree on one)."""
 
-    def __init__(self, path: Path, retain_seconds: float) -> None:
-        self._path = path
+    async def load(self) -> list[SigningKey]: ...
+
+    async def add(self, key: SigningKey) -> None: ...
+
+    async def add_first(self, key: SigningKey) -> None: ...
+
+    async def drop(self, kids: Collection[str]) -> None: ...
+
+
+class KeyRing:
+    """Signing keys, newest first, as last read from the source."""
+
+    def __init__(self, source: KeySource, retain_seconds: float) -> None:
+        self.source = source
         self._retain_seconds = retain_seconds
         self._keys: list[SigningKey] = []
 
     @classmethod
-    def open(cls, data_dir: Path, retain_seconds: float) -> KeyRing:
-        ring = cls(data_dir / KEYRING_FILE, retain_seconds)
-        ring.reload()
+    async def open(cls, source: KeySource, retain_seconds: float) -> KeyRing:
+        """The ring of ``source``, with a first key if it has none."""
+        ring = cls(source, retain_seconds)
+        await ring.refresh()
         if not ring._keys:
-            # Processes starting together on one data directory must agree on the first key.
-            data_dir.mkdir(parents=True, exist_ok=True)
-            with open(data_dir / LOCK_FILE, "a+b") as lock:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-                ring.reload()
-                if not ring._keys:
-                    ring.rotate()
+            await source.add_first(SigningKey.generate())
+            await ring.refresh()
         return ring
 
     @property
@@ -74,55 +107,69 @@ class KeyRing:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [key.public_jwk() for key in self._keys]}
 
-    def reload(self) -> None:
-        if not self._path.exists():
-            return
-        raw = json.loads(self._path.read_text())
-        keys = []
-        for entry in raw.get("keys", []):
-            private = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
-            if not isinstance(private, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{self._path}: key {entry['kid']} is not an EC key")
-            keys.append(SigningKey(entry["kid"], float(entry["created_at"]), private))
-        keys.sort(key=lambda k: k.created_at, reverse=True)
-        self._keys = keys
+    async def refresh(self) -> None:
+        keys = await self.source.load()
+        if keys:
+            self._keys = sorted(keys, key=lambda k: k.created_at, reverse=True)
 
-    def rotate(self) -> SigningKey:
+    async def rotate(self) -> SigningKey:
         """Add a fresh key as the signer and drop keys whose tokens have all expired."""
-        self.reload()
-        now = time.time()
-        key = SigningKey(f"cfgate-{secrets.token_hex(8)}", now, ec.generate_private_key(ec.SECP256R1()))
-        keep = [key]
+        await self.refresh()
+        key = SigningKey.generate()
         # A retired key may still have signed a live token until retain_seconds after the next
         # key replaced it; keys[i-1] replaced keys[i].
-        newer_created = now
+        expired, newer_created = [], key.created_at
         for old in self._keys:
-            if now - newer_created < self._retain_seconds:
-                keep.append(old)
+            if key.created_at - newer_created >= self._retain_seconds:
+                expired.append(old.kid)
             newer_created = old.created_at
-        self._keys = keep
-        self._save()
-        log.info("signing key rotated: new kid %s, %d key(s) published", key.kid, len(keep))
+        await self.source.add(key)
+        await self.source.drop(expired)
+        await self.refresh()
+        log.info("signing key rotated: new kid %s, %d key(s) published", key.kid, len(self._keys))
         return key
 
-    def _save(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "keys": [
-                {
-                    "kid": k.kid,
-                    "created_at": k.created_at,
-                    "pem": k.private_key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    ).decode(),
-                }
-                for k in self._keys
-            ]
-        }
-        tmp = self._path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, self._path)
+
+class FileKeySource:
+    """A JSON file of PEM keys (mode 0600), changed under an exclusive lock beside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> FileKeySource:
+        return cls(data_dir / KEYRING_FILE)
+
+    async def load(self) -> list[SigningKey]:
+        return self._read()
+
+    async def add(self, key: SigningKey) -> None:
+        def added(keys: list[SigningKey]) -> list[SigningKey]:
+            return keys if any(k.kid == key.kid for k in keys) else [*keys, key]
+
+        await asyncio.to_thread(self._change, added)
+
+    async def add_first(self, key: SigningKey) -> None:
+        await asyncio.to_thread(self._change, lambda keys: keys or [key])
+
+    async def drop(self, kids: Collection[str]) -> None:
+        if kids:
+            await asyncio.to_thread(self._change, lambda keys: [k for k in keys if k.kid not in kids])
+
+    def _read(self) -> list[SigningKey]:
+        if not self.path.exists():
+            return []
+        raw = json.loads(self.path.read_text())
+        return [SigningKey.from_pem(e["kid"], float(e["created_at"]), e["pem"]) for e in raw.get("keys", [])]
+
+    def _change(self, change: Callable[[list[SigningKey]], list[SigningKey]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(LOCK_FILE), "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            keys = change(self._read())
+            payload = {"keys": [{"kid": k.kid, "created_at": k.created_at, "pem": k.pem()} for k in keys]}
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(payload, handle)
+            os.replace(tmp, self.path)

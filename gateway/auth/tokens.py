@@ -71,7 +71,7 @@ class TokenVerifier:
         issuer = unverified.get("iss")
         kid = header.get("kid")
         if issuer == self._issuer:
-            key: Any = self._own_key(kid)
+            key: Any = await self._own_key(kid)
         elif isinstance(issuer, str) and issuer in self._remote:
             client = self._remote[issuer]
             try:
@@ -96,12 +96,12 @@ class TokenVerifier:
             raise InvalidToken("sub claim must be a string")
         return claims
 
-    def _own_key(self, kid: object) -> Any:
+    async def _own_key(self, kid: object) -> Any:
         if not isinstance(kid, str):
             raise InvalidToken("token has no kid")
         key = self._ring.get(kid)
         if key is None:
-            self._ring.reload()  # rotated by another process
+            await self._ring.refresh()  # rotated by another process or host
             key = self._ring.get(kid)
         if key is None:
             raise InvalidToken("unknown signing key")

@@ -13,15 +13,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.auth.keyring import KEYRING_FILE, KeyRing
+from gateway.auth.keyring import KEYRING_FILE, FileKeySource, KeyRing
 from gateway.auth.tokens import InvalidToken, TokenIssuer, TokenVerifier
 
 ISS = "http://api.nvcf.svc.cluster.local"
 
 
 @pytest.fixture
-def ring(tmp_path: Path) -> KeyRing:
-    return KeyRing.open(tmp_path, retain_seconds=3600)
+async def ring(tmp_path: Path) -> KeyRing:
+    return await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
 
 
 async def test_mint_and_verify(ring: KeyRing) -> None:
@@ -31,25 +31,25 @@ async def test_mint_and_verify(ring: KeyRing) -> None:
     assert claims["exp"] - claims["iat"] == 600
 
 
-def test_keyring_file_is_private_and_persistent(tmp_path: Path, ring: KeyRing) -> None:
+async def test_keyring_file_is_private_and_persistent(tmp_path: Path, ring: KeyRing) -> None:
     path = tmp_path / KEYRING_FILE
     assert path.stat().st_mode & 0o777 == 0o600
-    again = KeyRing.open(tmp_path, retain_seconds=3600)
+    again = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
     assert again.active.kid == ring.active.kid
 
 
 async def test_other_process_rotation_is_picked_up(tmp_path: Path, ring: KeyRing) -> None:
-    other = KeyRing.open(tmp_path, retain_seconds=3600)
-    other.rotate()
+    other = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
+    await other.rotate()
     token = TokenIssuer(other, ISS, 600).mint("s", ())
     assert (await TokenVerifier(ring, ISS).verify(token.value))["sub"] == "s"
 
 
-def test_rotation_drops_keys_whose_tokens_expired(tmp_path: Path) -> None:
-    ring = KeyRing.open(tmp_path, retain_seconds=0)
+async def test_rotation_drops_keys_whose_tokens_expired(tmp_path: Path) -> None:
+    ring = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=0)
     first = ring.active.kid
-    ring.rotate()
-    ring.rotate()
+    await ring.rotate()
+    await ring.rotate()
     kids = [k["kid"] for k in ring.jwks()["keys"]]
     assert first not in kids and len(kids) == 1
 
