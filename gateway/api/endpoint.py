@@ -86,6 +86,8 @@ class Call:
     path: dict[str, str]
     query: Any
     body: Any
+    # An operator mirror (``gateway.api.mirrors``) acts for the path's account, not the caller's.
+    acting_for: str | None = None
 
     @property
     def caller(self) -> Principal:
@@ -94,7 +96,10 @@ class Call:
 
     @property
     def nca_id(self) -> str:
-        """The caller's account; a JWT whose client is not mapped to one is NVCF's 404."""
+        """The caller's account (or the one a mirror acts for); a JWT whose client is not mapped
+        to one is NVCF's 404."""
+        if self.acting_for is not None:
+            return self.acting_for
         nca_id = self.caller.nca_id
         if not nca_id:
             raise NotFound("Unknown client_id")

@@ -254,6 +254,7 @@ async def test_openapi_lists_every_task_operation(tasks: httpx.AsyncClient) -> N
         "/v1/nvct/tasks/{taskId}/results",
         "/v1/nvct/secrets/tasks/{taskId}",
     }
-    assert set(paths) == own | {p.replace("/v1/nvct", "/v1/nvct/accounts/{ncaId}") for p in own}
+    mirrors = {p.replace("/v1/nvct", "/v1/nvct/accounts/{ncaId}") for p in own}
+    assert set(paths) == own | mirrors | {"/v1/nvct/accounts/{ncaId}/usage/gpus"}
     assert set(paths["/v1/nvct/tasks"]) == {"get", "post"}
     assert set(paths["/v1/nvct/tasks/{taskId}"]) == {"get", "delete"}
