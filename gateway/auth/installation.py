@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.keyring import FileKeySource, KeyRing, SigningKey
+from gateway.auth.keyring import KEYRING_FILE, FileKeySource, KeyRing, SigningKey
 from gateway.auth.secretbox import KEY_FILE, SecretBox, SecretBoxError, create_key_file
 from gateway.settings import Settings
 from gateway.store import open_store
@@ -120,9 +120,18 @@ class InstallationKeys:
         master = master_box(settings)
         repository = InstallationKeyRepository(engine)
         source = DatabaseKeySource(repository, master)
-        if not await repository.signing_keys():
+        first_start = not await repository.signing_keys()
+        if first_start:
             await _import_signing_keys(settings.data_dir, source)
         ring = await KeyRing.open(source, retain_seconds=settings.admin_token_ttl_seconds + 60)
+        if not first_start:
+            local = await FileKeySource.in_data_dir(settings.data_dir).load()
+            if any(ring.get(key.kid) is None for key in local):
+                log.warning(
+                    "the signing keys in %s are not used: the installation's are in the database "
+                    "(tokens they signed are refused)",
+                    settings.data_dir / KEYRING_FILE,
+                )
         return cls(ring, await _sealing_key(settings, repository, master))
 
     def start(self) -> None:
