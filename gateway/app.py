@@ -196,7 +196,7 @@ class Gateway:
             queue_lifetime=settings.queue_lifetime_seconds,
             results_dir=settings.data_dir / "results",
             result_ttl=settings.result_ttl_seconds,
-            signer=UrlSigner.open(settings.data_dir, settings.secret_key),
+            signer=runtime.url_signer or UrlSigner.open(settings.data_dir, settings.secret_key),
             assets=runtime.assets,
             region=settings.region,
             results=results,

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from cext.hotpath import AuthorityTable, CredentialCache
 from gateway.assets import AssetService, LocalBlobStore, UrlSigner
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.installation import InstallationKeys
 from gateway.auth.keyring import KeyRing
 from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
@@ -86,6 +87,9 @@ class Runtime:
     redis: Redis | None = None
     presence: Presence | None = None
     shared: SharedState | None = None
+    # The installation's keys (refreshed in the background) and the URL signer derived from them.
+    installation: InstallationKeys | None = None
+    url_signer: UrlSigner | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -105,9 +109,11 @@ class Runtime:
                 settings.default_nca_id, settings.default_nca_id, settings.admin_client_id
             )
             api_keys = ApiKeyRepository(store.engine)
-            # Keep retired signing keys as long as a token they signed can live.
-            keyring = KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
-            secretbox = SecretBox.open(settings.data_dir, settings.secret_key)
+            # Signing and sealing keys shared by every gateway of the installation (database).
+            installation = await InstallationKeys.open(settings, store.engine)
+            keyring = installation.keyring
+            secretbox = SecretBox(installation.sealing_key)
+            url_signer = UrlSigner.derive(installation.sealing_key)
             functions = FunctionRepository(store.engine)
             authorizations = AuthorizationRepository(store.engine)
             deployments = DeploymentRepository(store.engine)
@@ -128,7 +134,7 @@ class Runtime:
             assets = AssetService(
                 AssetRepository(store.engine),
                 LocalBlobStore(settings.asset_path),
-                UrlSigner.open(settings.data_dir, settings.secret_key),
+                url_signer,
                 url_ttl_seconds=settings.asset_url_ttl_seconds,
                 max_bytes=settings.max_asset_bytes,
             )
@@ -152,6 +158,7 @@ class Runtime:
         )
         if shared is not None:
             await shared.start(routes, authenticator)
+        installation.start()
         return cls(
             settings=settings,
             store=store,
@@ -179,9 +186,13 @@ class Runtime:
             process_id=process_id,
             rate_limit=RedisRateLimiter(client) if client is not None else LocalRateLimit(),
             shared=shared,
+            installation=installation,
+            url_signer=url_signer,
         )
 
     async def close(self) -> None:
+        if self.installation is not None:
+            await self.installation.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()

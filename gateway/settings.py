@@ -54,6 +54,11 @@ class Settings:
     max_control_body_bytes: int = 1 << 20
     # base64 of 32 bytes; shared by every node. Default: generated into the data directory.
     secret_key: str | None = None
+    # Seals the signing and sealing keys kept in the database (gateway.auth.installation): base64
+    # of 32 bytes, or a file holding it. Default: <data_dir>/master-key, generated. Every host of
+    # an installation needs the same one.
+    master_key: str | None = None
+    master_key_file: str | None = None
     # Embedded asset storage (POST /v2/nvcf/assets): blob directory (default <data_dir>/assets),
     # lifetime of the pre-signed upload/download URLs (NVCF: 35 min) and the largest upload.
     asset_dir: str | None = None

@@ -16,6 +16,7 @@ for all of them (bad database, port taken), so the parent stops the others and e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -25,8 +26,7 @@ import time
 from collections import deque
 from types import FrameType
 
-from gateway.auth.keyring import KeyRing
-from gateway.auth.secretbox import SecretBox
+from gateway.auth.installation import prepare_installation_keys
 from gateway.private_files import make_private_dir
 from gateway.settings import Settings
 
@@ -88,8 +88,8 @@ class Supervisor:
     def _prepare_data_dir(self) -> None:
         settings = self.settings
         make_private_dir(settings.data_dir)
-        KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
-        SecretBox.open(settings.data_dir, settings.secret_key)
+        # The children then find the store migrated and its keys in place, and agree on them.
+        asyncio.run(prepare_installation_keys(settings))
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self._env)

@@ -2,7 +2,7 @@
 
 ``build_routes`` turns a table of endpoints into Starlette routes that, in this order, check
 the credential and its scopes (401/403), parse path ids (400), check an API key's function
-resources against a ``{functionId}`` in the path (403, ``gateway.access``), validate query and body (400/413),
+resources against a ``{functionId}`` in the path (403, ``gateway.access``), validate query and body (400/413/415),
 call the handler and render its result (a model or dict → 200 JSON, ``None`` → 204). The same
 table feeds the OpenAPI document (``gateway.api.openapi``), so the document cannot drift.
 """
@@ -22,8 +22,9 @@ from starlette.routing import Route
 
 from cext.hotpath import Principal
 from gateway.access import require_any_scope, require_function_resource, required_principal
+from gateway.api.media import read_json
 from gateway.api.validation import bad_request
-from gateway.http import JSONResponse, read_json
+from gateway.http import JSONResponse
 from gateway.problems import BadRequest, NotFound
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class Call:
     path: dict[str, str]
     query: Any
     body: Any
+    # An operator mirror (``gateway.api.mirrors``) acts for the path's account, not the caller's.
+    acting_for: str | None = None
 
     @property
     def caller(self) -> Principal:
@@ -94,7 +97,10 @@ class Call:
 
     @property
     def nca_id(self) -> str:
-        """The caller's account; a JWT whose client is not mapped to one is NVCF's 404."""
+        """The caller's account (or the one a mirror acts for); a JWT whose client is not mapped
+        to one is NVCF's 404."""
+        if self.acting_for is not None:
+            return self.acting_for
         nca_id = self.caller.nca_id
         if not nca_id:
             raise NotFound("Unknown client_id")

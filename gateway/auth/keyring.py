@@ -1,13 +1,18 @@
-"""cfgate's own token-signing keys: ES256, each with a ``kid``, persisted in the data directory.
+"""cfgate's own token-signing keys: ES256, each with a ``kid``, kept by a ``KeySource``.
 
 Rotation adds a new key and makes it the signer; older keys stay in the ring (and in the JWKS)
 until every token they signed has expired, so rotating never invalidates a live token.
 
-A ``kid`` the ring does not hold may be a key another process rotated in, so ``lookup`` reloads
-the file, but never per request: anyone can send a token naming any ``kid``. Reloads run in a
-thread, at most one per ``RELOAD_INTERVAL`` (requests arriving meanwhile wait for the next one
-rather than being refused, so a freshly rotated key is still accepted), re-parse the file only
-when it changed, and a ``kid`` still missing afterwards is remembered as unknown for a while.
+Where the keys live is the source's business: ``DatabaseKeySource`` (the installation's store,
+sealed by its master key: every gateway of an installation, on any host, shares them) or
+``FileKeySource`` (a JSON file, mode 0600: the data directory's keys of earlier versions, read
+once to import them). The ring keeps the keys in memory; ``refresh`` re-reads the source.
+
+A ``kid`` the ring does not hold may be a key another process or host rotated in, so ``lookup``
+refreshes, but never per request: anyone can send a token naming any ``kid``. At most one
+refresh runs per ``RELOAD_INTERVAL`` (requests arriving meanwhile join it, or wait for the next
+one rather than being refused, so a freshly rotated key is still accepted), and a ``kid`` still
+missing afterwards is remembered as unknown for ``UNKNOWN_KID_TTL`` seconds.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import os
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,12 +41,10 @@ log = logging.getLogger("gateway.auth.keyring")
 KEYRING_FILE = "signing-keys.json"
 LOCK_FILE = "signing-keys.lock"
 ALGORITHM = "ES256"
-# At most one reload of the key file per interval; unknown kids are remembered this long.
+# At most one refresh for unknown kids per interval; unknown kids are remembered this long.
 RELOAD_INTERVAL = 1.0
 UNKNOWN_KID_TTL = 30.0
 MAX_UNKNOWN_KIDS = 4096
-
-FileStamp = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,37 +53,60 @@ class SigningKey:
     created_at: float
     private_key: ec.EllipticCurvePrivateKey
 
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(f"cfgate-{secrets.token_hex(8)}", time.time(), ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def from_pem(cls, kid: str, created_at: float, pem: str) -> SigningKey:
+        private = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"signing key {kid} is not an EC key")
+        return cls(kid, created_at, private)
+
+    def pem(self) -> str:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = json.loads(ECAlgorithm.to_jwk(self.private_key.public_key()))
         jwk.update(kid=self.kid, alg=ALGORITHM, use="sig")
         return jwk
 
 
-class KeyRing:
-    """Signing keys, newest first. Reloaded from disk when a token names an unknown ``kid``."""
+class KeySource(Protocol):
+    """Where the ring's keys are kept. ``add`` of a kid already there is a no-op; ``add_first``
+    adds only to a source without keys, atomically (processes starting together agree on one)."""
 
-    def __init__(self, path: Path, retain_seconds: float) -> None:
-        self._path = path
+    async def load(self) -> list[SigningKey]: ...
+
+    async def add(self, key: SigningKey) -> None: ...
+
+    async def add_first(self, key: SigningKey) -> None: ...
+
+    async def drop(self, kids: Collection[str]) -> None: ...
+
+
+class KeyRing:
+    """Signing keys, newest first, as last read from the source."""
+
+    def __init__(self, source: KeySource, retain_seconds: float) -> None:
+        self.source = source
         self._retain_seconds = retain_seconds
         self._keys: list[SigningKey] = []
-        self._stamp: FileStamp | None = None
         self._unknown: OrderedDict[str, float] = OrderedDict()  # kid -> monotonic expiry
         self._last_reload = float("-inf")
         self._pending: asyncio.Future[None] | None = None
-        self.reloads = 0  # file parses (a statistic for tests and operators)
 
     @classmethod
-    def open(cls, data_dir: Path, retain_seconds: float) -> KeyRing:
-        ring = cls(data_dir / KEYRING_FILE, retain_seconds)
-        ring.reload()
+    async def open(cls, source: KeySource, retain_seconds: float) -> KeyRing:
+        """The ring of ``source``, with a first key if it has none."""
+        ring = cls(source, retain_seconds)
+        await ring.refresh()
         if not ring._keys:
-            # Processes starting together on one data directory must agree on the first key.
-            make_private_dir(data_dir)
-            with os.fdopen(open_private(data_dir / LOCK_FILE, os.O_RDWR), "r+b") as lock:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-                ring.reload()
-                if not ring._keys:
-                    ring.rotate()
+            await source.add_first(SigningKey.generate())
+            await ring.refresh()
         return ring
 
     @property
@@ -96,13 +123,12 @@ class KeyRing:
         return {"keys": [key.public_jwk() for key in self._keys]}
 
     async def lookup(self, kid: str) -> SigningKey | None:
-        """The key named ``kid``, reloading the file (rate-limited, off the loop) if it is new."""
+        """The key named ``kid``, refreshing from the source (rate-limited) if it is new."""
         key = self.get(kid)
         if key is not None:
             return key
-        now = time.monotonic()
         expiry = self._unknown.get(kid)
-        if expiry is not None and expiry > now:
+        if expiry is not None and expiry > time.monotonic():
             return None
         await self._reload_soon()
         key = self.get(kid)
@@ -114,7 +140,7 @@ class KeyRing:
         return key
 
     async def _reload_soon(self) -> None:
-        """Join the pending reload, or start one no sooner than RELOAD_INTERVAL after the last."""
+        """Join the pending refresh, or start one no sooner than RELOAD_INTERVAL after the last."""
         pending = self._pending
         if pending is None or pending.get_loop() is not asyncio.get_running_loop():
             self._pending = pending = asyncio.ensure_future(self._reload_later())
@@ -125,79 +151,79 @@ class KeyRing:
             wait = self._last_reload + RELOAD_INTERVAL - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            before = self.reloads
             try:
-                await asyncio.to_thread(self._reload_if_changed)
-                if self.reloads != before:
-                    self._unknown.clear()
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # a half-written or broken file
-                log.warning("signing keys not reloaded from %s: %s", self._path, type(exc).__name__)
+                await self.refresh()
+            except Exception as exc:  # the source is unreachable or holds a broken key: keep the ring
+                log.warning("signing keys not refreshed from the source: %s", type(exc).__name__)
         finally:
             self._last_reload = time.monotonic()
             self._pending = None
 
-    def _reload_if_changed(self) -> None:
-        try:
-            info = os.stat(self._path)
-        except FileNotFoundError:
-            return
-        if (info.st_ino, info.st_mtime_ns, info.st_size) != self._stamp:
-            self.reload()
+    async def refresh(self) -> None:
+        keys = await self.source.load()
+        if keys:
+            before = {k.kid for k in self._keys}
+            self._keys = sorted(keys, key=lambda k: k.created_at, reverse=True)
+            if {k.kid for k in self._keys} != before:
+                self._unknown.clear()
 
-    def reload(self) -> None:
-        try:
-            info = os.stat(self._path)
-        except FileNotFoundError:
-            return
-        raw = json.loads(self._path.read_text())
-        self.reloads += 1
-        keys = []
-        for entry in raw.get("keys", []):
-            private = serialization.load_pem_private_key(entry["pem"].encode(), password=None)
-            if not isinstance(private, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{self._path}: key {entry['kid']} is not an EC key")
-            keys.append(SigningKey(entry["kid"], float(entry["created_at"]), private))
-        keys.sort(key=lambda k: k.created_at, reverse=True)
-        self._keys = keys
-        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
-
-    def rotate(self) -> SigningKey:
+    async def rotate(self) -> SigningKey:
         """Add a fresh key as the signer and drop keys whose tokens have all expired."""
-        self.reload()
-        now = time.time()
-        key = SigningKey(f"cfgate-{secrets.token_hex(8)}", now, ec.generate_private_key(ec.SECP256R1()))
-        keep = [key]
+        await self.refresh()
+        key = SigningKey.generate()
         # A retired key may still have signed a live token until retain_seconds after the next
         # key replaced it; keys[i-1] replaced keys[i].
-        newer_created = now
+        expired, newer_created = [], key.created_at
         for old in self._keys:
-            if now - newer_created < self._retain_seconds:
-                keep.append(old)
+            if key.created_at - newer_created >= self._retain_seconds:
+                expired.append(old.kid)
             newer_created = old.created_at
-        self._keys = keep
-        self._save()
-        log.info("signing key rotated: new kid %s, %d key(s) published", key.kid, len(keep))
+        await self.source.add(key)
+        await self.source.drop(expired)
+        await self.refresh()
+        log.info("signing key rotated: new kid %s, %d key(s) published", key.kid, len(self._keys))
         return key
 
-    def _save(self) -> None:
-        make_private_dir(self._path.parent)
-        payload = {
-            "keys": [
-                {
-                    "kid": k.kid,
-                    "created_at": k.created_at,
-                    "pem": k.private_key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    ).decode(),
-                }
-                for k in self._keys
-            ]
-        }
-        tmp = self._path.with_suffix(".tmp")
-        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, self._path)
-        info = os.stat(self._path)
-        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+
+class FileKeySource:
+    """A JSON file of PEM keys (mode 0600), changed under an exclusive lock beside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> FileKeySource:
+        return cls(data_dir / KEYRING_FILE)
+
+    async def load(self) -> list[SigningKey]:
+        return await asyncio.to_thread(self._read)
+
+    async def add(self, key: SigningKey) -> None:
+        def added(keys: list[SigningKey]) -> list[SigningKey]:
+            return keys if any(k.kid == key.kid for k in keys) else [*keys, key]
+
+        await asyncio.to_thread(self._change, added)
+
+    async def add_first(self, key: SigningKey) -> None:
+        await asyncio.to_thread(self._change, lambda keys: keys or [key])
+
+    async def drop(self, kids: Collection[str]) -> None:
+        if kids:
+            await asyncio.to_thread(self._change, lambda keys: [k for k in keys if k.kid not in kids])
+
+    def _read(self) -> list[SigningKey]:
+        if not self.path.exists():
+            return []
+        raw = json.loads(self.path.read_text())
+        return [SigningKey.from_pem(e["kid"], float(e["created_at"]), e["pem"]) for e in raw.get("keys", [])]
+
+    def _change(self, change: Callable[[list[SigningKey]], list[SigningKey]]) -> None:
+        make_private_dir(self.path.parent)
+        with os.fdopen(open_private(self.path.with_name(LOCK_FILE), os.O_RDWR), "r+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            keys = change(self._read())
+            payload = {"keys": [{"kid": k.kid, "created_at": k.created_at, "pem": k.pem()} for k in keys]}
+            tmp = self.path.with_suffix(".tmp")
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
+                json.dump(payload, handle)
+            os.replace(tmp, self.path)

@@ -1,7 +1,7 @@
 """Encryption at rest for secrets (function, telemetry and registry secrets).
 
-AES-256-GCM with a key kept in the data directory (``secret-key``, mode 0600) or given as
-``CFGATE_SECRET_KEY`` (base64) so that every node of a cluster shares it. Values are never logged
+AES-256-GCM with the installation's sealing key (kept in the database, sealed by the master key:
+``gateway.auth.installation``) or given as ``CFGATE_SECRET_KEY`` (base64). Values are never logged
 and never returned by the API once stored.
 """
 
@@ -37,7 +37,7 @@ class SecretBox:
             return cls(base64.b64decode(configured))
         path = data_dir / KEY_FILE
         if not path.exists():
-            _create_key_file(path)
+            create_key_file(path)
         return cls(base64.b64decode(path.read_bytes()))
 
     def seal(self, plaintext: str, context: str) -> str:
@@ -54,7 +54,7 @@ class SecretBox:
             raise SecretBoxError(f"cannot decrypt secret for {context.split(':')[0]}") from exc
 
 
-def _create_key_file(path: Path) -> None:
+def create_key_file(path: Path) -> None:
     """Write a fresh key, complete or not at all: processes starting together keep the first one."""
     make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

@@ -7,6 +7,7 @@ here so the environment is not overridden.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ SIGINT_EXIT = 130
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _master_key_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--master-key-file",
+        "master_key_file",
+        help="File with the installation's master key (base64; or CFGATE_MASTER_KEY); default "
+        "<data-dir>/master-key, generated. Every host of an installation needs the same one.",
+    )(command)
 
 
 def _settings(options: dict[str, Any]) -> Settings:
@@ -76,15 +86,17 @@ def _settings(options: dict[str, Any]) -> Settings:
     type=click.Path(),
     help="Embedded NICo site inventory (JSON file).",
 )
+@_master_key_option
 def serve_command(**options: Any) -> int:
     """Run the gateway (every flag also reads CFGATE_<NAME>)."""
     settings = _settings(options)
     _logging()
+    from gateway.auth.installation import InstallationKeyError
     from gateway.server import serve
 
     try:
         return serve(settings)
-    except SettingsError as exc:
+    except (SettingsError, InstallationKeyError) as exc:
         raise CliFailure(str(exc), ExitCode.USAGE) from None
     except KeyboardInterrupt:
         # uvicorn has shut down gracefully by now and re-raised the SIGINT it caught.
@@ -93,15 +105,21 @@ def serve_command(**options: Any) -> int:
 
 @click.command("rotate-signing-key")
 @click.option("--data-dir", "data_dir", type=click.Path(path_type=Path), help="Data directory (default ./.cfgate).")
-def rotate_command(data_dir: Path | None) -> int:
-    """Add a new token-signing key; live tokens stay valid."""
-    settings = _settings({"data_dir": data_dir})
+@click.option("--database", help="The installation's SQL store URL (as given to serve).")
+@_master_key_option
+def rotate_command(**options: Any) -> int:
+    """Add a new token-signing key for every gateway of the installation; live tokens stay valid."""
+    settings = _settings(options)
     _logging()
-    from gateway.auth.keyring import KeyRing
+    import asyncio
 
-    ring = KeyRing.open(settings.data_dir, settings.admin_token_ttl_seconds + 60)
-    key = ring.rotate()
-    click.echo(f"new signing key {key.kid}; {len(ring.jwks()['keys'])} key(s) published")
+    from gateway.auth.installation import InstallationKeyError, rotate_signing_key
+
+    try:
+        key, published = asyncio.run(rotate_signing_key(settings))
+    except InstallationKeyError as exc:
+        raise CliFailure(str(exc), ExitCode.USAGE) from None
+    click.echo(f"new signing key {key.kid}; {published} key(s) published (every gateway of the installation)")
     return 0
 
 

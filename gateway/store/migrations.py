@@ -59,12 +59,17 @@ async def _nico(conn: AsyncConnection) -> None:
     await create_nico_tables(conn)
 
 
+async def _installation_keys(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: schema.installation_keys.create(sync, checkfirst=True))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "accounts and api keys", _initial),
     Migration(2, "functions, deployments, authorizations, secrets, telemetries, registries, assets", _control_plane),
     Migration(3, "SIS clusters and their credential hashes", _clusters),
     Migration(4, "NVCT tasks, task events, task results, task secrets", _tasks),
     Migration(5, "NICo REST entities, status history, IPAM prefixes", _nico),
+    Migration(6, "signing and sealing keys shared by every gateway, sealed by the master key", _installation_keys),
 )
 
 

@@ -226,3 +226,17 @@ task_secrets = Table(
 )
 
 TASK_TABLES = (tasks, task_events, task_results, task_secrets)
+
+
+# --- keys shared by every gateway of an installation (migration 6) --------------------------------
+
+# Token-signing keys (kind "signing", name = kid) and the sealing key (kind "sealing"), each
+# sealed (AES-256-GCM) by the installation's master key, which never enters the database.
+installation_keys = Table(
+    "installation_keys",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sealed", Text, nullable=False),
+)

@@ -123,6 +123,11 @@ class TaskRepository:
             found = {row.task_id: _task(row) for row in await conn.execute(query)}
         return [found[i] for i in dict.fromkeys(ids) if i in found]
 
+    async def of_account_with_status(self, nca_id: str, statuses: Sequence[str]) -> list[Task]:
+        query = select(tasks).where(tasks.c.nca_id == nca_id, tasks.c.status.in_(list(statuses)))
+        async with self._engine.connect() as conn:
+            return [_task(row) for row in await conn.execute(query)]
+
     async def with_status(self, statuses: Sequence[str], limit: int = 1000) -> list[Task]:
         query = (
             select(tasks)

@@ -100,7 +100,10 @@ class RedisQueue:
             name: redis.register_script(getattr(lua, name))
             for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM")
         }
-        self._versions: dict[str, str] = {}  # request id → version, for those this process touched
+        # Request id → version of the entries taken here, until acked, requeued or cancelled here:
+        # bounded by this process's in-flight work. Entries only enqueued here are not kept (another
+        # process serves and finishes them unseen): their cancel/position read the request index.
+        self._held: dict[str, str] = {}
         self._watched: dict[str, Callable[[], None]] = {}
         self._retry: list[tuple[str, str]] = []  # ("ack" | "requeue", request id) that met an outage
         self._suspects: set[tuple[str, str]] = set()  # (version, process) seen dead once
@@ -160,7 +163,6 @@ class RedisQueue:
             if position > 0:  # the id is known in another version: undo this copy
                 await self._call(lambda: self._script("CANCEL", version_keys(version_id), [request_id]))
             raise DuplicateRequest(f"request {request_id} is already queued")
-        self._versions[request_id] = version_id
         return QueuePosition(function_id, version_id, position)
 
     async def take(self, version_id: str) -> QueueEntry | None:
@@ -174,7 +176,7 @@ class RedisQueue:
         for i in range(0, len(flat), 4):
             rid, meta, attempts, data = _text(flat[i]), _text(flat[i + 1]), int(flat[i + 2]), flat[i + 3]
             function_id, _, enqueued = meta.rpartition("|")
-            self._versions[rid] = version_id
+            self._held[rid] = version_id
             payload = self.codec.decode(data)
             entries.append(QueueEntry(rid, function_id, version_id, payload, float(enqueued), attempts))
         return entries
@@ -193,6 +195,7 @@ class RedisQueue:
         keys = version_keys(version_id)[:3]
         args = [request_id, wake_channel(version_id), self.me]
         done = await self._call(lambda: self._script("REQUEUE", keys, args))
+        self._held.pop(request_id, None)  # whoever takes it again holds it now
         if done:
             # Taken again here or elsewhere: the wake (pub/sub and the local kick) says so.
             wake = self._watched.get(version_id)
@@ -224,7 +227,7 @@ class RedisQueue:
             return done
 
         done = await self._call(run)
-        self._versions.pop(request_id, None)
+        self._held.pop(request_id, None)
         return bool(done)
 
     async def cancel(self, request_id: str) -> QueueEntry | None:
@@ -233,7 +236,7 @@ class RedisQueue:
             return None
         keys = version_keys(version_id)[:7]
         found = await self._call(lambda: self._script("CANCEL", keys, [request_id]))
-        self._versions.pop(request_id, None)
+        self._held.pop(request_id, None)
         if not found:
             return None
         await self._call(lambda: self.redis.delete(index_key(request_id)))
@@ -247,7 +250,7 @@ class RedisQueue:
         for i in range(0, len(flat), 5):
             rid, meta, attempts, data = _text(flat[i]), _text(flat[i + 2]), int(flat[i + 3]), flat[i + 4]
             dropped.append(self._entry(rid, version_id, meta, attempts, data, ""))
-            self._versions.pop(rid, None)
+            self._held.pop(rid, None)
         if dropped:
             await self._call(lambda: self.redis.delete(*[index_key(e.request_id) for e in dropped]))
         return dropped
@@ -273,8 +276,13 @@ class RedisQueue:
         function_id, _, enqueued = meta.rpartition("|")
         return QueueEntry(rid, function_id, version_id, self.codec.decode(data), float(enqueued), attempts, holder)
 
+    @property
+    def remembered(self) -> int:
+        """How many request ids this process keeps a version for: those it holds."""
+        return len(self._held)
+
     async def _version_of(self, request_id: str) -> str | None:
-        version_id = self._versions.get(request_id)
+        version_id = self._held.get(request_id)
         if version_id is None:
             raw = await self._call(lambda: self.redis.get(index_key(request_id)))
             version_id = _text(raw) if raw is not None else None

@@ -88,7 +88,7 @@ async def test_wrong_method_is_405_problem(keys_client: httpx.AsyncClient) -> No
 
 async def test_rotation_keeps_live_tokens_valid(gateway: Gateway, keys_client: httpx.AsyncClient) -> None:
     old = (await keys_client.post("/v1/admin/keys")).json()["value"]
-    gateway.runtime.keyring.rotate()
+    await gateway.runtime.keyring.rotate()
     new = (await keys_client.post("/v1/admin/keys")).json()["value"]
     assert jwt.get_unverified_header(old)["kid"] != jwt.get_unverified_header(new)["kid"]
     jwks = (await keys_client.get("/.well-known/jwks.json")).json()

@@ -1,8 +1,10 @@
 """``cfgate rotate-signing-key`` beside a running ``cfgate serve``: the new key is accepted at once,
-even right after a storm of tokens naming unknown kids (which never re-parse the key file)."""
+even right after a storm of tokens naming unknown kids (which re-read the installation's keys at
+most once a second, never per request)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -12,15 +14,27 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.auth.installation import InstallationKeys
 from gateway.auth.keyring import KeyRing
 from gateway.auth.tokens import TokenIssuer
-from gateway.settings import DEFAULT_ADMIN_CLIENT_ID, DEFAULT_ISSUER
+from gateway.settings import DEFAULT_ADMIN_CLIENT_ID, DEFAULT_ISSUER, Settings
+from gateway.store import open_store
 from tests.support.serve_process import serve_process
 
 
 def _functions(base: str, token: str) -> httpx.Response:
     headers = {"Host": "api.localhost", "Authorization": f"Bearer {token}"}
     return httpx.get(base + "/v2/nvcf/functions", headers=headers, timeout=30)
+
+
+async def _installation_ring(data_dir: Path) -> KeyRing:
+    """The installation's signing keys as the gateway's store holds them (its default SQLite)."""
+    settings = Settings.load({"data_dir": data_dir}, env={})
+    store = await open_store(settings.database_url)
+    try:
+        return (await InstallationKeys.open(settings, store.engine)).keyring
+    finally:
+        await store.close()
 
 
 def test_rotated_key_is_accepted_by_the_running_gateway(tmp_path: Path) -> None:
@@ -39,7 +53,8 @@ def test_rotated_key_is_accepted_by_the_running_gateway(tmp_path: Path) -> None:
             check=True,
         )
         assert "new signing key" in rotated.stdout
-        ring = KeyRing.open(gateway.data_dir, retain_seconds=3600)
+        ring = asyncio.run(_installation_ring(gateway.data_dir))
+        assert rotated.stdout.split()[3].rstrip(";") == ring.active.kid
         fresh = TokenIssuer(ring, DEFAULT_ISSUER, 600).mint(DEFAULT_ADMIN_CLIENT_ID, ["list_functions"])
         assert jwt.get_unverified_header(fresh.value)["kid"] == ring.active.kid
         response = _functions(gateway.base, fresh.value)

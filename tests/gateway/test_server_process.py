@@ -67,7 +67,9 @@ def test_admin_token_over_tcp_and_graceful_sigterm(server: tuple[str, subprocess
     claims = jwt.decode(token, key.key, algorithms=["ES256"], options={"verify_aud": False})
     assert "register_function" in claims["scopes"]
     assert (tmp_path / "data" / "cfgate.db").exists()
-    assert (tmp_path / "data" / "signing-keys.json").exists()
+    # Keys live in the store, sealed by the master key the data directory got on first start.
+    assert (tmp_path / "data" / "master-key").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "data" / "signing-keys.json").exists()
     proc.send_signal(signal.SIGTERM)
     # uvicorn re-raises the captured SIGTERM once shutdown has completed.
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM)

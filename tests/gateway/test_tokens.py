@@ -14,15 +14,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.auth.keyring import KEYRING_FILE, KeyRing
+from gateway.auth.keyring import KEYRING_FILE, FileKeySource, KeyRing, SigningKey
 from gateway.auth.tokens import InvalidToken, TokenIssuer, TokenVerifier
 
 ISS = "http://api.nvcf.svc.cluster.local"
 
 
 @pytest.fixture
-def ring(tmp_path: Path) -> KeyRing:
-    return KeyRing.open(tmp_path, retain_seconds=3600)
+async def ring(tmp_path: Path) -> KeyRing:
+    return await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
 
 
 async def test_mint_and_verify(ring: KeyRing) -> None:
@@ -32,25 +32,25 @@ async def test_mint_and_verify(ring: KeyRing) -> None:
     assert claims["exp"] - claims["iat"] == 600
 
 
-def test_keyring_file_is_private_and_persistent(tmp_path: Path, ring: KeyRing) -> None:
+async def test_keyring_file_is_private_and_persistent(tmp_path: Path, ring: KeyRing) -> None:
     path = tmp_path / KEYRING_FILE
     assert path.stat().st_mode & 0o777 == 0o600
-    again = KeyRing.open(tmp_path, retain_seconds=3600)
+    again = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
     assert again.active.kid == ring.active.kid
 
 
 async def test_other_process_rotation_is_picked_up(tmp_path: Path, ring: KeyRing) -> None:
-    other = KeyRing.open(tmp_path, retain_seconds=3600)
-    other.rotate()
+    other = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
+    await other.rotate()
     token = TokenIssuer(other, ISS, 600).mint("s", ())
     assert (await TokenVerifier(ring, ISS).verify(token.value))["sub"] == "s"
 
 
-def test_rotation_drops_keys_whose_tokens_expired(tmp_path: Path) -> None:
-    ring = KeyRing.open(tmp_path, retain_seconds=0)
+async def test_rotation_drops_keys_whose_tokens_expired(tmp_path: Path) -> None:
+    ring = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=0)
     first = ring.active.kid
-    ring.rotate()
-    ring.rotate()
+    await ring.rotate()
+    await ring.rotate()
     kids = [k["kid"] for k in ring.jwks()["keys"]]
     assert first not in kids and len(kids) == 1
 
@@ -139,17 +139,16 @@ async def test_rs256_token_naming_our_kid_is_invalid(ring: KeyRing) -> None:
         await TokenVerifier(ring, ISS).verify(token)
 
 
-def _count_reloads(ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Each parse of the key file, as whether it ran off the event loop's thread."""
-    calls: list[bool] = []
-    parse = ring.reload
-    loop_thread = threading.current_thread()
+def _count_loads(ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each read of the ring's source (a list, one entry per ``load``)."""
+    calls: list[int] = []
+    load = ring.source.load
 
-    def counting() -> None:
-        calls.append(threading.current_thread() is not loop_thread)
-        parse()
+    async def counting() -> list[SigningKey]:
+        calls.append(len(calls))
+        return await load()
 
-    monkeypatch.setattr(ring, "reload", counting)
+    monkeypatch.setattr(ring.source, "load", counting)
     return calls
 
 
@@ -158,34 +157,35 @@ def _unknown_kid_token(kid: str) -> str:
     return jwt.encode(payload, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": kid})
 
 
-async def test_unknown_kids_do_not_reparse_the_key_file_per_request(
-    ring: KeyRing, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_unknown_kids_do_not_reread_the_keys_per_request(ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
     verifier = TokenVerifier(ring, ISS)
-    reloads = _count_reloads(ring, monkeypatch)
+    loads = _count_loads(ring, monkeypatch)
     tokens = [_unknown_kid_token(f"cfgate-{i:016x}") for i in range(20)]
-    for token in tokens[:5] + tokens[:5]:  # sequential, and repeats of the same kids
+    # A storm of unknown kids arriving together: they all join one read of the source.
+    results = await asyncio.gather(*(verifier.verify(t) for t in tokens), return_exceptions=True)
+    assert all(isinstance(r, InvalidToken) and "unknown signing key" in str(r) for r in results)
+    assert loads == [0]
+    for token in tokens[:5] + tokens[:5]:  # the same kids again, within the negative-cache window
         with pytest.raises(InvalidToken, match="unknown signing key"):
             await verifier.verify(token)
-    results = await asyncio.gather(*(verifier.verify(t) for t in tokens[5:]), return_exceptions=True)
-    assert all(isinstance(r, InvalidToken) for r in results)
-    # The file did not change: it is never parsed again (a stat, in a thread, at most once a second).
-    assert reloads == []
+    assert loads == [0]
 
 
 async def test_a_rotated_key_is_picked_up_after_a_storm_of_unknown_kids(
     tmp_path: Path, ring: KeyRing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verifier = TokenVerifier(ring, ISS)
-    reloads = _count_reloads(ring, monkeypatch)
-    for i in range(5):
-        with pytest.raises(InvalidToken):
-            await verifier.verify(_unknown_kid_token(f"cfgate-{i:016x}"))
-    other = KeyRing.open(tmp_path, retain_seconds=3600)  # as `cfgate rotate-signing-key` does
-    other.rotate()
+    loads = _count_loads(ring, monkeypatch)
+    storm = [_unknown_kid_token(f"cfgate-{i:016x}") for i in range(5)]
+    results = await asyncio.gather(*(verifier.verify(t) for t in storm), return_exceptions=True)
+    assert all(isinstance(r, InvalidToken) for r in results)
+    assert loads == [0]
+    # As `cfgate rotate-signing-key` does, through another ring on the same keys.
+    other = await KeyRing.open(FileKeySource.in_data_dir(tmp_path), retain_seconds=3600)
+    await other.rotate()
     token = TokenIssuer(other, ISS, 600).mint("after-rotation", ())
-    # Within a second of the last reload: it waits for the next one instead of being refused.
+    # Within a second of the last read: it waits for the next one instead of being refused.
     assert (await verifier.verify(token.value))["sub"] == "after-rotation"
-    assert reloads == [True]  # one parse, off the event loop
+    assert loads == [0, 1]
     assert (await verifier.verify(token.value))["sub"] == "after-rotation"
-    assert reloads == [True]
+    assert loads == [0, 1]

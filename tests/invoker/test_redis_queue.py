@@ -81,6 +81,29 @@ async def test_enqueue_elsewhere_wakes_a_watching_process(make_queue: Make) -> N
         await consumer.stop()
 
 
+async def test_invocations_another_process_serves_leave_nothing_behind(make_queue: Make) -> None:
+    origin, server = await make_queue(), await make_queue()
+    for i in range(1000):
+        await origin.enqueue(V, F, f"r{i}", i)
+    served = 0
+    while batch := await server.take_many(V, 64):
+        for entry in batch:
+            assert await server.ack(entry.request_id)
+            served += 1
+    assert served == 1000
+    assert (origin.remembered, server.remembered) == (0, 0)
+    # What the origin still asks about works from the request index in Redis.
+    await origin.enqueue(V, F, "late", None)
+    position = await origin.position("late")
+    assert position is not None and position.position == 1
+    taken = await server.take(V)
+    assert taken is not None and taken.request_id == "late" and server.remembered == 1
+    cancelled = await origin.cancel("late")
+    assert cancelled is not None and cancelled.holder == server.me
+    assert await origin.position("r0") is None and await origin.cancel("r0") is None
+    assert not await server.ack("late") and server.remembered == 0
+
+
 async def test_take_many_takes_up_to_count_head_first(make_queue: Make) -> None:
     queue = await make_queue()
     for i in range(5):

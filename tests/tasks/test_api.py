@@ -162,7 +162,9 @@ async def test_bulk_returns_own_known_tasks(
         "/v1/nvct/tasks/bulk", json={"taskIds": [unknown, mine["id"], theirs["id"]]}, headers=task_key
     )
     assert response.status_code == 200
+    assert set(response.json()) == {"tasks", "ncaId"}
     assert [t["id"] for t in response.json()["tasks"]] == [mine["id"]]
+    assert response.json()["ncaId"] == mine["ncaId"]
     assert_problem(await tasks.post("/v1/nvct/tasks/bulk", json={"taskIds": []}, headers=task_key), 400)
     assert_problem(await tasks.post("/v1/nvct/tasks/bulk", json={"taskIds": ["nope"]}, headers=task_key), 400)
 
@@ -253,6 +255,7 @@ async def test_openapi_lists_every_task_operation(tasks: httpx.AsyncClient) -> N
         "/v1/nvct/tasks/{taskId}/results",
         "/v1/nvct/secrets/tasks/{taskId}",
     }
-    assert set(paths) == own | {p.replace("/v1/nvct", "/v1/nvct/accounts/{ncaId}") for p in own}
+    mirrors = {p.replace("/v1/nvct", "/v1/nvct/accounts/{ncaId}") for p in own}
+    assert set(paths) == own | mirrors | {"/v1/nvct/accounts/{ncaId}/usage/gpus"}
     assert set(paths["/v1/nvct/tasks"]) == {"get", "post"}
     assert set(paths["/v1/nvct/tasks/{taskId}"]) == {"get", "delete"}

@@ -24,12 +24,13 @@ from starlette.routing import Route
 
 from cext.hotpath import Principal
 from gateway.access import bootstrap_door_open, optional_principal, require_jwt
+from gateway.api.media import read_json_object
 from gateway.auth import apikey_format
 from gateway.auth.authenticator import ACTIVE
 from gateway.auth.authority import CredentialKind, kind_of, scopes_of, undelegable
 from gateway.auth.principals import policies_of
 from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES, ALL_SCOPES
-from gateway.http import JSONResponse, read_json_object
+from gateway.http import JSONResponse
 from gateway.problems import BadRequest, Forbidden, NotFound, Unauthorized
 from gateway.runtime import Runtime
 from gateway.services.apikeys.dto import key_dto

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.auth.scopes import ALL_SCOPES, FUNCTIONS_PRODUCT, TASKS_PRODUCT
-from gateway.problems import BadRequest
+from gateway.problems import BadRequest, NotFound
 from gateway.services.apikeys.issuers import ISSUERS
 from gateway.store.clock import parse_rfc3339
 
@@ -29,8 +29,8 @@ class CreateKey:
 
 
 def parse_key_id(raw: str) -> str:
-    if not _UUID.match(raw):
-        raise BadRequest(f"Invalid key id '{raw[:64]}': must be a UUID")
+    if not _UUID.match(raw):  # every key id is a UUID: anything else names no key
+        raise NotFound("Key not found.")
     return str(uuid.UUID(raw))
 
 

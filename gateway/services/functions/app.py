@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.api import Endpoint, build_routes
+from gateway.api.mirrors import account_mirror
 from gateway.api.openapi import openapi_document
 from gateway.http import JSONResponse
 from gateway.runtime import Runtime
@@ -47,9 +48,16 @@ def control_plane_endpoints() -> list[Endpoint]:
     ]
 
 
+def operator_endpoints() -> list[Endpoint]:
+    """Cross-account mirrors (JWT ``admin:<scope>``) of nvcf-cli's ``admin secrets …`` and
+    ``admin queues …``: ``/v2/nvcf/accounts/{ncaId}/secrets|queues/…``. Kept apart from the
+    account-scoped table the authorization matrix walks (tests/control/test_operator_mirrors.py)."""
+    return [account_mirror(e, "/v2/nvcf", tag="admin") for e in (*secrets.ENDPOINTS, *queues.ENDPOINTS)]
+
+
 @cache
 def openapi() -> dict[str, Any]:
-    return openapi_document(control_plane_endpoints(), API_TITLE, API_VERSION)
+    return openapi_document([*control_plane_endpoints(), *operator_endpoints()], API_TITLE, API_VERSION)
 
 
 async def _openapi(request: Request) -> Response:
@@ -59,7 +67,7 @@ async def _openapi(request: Request) -> Response:
 def build_api_app(runtime: Runtime) -> Starlette:
     routes = [
         Route("/v3/openapi", _openapi, methods=["GET"]),
-        *build_routes(control_plane_endpoints(), runtime),
+        *build_routes([*control_plane_endpoints(), *operator_endpoints()], runtime),
         # Pre-signed asset upload/download URLs: outside the endpoint table (no bearer).
         *assets.extra_routes(runtime),
     ]

@@ -3,6 +3,11 @@
 Reads are plain dict lookups. Every control-plane write calls ``refresh(function_id)``, which
 reloads that one function from the store; ``listeners`` let a many-process deployment broadcast
 the invalidation (Redis pub/sub) so other processes refresh too.
+
+A reload awaits several queries, so two reloads of one function (deploy → DEPLOYING, a worker's
+registration → ACTIVE) overlap. Each reload takes a generation number before its first query and
+writes its snapshot only if no reload that started later has written already: the snapshot left
+in the cache is always the newest one read, never an older one that finished last.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ class RoutingCache:
         self._deployments = deployments
         self._routes: dict[str, FunctionRoute] = {}
         self.listeners: list[RefreshListener] = []
+        self._generation = 0
+        # Per function with a reload in flight: how many, and the generation last written. Both
+        # go once no reload is in flight (any later reload has a higher generation anyway).
+        self._in_flight: dict[str, int] = {}
+        self._written: dict[str, int] = {}
 
     def get(self, function_id: str) -> FunctionRoute | None:
         return self._routes.get(function_id)
@@ -78,10 +88,9 @@ class RoutingCache:
     async def load_all(self) -> None:
         """Load every function from the store, dropping routes of functions deleted meanwhile."""
         known = set(await self._functions.all_function_ids())
-        # Computed before any await below: a function a concurrent refresh adds is not dropped.
-        for function_id in set(self._routes) - known:
-            self._routes.pop(function_id, None)
-        for function_id in known:
+        # Functions gone from the store are reloaded too (which drops them) rather than dropped
+        # here: a reload ordered by generation cannot undo a function a concurrent refresh added.
+        for function_id in known | set(self._routes):
             await self._reload(function_id)
 
     async def refresh(self, function_id: str) -> None:
@@ -98,10 +107,31 @@ class RoutingCache:
         await self._reload(function_id)
 
     async def _reload(self, function_id: str) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._in_flight[function_id] = self._in_flight.get(function_id, 0) + 1
+        try:
+            route = await self._load(function_id)
+        finally:
+            left = self._in_flight.pop(function_id) - 1
+            newest = self._written.get(function_id, 0)
+            if left:
+                self._in_flight[function_id] = left
+            else:
+                self._written.pop(function_id, None)
+        if generation > newest:
+            if route is None:
+                self._routes.pop(function_id, None)
+            else:
+                self._routes[function_id] = route
+            if left:
+                self._written[function_id] = generation
+
+    async def _load(self, function_id: str) -> FunctionRoute | None:
+        """The function as the store has it now (several queries: other reloads may interleave)."""
         versions = await self._functions.versions(function_id)
         if not versions:
-            self._routes.pop(function_id, None)
-            return
+            return None
         shares = await self._authorizations.list(function_id)
         concurrency = {
             d.version_id: d.max_request_concurrency for d in await self._deployments.for_function(function_id)
@@ -123,7 +153,7 @@ class RoutingCache:
                 max_request_concurrency=concurrency.get(v.version_id, 1),
                 shared_with=frozenset(a.nca_id for a in shares if a.version_id == v.version_id),
             )
-        self._routes[function_id] = FunctionRoute(
+        return FunctionRoute(
             function_id=function_id,
             nca_id=versions[0].nca_id,
             public=any(v.public for v in versions),

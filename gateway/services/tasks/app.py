@@ -58,7 +58,13 @@ def _admin_mirror(endpoint: Endpoint) -> Endpoint:
 
 def task_endpoints(service: TaskService) -> list[Endpoint]:
     own = _own_endpoints(service)
-    return [*own, *(_admin_mirror(e) for e in own)]
+
+    async def gpu_usage(call: Call) -> Any:
+        return await service.gpu_usage(call)
+
+    usage = Endpoint("GET", ADMIN_PREFIX + "/usage/gpus", gpu_usage, "GPUs an account's live tasks hold or wait for",
+                     ("admin:list_tasks",), jwt_only=True, tag="tasks-admin")  # fmt: skip
+    return [*own, *(_admin_mirror(e) for e in own), usage]
 
 
 def _own_endpoints(service: TaskService) -> list[Endpoint]:

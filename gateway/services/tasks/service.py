@@ -94,7 +94,22 @@ class TaskService:
     async def bulk(self, call: Call) -> dict[str, Any]:
         request: BulkTasksRequest = call.body
         ids = [str(uuid.UUID(i)) for i in request.taskIds]
-        return {"tasks": [task_dto(t) for t in await self.repository.many(await self.account(call), ids)]}
+        nca_id = await self.account(call)
+        return {"tasks": [task_dto(t) for t in await self.repository.many(nca_id, ids)], "ncaId": nca_id}
+
+    async def gpu_usage(self, call: Call) -> dict[str, Any]:
+        """``GET /v1/nvct/accounts/{ncaId}/usage/gpus``: the GPUs the account's live tasks hold or
+        wait for, per GPU and instance type (cfgate's shape; NVCT's is not published)."""
+        nca_id = await self.account(call)
+        usage: dict[tuple[str, str], dict[str, Any]] = {}
+        for task in await self.repository.of_account_with_status(nca_id, ACTIVE):
+            spec = task.spec.get("gpuSpecification") or {}
+            gpu, instance_type = str(spec.get("gpu", "")), str(spec.get("instanceType", ""))
+            entry = usage.setdefault(
+                (gpu, instance_type), {"gpu": gpu, "instanceType": instance_type, "queuedTasks": 0, "runningTasks": 0}
+            )
+            entry["queuedTasks" if task.status == TaskStatus.QUEUED.value else "runningTasks"] += 1
+        return {"ncaId": nca_id, "gpuUsage": [usage[k] for k in sorted(usage)]}
 
     async def get(self, call: Call) -> dict[str, Any]:
         query: GetTaskQuery = call.query
