@@ -59,8 +59,7 @@ async def test_store_results_assets_and_keys_are_private(tmp_path: Path) -> None
         "cfgate.db",
         "cfgate.db-wal",
         "cfgate.db-shm",
-        "signing-keys.json",
-        "secret-key",
+        "master-key",  # the signing and sealing keys are in the store, sealed by it
         f"results/{response.headers['nvcf-reqid']}.zip",
         f"assets/nvcf-default/{asset['assetId']}",
     }
