@@ -91,10 +91,12 @@ def serve_command(**options: Any) -> int:
     """Run the gateway (every flag also reads CFGATE_<NAME>)."""
     settings = _settings(options)
     _logging()
-    from gateway.auth.installation import InstallationKeyError
+    from gateway.auth.installation import InstallationKeyError, master_box
     from gateway.server import serve
 
     try:
+        # An unreadable or malformed master key is a usage error here, not a failed app startup.
+        master_box(settings)
         return serve(settings)
     except (SettingsError, InstallationKeyError) as exc:
         raise CliFailure(str(exc), ExitCode.USAGE) from None

@@ -4,7 +4,10 @@ sealed by the master key (never stored in clear), refused under another master k
 from __future__ import annotations
 
 import base64
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,28 @@ async def test_another_master_key_cannot_open_the_stored_keys(tmp_path: Path, da
 def test_a_malformed_master_key_is_a_clear_error(tmp_path: Path, value: str) -> None:
     with pytest.raises(InstallationKeyError, match="base64 of 32 bytes"):
         master_box(make_settings(tmp_path, master_key=value))
+
+
+def _cfgate(*args: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CFGATE_")}
+    command = [sys.executable, "-m", "gateway", *args]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def test_the_cli_reports_an_unusable_master_key_in_one_line(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    missing = str(tmp_path / "no-such-key")
+    served = _cfgate("serve", "--data-dir", data, "--port", "0", "--grpc-port", "0", "--master-key-file", missing)
+    assert served.returncode == 2
+    assert served.stderr.strip().splitlines() == [
+        f"cfgate: error: cannot read the master key file {missing}: No such file or directory"
+    ]
+    assert _cfgate("rotate-signing-key", "--data-dir", data).returncode == 0  # keys sealed by <data>/master-key
+    other = tmp_path / "other-key"
+    other.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    rotated = _cfgate("rotate-signing-key", "--data-dir", data, "--master-key-file", str(other))
+    assert rotated.returncode == 2
+    lines = rotated.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "cfgate: error: the database's keys are sealed by another master key"
+    )
