@@ -34,6 +34,11 @@ class Stack:
     key: str
     procs: list[Proc] = field(default_factory=list)
 
+    @property
+    def worker(self) -> Proc:
+        """The worker agent (``cfgate worker``)."""
+        return next(p for p in self.procs if p.name.endswith("-worker"))
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
