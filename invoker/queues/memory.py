@@ -40,12 +40,15 @@ class Fenwick:
 
     def __init__(self, size: int, marked: Iterable[int] = ()) -> None:
         tree = [0] * (size + 1)
+        any_marked = False
         for index in marked:
             tree[index + 1] += 1
-        for i in range(1, size + 1):  # O(size) construction
-            parent = i + (i & -i)
-            if parent <= size:
-                tree[parent] += tree[i]
+            any_marked = True
+        if any_marked:  # all zeros otherwise: an idle queue is rebuilt for every invocation
+            for i in range(1, size + 1):  # O(size) construction
+                parent = i + (i & -i)
+                if parent <= size:
+                    tree[parent] += tree[i]
         self._tree = tree
 
     @property
@@ -78,6 +81,7 @@ class VersionQueue:
     def __init__(self) -> None:
         self._entries: dict[int, QueueEntry] = {}
         self._holes: set[int] = set()
+        self._marks = Fenwick(MIN_WINDOW)
         self._reset()
 
     def __len__(self) -> int:
@@ -85,9 +89,11 @@ class VersionQueue:
 
     def _reset(self) -> None:
         self._head = self._tail = 0
-        self._holes.clear()
         self._base = -(MIN_WINDOW // 4)
-        self._marks = Fenwick(MIN_WINDOW)
+        # Without holes the tree counts nothing (all zeros): keep it when it has the minimum size.
+        if self._holes or self._marks.size != MIN_WINDOW:
+            self._marks = Fenwick(MIN_WINDOW)
+        self._holes.clear()
 
     def _fit(self, slot: int) -> None:
         """Rebuild the window around ``[head, tail)`` so that ``slot`` has an index in it."""
