@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 from invoker.errors import QueueFull
@@ -198,7 +197,16 @@ class MemoryQueue:
             return None
         del self._waiting[entry.request_id]
         self._drop_if_empty(version_id, queue)
-        taken = replace(entry, attempts=entry.attempts + 1)
+        # Built directly: dataclasses.replace looks the fields up on every call (~2x the cost).
+        taken = QueueEntry(
+            entry.request_id,
+            entry.function_id,
+            entry.version_id,
+            entry.payload,
+            entry.enqueued_at,
+            entry.attempts + 1,
+            entry.holder,
+        )
         self._in_flight[entry.request_id] = taken
         return taken
 
