@@ -1,9 +1,10 @@
 """Serving invocations: one task per invocation, from the container call to the ResponseEnd.
 
-Per invocation: create ``<work>/response/<reqId>`` (and ``<work>/inputAssets/<reqId>`` when there
-are assets, downloaded first), call the container, relay its answer to the outbox, and end with one
-``ResponseEnd`` that returns the invocation's credit (unless the worker is draining). Both
-directories are removed afterwards.
+Per invocation: create ``<work>/response/<reqId>`` (not with ``--no-large-outputs``) and
+``<work>/inputAssets/<reqId>`` when there are assets (downloaded first), call the container, relay
+its answer to the outbox, and end with one ``ResponseEnd`` that returns the invocation's credit
+(unless the worker is draining). Both directories are removed afterwards. The deadline is a loop
+timer that cancels the invocation's task (``deadline exceeded``).
 
 How an answer goes back:
 

@@ -1,8 +1,9 @@
 """Per-invocation directories under the work dir: ``inputAssets/<reqId>`` and ``response/<reqId>``.
 
-Every invocation gets ``response/<reqId>`` (its NVCF-LARGE-OUTPUT-DIR) and, when it has input
-assets, ``inputAssets/<reqId>``; both are gone once it ends. Both are made writable by anyone
-(0777, as NVCF does), since the container may run as another user.
+Every invocation gets ``response/<reqId>`` (its NVCF-LARGE-OUTPUT-DIR; none when the worker runs
+``--no-large-outputs``) and, when it has input assets, ``inputAssets/<reqId>``; both are gone once
+it ends. Both are made writable by anyone (0777, as NVCF does), since the container may run as
+another user.
 
 Creating and removing a directory costs 0.1–0.7 ms of kernel time on ordinary disk filesystems
 (measured on ext4), more than the rest of an invocation. So a response directory that is still
