@@ -189,6 +189,16 @@ class MemoryQueue:
         return QueuePosition(function_id, version_id, queue.position(slot))
 
     async def take(self, version_id: str) -> QueueEntry | None:
+        return self._take(version_id)
+
+    def take_many_nowait(self, version_id: str, count: int) -> list[QueueEntry]:
+        """``take_many`` without a coroutine: the dispatcher's pump runs inline for this queue."""
+        taken: list[QueueEntry] = []
+        while len(taken) < count and (entry := self._take(version_id)) is not None:
+            taken.append(entry)
+        return taken
+
+    def _take(self, version_id: str) -> QueueEntry | None:
         queue = self._versions.get(version_id)
         if queue is None:
             return None
@@ -212,7 +222,7 @@ class MemoryQueue:
 
     async def take_many(self, version_id: str, count: int) -> list[QueueEntry]:
         taken: list[QueueEntry] = []
-        while len(taken) < count and (entry := await self.take(version_id)) is not None:
+        while len(taken) < count and (entry := self._take(version_id)) is not None:
             taken.append(entry)
         return taken
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from invoker.queues.base import QueueEntry
-from invoker.queues.memory import MIN_WINDOW, VersionQueue
+from invoker.queues.memory import MIN_WINDOW, MemoryQueue, VersionQueue
 
 
 def _entry(request_id: str) -> QueueEntry:
@@ -31,3 +31,16 @@ def test_positions_after_the_queue_empties_with_and_without_holes() -> None:
     last = [queue.push_tail(_entry(f"d{i}")) for i in range(4)]
     queue.remove(last[0])
     assert [queue.position(slot) for slot in last[1:]] == [1, 2, 3]
+
+
+async def test_take_many_nowait_takes_like_take_many() -> None:
+    queue = MemoryQueue()
+    for i in range(5):
+        await queue.enqueue("vid", "fid", f"r{i}", None)
+    first = queue.take_many_nowait("vid", 2)
+    assert [(e.request_id, e.attempts) for e in first] == [("r0", 1), ("r1", 1)]
+    assert await queue.requeue("r1")
+    rest = queue.take_many_nowait("vid", 10)
+    assert [(e.request_id, e.attempts) for e in rest] == [("r1", 2), ("r2", 1), ("r3", 1), ("r4", 1)]
+    assert queue.take_many_nowait("vid", 1) == [] and await queue.take_many("vid", 1) == []
+    assert await queue.ack("r0") and await queue.depth("vid") == 0
