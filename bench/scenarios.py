@@ -44,6 +44,8 @@ class Subject:
     # Run after the warm-up; raises NotAvailable when the build does not do what the scenario measures.
     check: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
+    # Worker agents serving the subject: their CPU per request is reported beside the server's.
+    agents: list[Proc] = field(default_factory=list)
 
 
 Scenario = Callable[[Context], contextlib.AbstractContextManager[list[Subject]]]
@@ -101,13 +103,13 @@ def _stack(ctx: Context, name: str, **kwargs: object) -> Iterator[Stack]:
 @contextlib.contextmanager
 def pexec_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "pexec-embedded") as stack:
-        yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway])]
+        yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway], agents=[stack.worker])]
 
 
 @contextlib.contextmanager
 def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "tlb-embedded") as stack:
-        yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway])]
+        yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway], agents=[stack.worker])]
 
 
 def _redis_scenario(processes: int) -> Scenario:
@@ -128,7 +130,10 @@ def _redis_scenario(processes: int) -> Scenario:
             ctx_cpus = Context(ctx.work_dir, cpus, ctx.client_cpus)
             with _stack(ctx_cpus, name, extra=extra) as stack:
                 check = lambda: redis.require_streams(server, name)  # noqa: E731
-                yield [Subject(name, _pexec(stack), [stack.gateway, server.proc], check=check, notes=notes)]
+                subject = Subject(
+                    name, _pexec(stack), [stack.gateway, server.proc], check=check, notes=notes, agents=[stack.worker]
+                )
+                yield [subject]
         finally:
             server.proc.stop()
 

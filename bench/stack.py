@@ -4,6 +4,7 @@ cores), and a function, deployment and invoke key created through the API (``gat
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,16 @@ from bench.procs import LOOPBACK, BenchError, Proc, free_port, python, wait_port
 from gateway import sample
 
 WORKER_CONCURRENCY = 128  # credits: more than the 64 client connections, so the worker never limits
+
+
+def worker_flags() -> list[str]:
+    """The echo container never writes large outputs or progress files, so its worker offers no
+    NVCF-LARGE-OUTPUT-DIR (``--no-large-outputs``). With CFGATE_WORKER_LARGE_OUTPUTS set (``true``:
+    the default, one directory created, listed and recycled per invocation) the worker decides."""
+    flags = ["--log-level", "WARNING"]
+    if "CFGATE_WORKER_LARGE_OUTPUTS" not in os.environ:
+        flags.append("--no-large-outputs")
+    return flags
 
 
 class NotAvailable(BenchError):
@@ -33,6 +44,11 @@ class Stack:
     function: sample.SampleFunction
     key: str
     procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def worker(self) -> Proc:
+        """The worker agent (``cfgate worker``)."""
+        return next(p for p in self.procs if p.name.endswith("-worker"))
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -78,7 +94,7 @@ def start_stack(
         wait_port(echo_port, echo)
         function, key = asyncio.run(_create(port, echo_port))
         worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
-        worker_argv += ["--log-level", "WARNING"]
+        worker_argv += worker_flags()
         procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
         asyncio.run(_wait_active(port, function))
     except BaseException:
