@@ -198,6 +198,7 @@ class Gateway:
             results=results,
             rate=runtime.rate_limit,
             budget=self.budget,
+            stream_backlog=settings.max_stream_backlog_bytes,
         )
         service = WorkerService(
             dispatcher,

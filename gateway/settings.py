@@ -84,13 +84,15 @@ class Settings:
     # (and a body may not pause longer), an idle keep-alive connection is closed after
     # keepalive_timeout_seconds; heads over max_header_bytes / max_header_count get 431;
     # past max_connections a process answers only /health; queued request bodies may hold
-    # max_queued_body_bytes in all (past it: 429). TLS when both tls_cert and tls_key are set.
+    # max_queued_body_bytes in all (past it: 429); a streamed answer's client that falls more
+    # than max_stream_backlog_bytes behind is dropped. TLS when both tls_cert and tls_key are set.
     header_timeout_seconds: int = 10
     keepalive_timeout_seconds: int = 5
     max_header_bytes: int = 32 << 10
     max_header_count: int = 100
     max_connections: int = 1000
     max_queued_body_bytes: int = 1 << 30
+    max_stream_backlog_bytes: int = 8 << 20
     tls_cert: str | None = None
     tls_key: str | None = None
 

@@ -7,7 +7,8 @@ request id (and the latest progress) and leave the invocation running for a late
 Nothing waits in a task: ``Answering`` listens to the invocation's changes (``on_change``), the
 poll window is a loop timer, and a streamed answer follows the client's socket (``backlog`` /
 ``on_writable``): chunks stay with the invocation while the client is slow, and a client that
-falls more than ``STREAM_BACKLOG_BYTES`` behind is cut off rather than buffered without bound.
+falls more than its backlog limit (``STREAM_BACKLOG_BYTES`` by default) behind is cut off
+rather than buffered without bound.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class Outcome:
     GONE = "gone"  # the client left (or was too slow) before the answer was complete
 
 
+_RECOUNT_FIRST = 1
+
 # Large results being stored (a task each: the file write runs on a thread).
 _storing: set[asyncio.Future[None]] = set()
 
@@ -90,10 +93,12 @@ class Answering:
 
     __slots__ = (
         "_accept",
+        "_backlog_limit",
         "_deadline",
         "_done",
         "_finished",
         "_listening",
+        "_recount_at",
         "_store_result",
         "_streaming",
         "_timer",
@@ -116,8 +121,10 @@ class Answering:
         done: Callable[[str], None],
         seen_progress: int = 0,
         accept: Accept = send_accepted,
+        backlog_limit: int = STREAM_BACKLOG_BYTES,
     ) -> None:
         self.invocation = invocation
+        self._backlog_limit = backlog_limit
         self.exchange = exchange
         self.instance = instance
         self.polling = polling
@@ -130,6 +137,7 @@ class Answering:
         self._finished = False
         self._listening = False
         self._streaming = False
+        self._recount_at = _RECOUNT_FIRST
 
     def begin(self) -> None:
         self.exchange.on_close(self._client_gone)
@@ -200,15 +208,22 @@ class Answering:
         exchange = self.exchange
         if exchange.closed:
             return
-        while invocation.chunks and exchange.backlog < STREAM_WRITE_MARK:
-            exchange.write(invocation.chunks.popleft())
-        if invocation.final and not invocation.chunks:
+        chunks = invocation.chunks
+        if chunks and exchange.backlog < STREAM_WRITE_MARK:
+            self._recount_at = _RECOUNT_FIRST
+            while chunks and exchange.backlog < STREAM_WRITE_MARK:
+                exchange.write(chunks.popleft())
+        if invocation.final and not chunks:
             exchange.end()
             self._finish(Outcome.DELIVERED)
             return
-        if invocation.chunks:
-            held = exchange.backlog + sum(len(c) for c in invocation.chunks)
-            if held > STREAM_BACKLOG_BYTES:
+        if chunks:
+            # Held bytes are counted when the held chunks have doubled: linear, not per chunk.
+            held = 0
+            if len(chunks) >= self._recount_at:
+                self._recount_at = 2 * len(chunks)
+                held = exchange.backlog + sum(len(c) for c in chunks)
+            if held > self._backlog_limit:
                 log.info("client of %s too slow: %d bytes behind, dropped", invocation.request_id, held)
                 self._client_gone()
                 exchange.abort()

@@ -30,7 +30,14 @@ from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
-from gateway.invocation.answer import Answering, Outcome, answer, send_accepted, send_problem
+from gateway.invocation.answer import (
+    STREAM_BACKLOG_BYTES,
+    Answering,
+    Outcome,
+    answer,
+    send_accepted,
+    send_problem,
+)
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.problems import (
@@ -71,6 +78,7 @@ class InvocationService:
         results: ResultStore | None = None,
         rate: RateLimit | None = None,
         budget: ByteBudget | None = None,
+        stream_backlog: int = STREAM_BACKLOG_BYTES,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -87,6 +95,7 @@ class InvocationService:
         self.results = results
         # Bytes of request bodies held by queued and running invocations (past it: 429).
         self.budget = budget or ByteBudget(0)
+        self.stream_backlog = stream_backlog
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -371,6 +380,7 @@ class InvocationService:
             store_result=partial(self._store_result, _base_url(exchange.request)),
             done=done,
             accept=self._publishing(invocation) if polling else send_accepted,
+            backlog_limit=self.stream_backlog,
         ).begin()
 
     async def _input_assets(self, principal: Principal, raw: bytes | None) -> list[tuple[str, str, str]]:
