@@ -11,9 +11,9 @@ Routes (query parameters in brackets):
   Content-Type, and every request header echoed as ``x-seen-<lower-case name>`` (repeated names
   joined by ``, ``; ``plain=1``: no x-seen headers, for benchmarks).
   With ``json=1``: ``{"method", "path", "query", "headers": [[name, value], ...], "body"}``.
-- ``GET|POST /sse`` [``events=N`` (3), ``interval=S`` (0), ``gate=G``, ``pad=B`` (0)] → ``text/event-stream``,
-  chunked, N events ``id: i`` / ``data: {"i": i}`` (``pad``: each event carries B more bytes). With a gate, the server stops after the first
-  event until the gate is released.
+- ``GET|POST /sse`` [``events=N`` (3), ``interval=S`` (0), ``gate=G``, ``pad=B``] → ``text/event-stream``,
+  chunked, N events ``id: i`` / ``data: {"i": i}`` (``pad``: a comment line of B bytes in each).
+  With a gate, the server stops after the first event until the gate is released.
 - ``POST /slow`` [``seconds=S`` (1), ``gate=G``] → waits S seconds (or until the gate opens), then
   ``{"slept": S}``. A client that disconnects while it waits is recorded in ``disconnects``.
 - ``POST /progress`` [``steps=N`` (3), ``interval=S`` (0.3), ``gate=G``] → writes
