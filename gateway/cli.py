@@ -47,6 +47,8 @@ def _serve_parser(sub: Any) -> None:
         help="proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable)",
     )
     p.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--tls-cert", dest="tls_cert", metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", dest="tls_key", metavar="PEM", help="the private key of --tls-cert")
 
 
 def _rotate_parser(sub: Any) -> None:

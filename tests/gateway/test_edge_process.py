@@ -13,6 +13,7 @@ import asyncio
 import os
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import httpx
 import orjson
 import pytest
 
+from bench.tls import self_signed
 from gateway import sample
 from invoker.limits import MAX_INVOCATION_BODY_BYTES
 from tests.gateway.test_server_process import wait_healthy
@@ -51,7 +53,7 @@ class Served:
         raise AssertionError(f"no {field} in /proc status")
 
 
-def serve(tmp: Path, **settings: int) -> Iterator[Served]:
+def serve(tmp: Path, **settings: int | str) -> Iterator[Served]:
     port, grpc_port = find_free_port(), find_free_port()
     env = {**os.environ, **{f"CFGATE_{k.upper()}": str(v) for k, v in settings.items()}}
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port)]
@@ -59,7 +61,10 @@ def serve(tmp: Path, **settings: int) -> Iterator[Served]:
         [*cmd, "--data-dir", str(tmp)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        if "tls_cert" in settings:
+            wait_tls_healthy(f"https://127.0.0.1:{port}/health", proc)
+        else:
+            wait_healthy(f"http://127.0.0.1:{port}/health", proc)
         yield Served(port, grpc_port, proc)
     finally:
         proc.terminate()
@@ -101,6 +106,19 @@ def wait_active(base: str, function: sample.SampleFunction) -> None:
             await sample.wait_active(http, function)
 
     asyncio.run(active())
+
+
+def wait_tls_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"server exited early with {proc.returncode}"
+        try:
+            if httpx.get(url, timeout=1.0, verify=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
 
 
 _opened: list[socket.socket] = []
@@ -407,3 +425,30 @@ def test_slow_sse_reader_does_not_grow_gateway_memory(stack: Stack) -> None:
     sock.close()
     assert grown < 24 * MiB, grown
     assert httpx.get(served.base + "/health", timeout=10).status_code == 200
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def test_tls_edge_serves_hot_path_and_control_plane(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path / "certs")
+    for served in serve(tmp_path / "data", tls_cert=str(cert), tls_key=str(key)):
+        base = f"https://127.0.0.1:{served.port}"
+        trusted = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(base_url=base, verify=trusted, timeout=30) as https:
+            assert https.get("/health").json()["status"] == "UP"
+            token = https.post("/v1/admin/keys", headers={"Host": "api-keys.localhost"}).json()["value"]
+            listed = https.get(
+                "/v2/nvcf/functions", headers={"Host": "api.localhost", "Authorization": f"Bearer {token}"}
+            )
+            assert listed.status_code == 200 and listed.json() == {"functions": []}
+            missing = https.post(
+                "/v2/nvcf/pexec/functions/6a0e6d8a-4d43-4f4b-9b35-9b0f6e0e7a11",
+                json={},
+                headers={"Host": "invocation.localhost", "Authorization": f"Bearer {token}"},
+            )
+            assert missing.status_code == 403  # the admin token may not invoke: decided on the hot path
+            assert missing.headers["content-type"] == PROBLEM
+            assert missing.headers["nvcf-status"] == "errored"
+        with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port is not answered
+            httpx.get(f"http://127.0.0.1:{served.port}/health", timeout=5)
