@@ -119,6 +119,7 @@ class Gateway:
         self.tasks: TaskService | None = None
         self._replies: ReplyBus | None = None
         self._invoke_mask = 0
+        self._eager = False
         self._health = health_response("")
         self.grpc_port = 0
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
@@ -140,6 +141,7 @@ class Gateway:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
         self._health = health_response(runtime.process_id)
+        self._eager = runtime.redis is None
         settings = self.settings
         scheduler = TaskScheduler(
             TaskRepository(runtime.store.engine),
@@ -289,6 +291,11 @@ class Gateway:
         )
         request.decision = decision
         if decision.code != DECIDE_NOT_HOT:
+            # In-memory mode a cached credential's invocation never needs a task of its own
+            # before it waits (no Redis client, no store lookup for input assets).
+            request.eager = (
+                self._eager and decision.code == DECIDE_OK and request.header(b"nvcf-input-asset-references") is None
+            )
             return self._invocation
         if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
             return None

@@ -20,7 +20,7 @@ Headers = list[tuple[bytes, bytes]]
 class HotRequest:
     """One request's head. Header names are lower-case bytes, values as sent."""
 
-    __slots__ = ("decision", "headers", "method", "path", "query", "raw_path", "reserved", "scheme")
+    __slots__ = ("decision", "eager", "headers", "method", "path", "query", "raw_path", "reserved", "scheme")
 
     def __init__(
         self, method: str, path: str, raw_path: bytes, query: bytes, headers: Headers, scheme: str = "http"
@@ -36,6 +36,9 @@ class HotRequest:
         # Bytes of the body counted against the process's byte budget; whoever keeps the body
         # (a queued invocation) takes them over and releases them when done with it.
         self.reserved = 0
+        # The handler is known to need no task of its own until it first waits (nothing in it
+        # asks for the current task): the server layer may run its first step in place.
+        self.eager = False
 
     def header(self, name: bytes) -> bytes | None:
         """First value of a header (``name`` lower-case)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
@@ -286,14 +286,47 @@ class EdgeProtocol(asyncio.Protocol):
     # --- answering -------------------------------------------------------------------------
 
     def _start(self, exchange: HotExchange) -> None:
-        """Run the handler: one task, which ends once the invocation is queued (the answer
-        arrives by callbacks). Stepping the coroutine in place would save the task but break
-        code that needs one (``asyncio.timeout`` in redis-py, for one)."""
+        """Run the handler until the invocation is queued (its answer arrives by callbacks).
+
+        When the gateway marked the request ``eager``, the handler's first step runs right here
+        and usually finishes (no task at all); otherwise, or once it really waits, it runs in a
+        task: code that asks for the current task (``asyncio.timeout`` in redis-py) needs one."""
         self.server_state.total_requests += 1
-        task = self.loop.create_task(self._run(exchange))
+        if exchange.request.eager:
+            coro = exchange.handler(exchange)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                self._handled(exchange)
+                return
+            except BaseException as exc:
+                self._failed(exchange, exc)
+                return
+            self._track(self.loop.create_task(self._resume(exchange, coro, yielded)))
+            return
+        self._track(self.loop.create_task(self._run(exchange)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         tasks = self.server_state.tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+    async def _resume(self, exchange: HotExchange, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        """Go on with a handler whose first step ran in place and then waited."""
+        try:
+            while True:
+                suspended = _Suspended(yielded)
+                await suspended
+                if suspended.thrown is not None and yielded is None:
+                    yielded = coro.throw(suspended.thrown)
+                else:  # the awaited future's own result() raises whatever it ended with
+                    yielded = coro.send(None)
+        except StopIteration:
+            self._handled(exchange)
+        except BaseException as exc:
+            self._failed(exchange, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     async def _run(self, exchange: HotExchange) -> None:
         try:
@@ -456,6 +489,22 @@ class EdgeProtocol(asyncio.Protocol):
             self._refuse(408, "The request head did not arrive in time")
         elif self._phase == _BODY:
             self._refuse(408, "The request body stalled")
+
+
+class _Suspended:
+    """Re-yield to the task what a handler stepped in place yielded to the loop."""
+
+    __slots__ = ("thrown", "yielded")
+
+    def __init__(self, yielded: Any) -> None:
+        self.yielded = yielded
+        self.thrown: BaseException | None = None
+
+    def __await__(self) -> Any:
+        try:
+            yield self.yielded
+        except BaseException as exc:  # the task's cancellation (or the awaited future's failure)
+            self.thrown = exc
 
 
 def _declared_length(request: HotRequest) -> int:
