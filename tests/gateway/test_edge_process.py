@@ -452,3 +452,17 @@ def test_tls_edge_serves_hot_path_and_control_plane(tmp_path: Path) -> None:
             assert missing.headers["nvcf-status"] == "errored"
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port is not answered
             httpx.get(f"http://127.0.0.1:{served.port}/health", timeout=5)
+
+
+def test_pipelined_requests_are_answered_in_order(tight: Served) -> None:
+    """Hot (``/health``) and control-plane requests in one write: three answers, in order."""
+    sock = connect(tight.port)
+    sock.sendall(
+        b"GET /health HTTP/1.1\r\nHost: api.localhost\r\n\r\n"
+        b"GET /v2/nvcf/functions HTTP/1.1\r\nHost: api.localhost\r\n\r\n"
+        b"GET /health HTTP/1.1\r\nHost: api.localhost\r\nConnection: close\r\n\r\n"
+    )
+    received = closed_by_server(sock)
+    heads = [part.split(b"\r\n", 1)[0] for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert heads == [b"200 OK", b"401 Unauthorized", b"200 OK"]
+    assert received.count(b'"status":"UP"') == 2
