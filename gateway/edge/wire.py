@@ -25,26 +25,48 @@ def response_head(
     status: int, headers: Headers, defaults: Headers, *, keep_alive: bool, head_request: bool
 ) -> tuple[bytes, bool]:
     """The response's head and whether its body goes chunked (no content-length given)."""
+    head, chunked, lines = _head(status, headers, defaults, keep_alive, head_request)
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:  # a CR or LF inside a header
+        head, chunked, _ = _head(status, _valid(headers), defaults, keep_alive, head_request)
+    return head, chunked
+
+
+def _head(
+    status: int, headers: Headers, defaults: Headers, keep_alive: bool, head_request: bool
+) -> tuple[bytes, bool, int]:
+    """(head, chunked, the number of lines it must have)."""
     parts = [status_line(status)]
     sized = False
+    lines = 2 + len(defaults)  # the status line, the defaults, the empty line
     for name, value in headers:
-        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name or b":" in name:
-            log.warning("response header %r dropped: not a valid HTTP header", name[:64])
-            continue
         if name == b"content-length":
             sized = True
-        elif name in (b"connection", b"transfer-encoding"):
+        elif name == b"connection" or name == b"transfer-encoding":
             continue  # this layer frames the message
         parts += (name, b": ", value, b"\r\n")
+        lines += 1
     for name, value in defaults:
         parts += (name, b": ", value, b"\r\n")
     chunked = not sized and not head_request and status not in _NO_BODY_STATUSES
     if chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
+        lines += 1
     if not keep_alive:
         parts.append(b"connection: close\r\n")
+        lines += 1
     parts.append(b"\r\n")
-    return b"".join(parts), chunked
+    return b"".join(parts), chunked, lines
+
+
+def _valid(headers: Headers) -> Headers:
+    """The headers that cannot split the response (no CR/LF anywhere, no colon in a name)."""
+    valid = []
+    for name, value in headers:
+        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name or b":" in name:
+            log.warning("response header %r dropped: not a valid HTTP header", name[:64])
+        else:
+            valid.append((name, value))
+    return valid
 
 
 def chunk(data: bytes) -> bytes:
