@@ -9,7 +9,10 @@ whole invocation with ``invocation_message_bytes`` before queueing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from invoker.invocations import InvocationRequest
 
 WORKER_MESSAGE_BYTES = 64 << 20
 INVOCATION_ENVELOPE_BYTES = 256 << 10
@@ -20,13 +23,12 @@ _FIELD_OVERHEAD = 12
 _FIXED_OVERHEAD = 1024
 
 
-def invocation_message_bytes(
-    body: int, path: str, headers: Sequence[tuple[str, str]], assets: Sequence[tuple[str, str, str]]
-) -> int:
-    """An upper bound of the invocation's size on the worker stream."""
-    size = _FIXED_OVERHEAD + body + len(path)
-    for key, value in headers:
+def invocation_message_bytes(request: InvocationRequest) -> int:
+    """An upper bound of the invocation's size on the worker stream (alone in its message)."""
+    size = _FIXED_OVERHEAD + len(request.body) + len(request.path) + len(request.method)
+    size += len(request.request_id) + len(request.subject) + len(request.nca_id)
+    for key, value in request.headers:
         size += len(key) + len(value) + 2 * _FIELD_OVERHEAD
-    for item in assets:
+    for item in request.assets:
         size += sum(len(part) + _FIELD_OVERHEAD for part in item)
     return size

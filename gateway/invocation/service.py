@@ -334,7 +334,7 @@ class InvocationService:
         )
         if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
             request.headers.append(("Content-Type", "application/json"))
-        if invocation_message_bytes(len(body), path, request.headers, request.assets) > WORKER_MESSAGE_BYTES:
+        if invocation_message_bytes(request) > WORKER_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The invocation exceeds the worker's message limit of {WORKER_MESSAGE_BYTES} bytes")
         invocation = Invocation(request)
         held = self.budget.take_over(http, len(body))
