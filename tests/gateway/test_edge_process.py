@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import signal
 import socket
 import ssl
 import subprocess
@@ -466,3 +467,34 @@ def test_pipelined_requests_are_answered_in_order(tight: Served) -> None:
     heads = [part.split(b"\r\n", 1)[0] for part in received.split(b"HTTP/1.1 ")[1:]]
     assert heads == [b"200 OK", b"401 Unauthorized", b"200 OK"]
     assert received.count(b'"status":"UP"') == 2
+
+
+def test_sigterm_drains_an_invocation_in_flight(tmp_path: Path) -> None:
+    """SIGTERM: no new connections, but the pexec waiting for its answer still gets it (a 202
+    when its window passes), with ``connection: close``; then the process exits cleanly."""
+    for served in serve(tmp_path, keepalive_timeout_seconds=30):
+        function, key = create_function(served.base, find_free_port(), "drain")
+        target = f"127.0.0.1:{served.grpc_port}"
+        hold = [sys.executable, "-m", "tests.cluster.hold_worker", target, function.admin_token, function.function_id]
+        worker = subprocess.Popen([*hold, "1"], stdout=subprocess.PIPE)
+        try:
+            wait_active(served.base, function)
+            sock = connect(served.port)
+            sock.sendall(
+                b"POST /v2/nvcf/pexec/functions/%s HTTP/1.1\r\nHost: invocation.localhost\r\n"
+                b"Authorization: Bearer %s\r\nNVCF-POLL-SECONDS: 2\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n{}" % (function.function_id.encode(), key.encode())
+            )
+            assert worker.stdout is not None
+            while not (line := worker.stdout.readline()).startswith(b"got "):
+                assert line, "the worker ended before the invocation reached it"
+            served.proc.send_signal(signal.SIGTERM)
+            status, headers, _ = read_response(sock)
+            assert status == 202 and headers["nvcf-status"] == "in-progress"
+            assert headers["connection"] == "close"
+            assert served.proc.wait(30) in (0, -signal.SIGTERM)
+        finally:
+            worker.kill()
+            worker.wait()
+            if worker.stdout is not None:
+                worker.stdout.close()
