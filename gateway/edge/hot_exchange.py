@@ -17,6 +17,8 @@ from gateway.problems import BadRequest, PayloadTooLarge
 if TYPE_CHECKING:
     from gateway.edge.protocol import EdgeProtocol
 
+_COPY_LIMIT = 64 << 10
+
 Handler = Callable[[Exchange], Coroutine[Any, Any, None]]
 
 
@@ -75,7 +77,10 @@ class HotExchange(Exchange):
         )
         if self._head or not body:
             connection.write(head)
-        else:
+        elif len(body) > _COPY_LIMIT:  # a large body is not copied to join it to its head
+            connection.write(head)
+            connection.write(body)
+        else:  # one send for the common small answer
             connection.write(head + body)
         self._finish()
 
