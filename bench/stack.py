@@ -85,7 +85,7 @@ def start_stack(
         function, key = asyncio.run(_create(f"{scheme}://{LOOPBACK}:{port}", echo_port))
         worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
         worker_argv += ["--log-level", "WARNING"]
-        procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir))
+        procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
         asyncio.run(_wait_active(f"{scheme}://{LOOPBACK}:{port}", function))
     except BaseException:
         for proc in reversed(procs):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from cext.hotpath import BEARER_MISSING, BEARER_OK, KIND_JWT, Principal, extract_bearer
+from gateway.auth.authority import may_see_function, may_use_function
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import Forbidden, Unauthorized
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 BOOTSTRAP_SECRET_HEADER = "cfgate-bootstrap-secret"
+# NVCF's answer when an API key's resources do not name the function (pexec's precedent).
+MISSING_RESOURCE = "Missing resource entry in ApiKey for the function"
 
 
 async def optional_principal(request: Request, runtime: Runtime) -> Principal | None:
@@ -62,3 +65,21 @@ def bootstrap_door_open(request: Request, runtime: Runtime) -> bool:
         return ipaddress.ip_address(request.client.host).is_loopback
     except ValueError:
         return False
+
+
+def key_may_use(principal: Principal, runtime: Runtime, function_id: str, version_id: str | None = None) -> bool:
+    """False only for an API key whose resources do not allow a function its account can see."""
+    if principal.kind == KIND_JWT:
+        return True
+    route = runtime.routes.get(function_id)
+    if route is None or not may_see_function(principal, route, version_id):
+        return True  # unknown to the caller's account: the handler answers its 404 as for any other
+    return may_use_function(principal, route, function_id, version_id)
+
+
+def require_function_resource(
+    principal: Principal, runtime: Runtime, function_id: str, version_id: str | None = None
+) -> None:
+    """An API key's function resources bind on every endpoint naming a function: 403 otherwise."""
+    if not key_may_use(principal, runtime, function_id, version_id):
+        raise Forbidden(MISSING_RESOURCE)

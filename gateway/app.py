@@ -47,6 +47,7 @@ from cext.hotpath import (
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
+from gateway.auth.worker_authority import Operator
 from gateway.edge.asgi_exchange import AsgiExchange, Handler
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
@@ -199,20 +200,28 @@ class Gateway:
             region=settings.region,
             results=results,
             rate=runtime.rate_limit,
+            public_url=settings.public_urls.service("invocation"),
             budget=self.budget,
             stream_backlog=settings.max_stream_backlog_bytes,
         )
+        operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
             WorkerAuthorizer(
-                runtime.authenticator, runtime.routes, settings.region, settings.http_url, runtime.cluster_registry
+                runtime.authenticator,
+                runtime.routes,
+                settings.region,
+                settings.http_url,
+                runtime.cluster_registry,
+                runtime.catalog.deployments,
+                operator,
             ),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
             tasks=TaskBroker(
                 scheduler,
                 runtime.authenticator,
                 heartbeat_interval_ms=settings.worker_heartbeat_ms,
-                authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry),
+                authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
         )
         # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the

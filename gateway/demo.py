@@ -9,12 +9,15 @@ inference container.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shlex
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import uvicorn
 from gateway import sample
 from gateway.app import Gateway
 from gateway.asgi import Receive, Scope, Send
+from gateway.date_header import DatedServer
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
 
@@ -52,19 +56,41 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+class DemoError(Exception):
+    """The demo cannot go on; the message is the one line the user sees."""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def _check_port_free(port: int, flag: str, what: str) -> None:
+    """Fail with a hint before anything starts: a taken gRPC port otherwise ends in a gRPC traceback."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise DemoError(f"{what} port {port} is in use: pass {flag} 0 to use any free port") from None
+
+
+class _EmbeddedServer(DatedServer):
+    """A server inside the demo's loop. Ctrl-C is the demo's (one clean-up path: the main task is
+    cancelled, its ``finally`` stops everything); uvicorn's own handlers would each take it first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def _serve(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(config)
+    server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
-            task.result()
-            raise SystemExit("cfgate demo: a server failed to start")
+            raise DemoError("a server failed to start (see the log above)")
         await asyncio.sleep(0.02)
     return server, task
 
@@ -74,7 +100,18 @@ def _say(text: str) -> None:
 
 
 async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
-    data = data_dir or Path(tempfile.mkdtemp(prefix="cfgate-demo-"))
+    if data_dir is not None:
+        return await _run_demo(port, grpc_port, data_dir, once)
+    # The default data directory is the demo's own: removed at exit, however the demo ends.
+    with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
+        return await _run_demo(port, grpc_port, Path(data), once)
+
+
+async def _run_demo(port: int, grpc_port: int, data: Path, once: bool) -> int:
+    if port:
+        _check_port_free(port, "--port", "HTTP")
+    if grpc_port:
+        _check_port_free(grpc_port, "--grpc-port", "gRPC")
     settings = Settings.load(
         {
             "port": port or _free_port(),
@@ -88,7 +125,7 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
     gateway_server, gateway_task = await _serve(gateway_config)
     gateway = gateway_config.app
     assert isinstance(gateway, Gateway)
-    base = f"http://127.0.0.1:{settings.port}"
+    base = settings.http_url
     _say(f"gateway on {base} (gRPC {gateway.grpc_port}), data in {data}")
     echo_port = _free_port()
     echo_server, echo_task = await _serve(
@@ -102,16 +139,20 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
             function = await sample.create_function(http, token, echo_port)
             fid = function.function_id
             _say(f"function echo registered and deployed: {fid} (version {function.version_id})")
-            worker = subprocess.Popen(sample.worker_command(f"127.0.0.1:{gateway.grpc_port}", function, echo_port))
+            worker = subprocess.Popen(
+                sample.worker_command(f"127.0.0.1:{gateway.grpc_port}", function, echo_port),
+                env=sample.worker_env(function),
+            )
             try:
                 await sample.wait_active(http, function)
             except sample.SampleError:
-                raise SystemExit("cfgate demo: the worker did not attach within 60 s") from None
+                raise DemoError("the worker did not attach within 60 s") from None
             _say("worker attached; function is ACTIVE")
             key = await sample.invoke_key(http, token)
             request = {"message": "hello from cfgate"}
             url = f"{base}/v2/nvcf/pexec/functions/{fid}"
-            invoke_headers = {"Host": "invocation.localhost", "Authorization": f"Bearer {key}"}
+            invocation_host = settings.public_urls.host_header("invocation")  # configured, not a Host seen
+            invoke_headers = {"Host": invocation_host, "Authorization": f"Bearer {key}"}
             started = time.perf_counter()
             answer = await http.post(url, json=request, headers=invoke_headers)
             elapsed = (time.perf_counter() - started) * 1000
@@ -122,7 +163,7 @@ async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool)
             print(json.dumps(answer.json(), indent=2), flush=True)
             curl = [
                 "curl", "-sS", "-X", "POST", url,
-                "-H", "Host: invocation.localhost",
+                "-H", f"Host: {invocation_host}",
                 "-H", f"Authorization: Bearer {key}",
                 "-H", "Content-Type: application/json",
                 "-d", json.dumps(request),
@@ -149,5 +190,12 @@ def main(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
 
     try:
         return uvloop.run(run_demo(port, grpc_port, data_dir, once))
+    except DemoError as exc:
+        print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except SystemExit:
+        # uvicorn's exit when the application's start-up failed; it logged the reason.
+        print("cfgate demo: the gateway failed to start (see the log above)", file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         return 0

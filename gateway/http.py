@@ -29,7 +29,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # isdigit alone accepts "²"
             raise BadRequest("Invalid Content-Length header")
         if int(declared) > limit:
             raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")

@@ -135,7 +135,7 @@ class UpstreamProxy:
         headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
         if original_host:
             headers.append(("X-Forwarded-Host", original_host))
-        if length is not None and not length.isdigit():
+        if length is not None and not (length.isascii() and length.isdigit()):
             length = None
         return headers, length, chunked
 

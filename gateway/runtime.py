@@ -21,8 +21,10 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.private_files import make_private_dir
 from gateway.redis_client import connect
-from gateway.services.clusters.offers import ClusterGpuValidator, RegistryClusterDirectory, check_offered
+from gateway.services.clusters.offers import RegistryClusterDirectory
+from gateway.services.clusters.placement import ClusterGpuValidator, check_task_gpu
 from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
@@ -70,7 +72,7 @@ class Runtime:
     assets: AssetService
     # SIS: registered clusters, their credentials and revocation hooks.
     cluster_registry: ClusterRegistry
-    # Checks deployment GPU/instance-type names against the registered clusters (all pass while none is).
+    # Checks deployment GPU/instance-type names against the clusters usable by the account (all pass while none is).
     gpu_validator: GpuValidator
     # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
@@ -87,7 +89,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         process_id = secrets.token_hex(8)
         store = await open_store(settings.database_url)
         client = connect(settings.redis) if settings.redis else None
@@ -139,7 +141,15 @@ class Runtime:
         verifier = TokenVerifier(keyring, settings.issuer, settings.trusted_issuer_map())
         authorities = AuthorityTable(AUTHORITIES)
         credentials = CredentialCache()
-        authenticator = Authenticator(credentials, authorities, verifier, api_keys, accounts)
+        authenticator = Authenticator(
+            credentials,
+            authorities,
+            verifier,
+            api_keys,
+            accounts,
+            local_issuer=settings.issuer,
+            operator_client=settings.admin_client_id,
+        )
         if shared is not None:
             await shared.start(routes, authenticator)
         return cls(
@@ -163,7 +173,7 @@ class Runtime:
             cluster_registry=ClusterRegistry(cluster_repository),
             gpu_validator=ClusterGpuValidator(cluster_repository),
             clusters=RegistryClusterDirectory(cluster_repository),
-            task_gpu_validator=partial(check_offered, cluster_repository),
+            task_gpu_validator=partial(check_task_gpu, cluster_repository),
             redis=client,
             presence=presence,
             process_id=process_id,

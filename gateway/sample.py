@@ -7,7 +7,9 @@ user makes (no store shortcuts). ``http`` is a client whose base URL is the gate
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -81,16 +83,21 @@ async def create_function(
 def worker_command(
     grpc_target: str, function: SampleFunction, container_port: int, max_concurrency: int = 8
 ) -> list[str]:
-    """The ``cfgate worker`` command line that attaches a worker agent beside the container."""
+    """The ``cfgate worker`` command line that attaches a worker agent beside the container. The
+    token is not on it (command lines are visible to every local user): run it with ``worker_env``."""
     return [
         sys.executable, "-m", "invoker.worker",
         "--gateway", grpc_target,
-        "--token", function.admin_token,
         "--function-id", function.function_id,
         "--inference-url", f"http://127.0.0.1:{container_port}",
         "--health-url", f"http://127.0.0.1:{container_port}/health",
         "--max-concurrency", str(max_concurrency),
     ]  # fmt: skip
+
+
+def worker_env(function: SampleFunction, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for ``worker_command``: ``base`` (default: this process's) plus the token."""
+    return {**(os.environ if base is None else base), "CFGATE_WORKER_TOKEN": function.admin_token}
 
 
 async def wait_active(http: httpx.AsyncClient, function: SampleFunction, timeout: float = 60.0) -> None:

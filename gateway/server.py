@@ -8,8 +8,10 @@ import os
 import uvicorn
 
 from gateway.app import build_app
+from gateway.date_header import DatedServer
 from gateway.edge.protocol import EdgeProtocol
 from gateway.settings import Settings, SettingsError
+from gateway.tracebacks import install_on
 
 log = logging.getLogger("gateway")
 
@@ -19,7 +21,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 15
 def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn.Config:
     """uvicorn hosts the edge protocol (``gateway.edge.protocol``): it owns sockets, lifespan and
     graceful shutdown; each connection is an ``EdgeProtocol``, not uvicorn's ASGI cycle."""
-    return uvicorn.Config(
+    config = uvicorn.Config(
         build_app(settings, owns_process=owns_process),
         host=settings.host,
         port=settings.port,
@@ -36,6 +38,10 @@ def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn
         log_level=settings.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    # After uvicorn set its logging up: an exception escaping the app writes its traceback at
+    # most once per cause and minute (input that triggers it must not flood the log).
+    install_on("uvicorn.error")
+    return config
 
 
 def serve(settings: Settings) -> int:
@@ -45,7 +51,7 @@ def serve(settings: Settings) -> int:
         from gateway.supervisor import Supervisor
 
         return Supervisor(settings).run()
-    server = uvicorn.Server(uvicorn_config(settings, owns_process=True))
+    server = DatedServer(uvicorn_config(settings, owns_process=True))
     if settings.reuse_port:
         # A child of --processes N: the port is shared with its siblings, the parent told the way in.
         from gateway.supervisor import reuse_port_socket
@@ -56,11 +62,13 @@ def serve(settings: Settings) -> int:
         return 0 if server.started else 1
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     scheme = "https" if settings.tls_cert else "http"
+    grpc = settings.grpc_port or "a free port"
     print(
-        f"cfgate: serving {scheme}://{host}:{settings.port} "
+        f"cfgate: serving {scheme}://{host}:{settings.port}, workers on gRPC port {grpc} "
         f"(domain {settings.domain}, data {settings.data_dir})\n"
         f"cfgate: mint an admin token from this machine with\n"
-        f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'",
+        f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'\n"
+        f"  or: cfgate init --gateway http://{host}:{settings.port}",
         flush=True,
     )
     server.run()

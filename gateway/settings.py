@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.public_urls import PublicUrls
 from invoker.limits import MAX_INVOCATION_BODY_BYTES
 
 ENV_PREFIX = "CFGATE_"
@@ -73,7 +74,9 @@ class Settings:
     # launched task may go without a heartbeat from its worker before it is ERRORED.
     task_tick_ms: int = 1000
     task_worker_lost_seconds: int = 30
-    # How workers reach this gateway over HTTP (input asset downloads); default http://<host>:<port>.
+    # How clients reach this gateway: the base of every URL it hands out (302 locations, asset
+    # URLs, jwks_uri), a service label put in front of its host (gateway/public_urls.py). Default
+    # http://<domain>:<port>; never the request's Host.
     public_url: str | None = None
     # Backing services proxied to a real upstream instead of served embedded, as "service=url"
     # pairs (CFGATE_UPSTREAMS=api-keys=http://10.0.0.7:8000,tasks=http://...), and how long an
@@ -109,9 +112,14 @@ class Settings:
         return Path(self.asset_dir) if self.asset_dir else self.data_dir / "assets"
 
     @property
+    def public_urls(self) -> PublicUrls:
+        return PublicUrls.configured(self.public_url, self.domain, self.port)
+
+    @property
     def http_url(self) -> str:
+        """Where workers fetch input assets: the api service's public URL, or the listen address."""
         if self.public_url:
-            return self.public_url.rstrip("/")
+            return self.public_urls.service("api")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
@@ -170,8 +178,16 @@ class Settings:
             raise SettingsError("task_tick_ms must be at least 10 and task_worker_lost_seconds at least 1")
         self.trusted_issuer_map()
         self.upstream_map()
+        try:
+            _ = self.public_urls  # parsed for its errors
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         if self.upstream_timeout_seconds < 1:
             raise SettingsError("the upstream timeout must be at least 1 s")
+        self._validate_edge()
+        return self
+
+    def _validate_edge(self) -> None:
         if not 1 <= self.max_invocation_body_bytes <= MAX_INVOCATION_BODY_BYTES:
             raise SettingsError(
                 f"max_invocation_body_bytes must be within 1..{MAX_INVOCATION_BODY_BYTES} (the worker's message limit)"
@@ -182,7 +198,6 @@ class Settings:
             raise SettingsError("max_header_bytes >= 1024, max_header_count >= 8, max_connections >= 1")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("TLS needs both --tls-cert and --tls-key")
-        return self
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -27,6 +27,7 @@ from types import FrameType
 
 from gateway.auth.keyring import KeyRing
 from gateway.auth.secretbox import SecretBox
+from gateway.private_files import make_private_dir
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.supervisor")
@@ -86,7 +87,7 @@ class Supervisor:
 
     def _prepare_data_dir(self) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         KeyRing.open(settings.data_dir, retain_seconds=settings.admin_token_ttl_seconds + 60)
         SecretBox.open(settings.data_dir, settings.secret_key)
 

@@ -48,6 +48,10 @@ class StoredResult:
     partial: bytes | None
     progress_seq: int
     reported_seq: int
+    # The invocation's function and version ("" in records written before they were stored):
+    # a status poll with a resource-limited API key must be allowed on that function.
+    function_id: str = ""
+    version_id: str = ""
 
     @property
     def final(self) -> bool:
@@ -79,7 +83,7 @@ class ResultStore:
     async def publish(self, invocation: Invocation, *, create: bool = True) -> None:
         """Pending (or its progress): known to every process from now on. ``create=False``: only
         update a record that still exists (not one a poller claimed meanwhile)."""
-        fields: list[bytes | str | int] = [b"n", invocation.request.nca_id, b"s", b"p"]
+        fields: list[bytes | str | int] = [b"n", invocation.request.nca_id, b"s", b"p", *_function_fields(invocation)]
         fields += [b"ps", invocation.progress_seq, b"rs", invocation.reported_seq]
         if invocation.percent is not None:
             fields += [b"pc", invocation.percent, b"pr", invocation.partial or b""]
@@ -87,6 +91,7 @@ class ResultStore:
 
     async def store_final(self, invocation: Invocation, body: bytes, *, only_if_exists: bool) -> None:
         fields: list[bytes | str | int] = [b"n", invocation.request.nca_id, b"s", b"f", b"fs", invocation.state.value]
+        fields += _function_fields(invocation)
         answer = invocation.answer
         if answer is not None:
             fields += [b"st", answer.status, b"h", orjson.dumps(answer.headers), b"k", int(answer.kind), b"b", body]
@@ -118,6 +123,8 @@ class ResultStore:
             percent=int(raw[b"pc"]) if b"pc" in raw else None,
             partial=raw.get(b"pr"),
             progress_seq=int(raw.get(b"ps", 0)),
+            function_id=raw.get(b"fi", b"").decode(),
+            version_id=raw.get(b"vi", b"").decode(),
             reported_seq=int(raw.get(b"rs", 0)),
         )
 
@@ -134,3 +141,7 @@ class ResultStore:
             await self._write([key], args)
         except (RedisError, OSError) as exc:
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
+
+
+def _function_fields(invocation: Invocation) -> list[bytes | str | int]:
+    return [b"fi", invocation.request.function_id, b"vi", invocation.request.version_id]

@@ -1,7 +1,8 @@
 """``Endpoint``: method, path, scopes, models and handler of one control-plane operation.
 
 ``build_routes`` turns a table of endpoints into Starlette routes that, in this order, check
-the credential and its scopes (401/403), parse path ids (400), validate query and body (400/413),
+the credential and its scopes (401/403), parse path ids (400), check an API key's function
+resources against a ``{functionId}`` in the path (403, ``gateway.access``), validate query and body (400/413),
 call the handler and render its result (a model or dict → 200 JSON, ``None`` → 204). The same
 table feeds the OpenAPI document (``gateway.api.openapi``), so the document cannot drift.
 """
@@ -20,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cext.hotpath import Principal
-from gateway.access import require_any_scope, required_principal
+from gateway.access import require_any_scope, require_function_resource, required_principal
 from gateway.api.validation import bad_request
 from gateway.http import JSONResponse, read_json
 from gateway.problems import BadRequest, NotFound
@@ -145,6 +146,9 @@ def _route(endpoint: Endpoint, runtime: Runtime, authenticate: Authenticate) -> 
             principal = await authenticate(request, runtime)
             require_any_scope(principal, endpoint.scopes, jwt_only=endpoint.jwt_only)
         path = parse_path(request.path_params, names)
+        if principal is not None and "functionId" in path:
+            version_id = path.get("functionVersionId") or path.get("versionId")
+            require_function_resource(principal, runtime, path["functionId"], version_id)
         query = _validate(endpoint.query, dict(request.query_params)) if endpoint.query else None
         body = None
         if endpoint.body is not None:

@@ -1,8 +1,8 @@
 """Where asset bytes live. ``BlobStore`` is the seam; ``LocalBlobStore`` keeps files on disk.
 
-Layout: ``<root>/<ncaId>/<assetId>``. A write goes to a temporary file in the same directory
-and is renamed into place only once every byte arrived (and was flushed to disk), so a broken
-upload never leaves a partial asset behind.
+Layout: ``<root>/<ncaId>/<assetId>``, directories 0700 and files 0600. A write goes to a
+temporary file in the same directory and is renamed into place only once every byte arrived
+(and was flushed to disk), so a broken upload never leaves a partial asset behind.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from gateway.private_files import make_private_dir
 
 CHUNK = 1 << 20
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -69,7 +71,8 @@ class LocalBlobStore:
 
     async def write(self, nca_id: str, asset_id: str, chunks: AsyncIterable[bytes], limit: int) -> int:
         final = self.path(nca_id, asset_id)
-        await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private_dir, final.parent)
+        # mkstemp creates the file 0600 whatever the umask; the rename keeps that mode.
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
         temporary = Path(name)
         size = 0

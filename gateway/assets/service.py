@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from gateway.assets.blobs import BlobStore, BlobTooLarge
-from gateway.assets.signing import UrlSigner
+from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.problems import Forbidden, NotFound, PayloadTooLarge
 from gateway.store.assets import AssetRecord, AssetRepository
 from gateway.store.clock import now_ms
@@ -110,7 +110,12 @@ class AssetService:
         parts = ("PUT", asset_id, stamp, (content_type or "").strip(), (description or "").strip())
         if not self._signer.verify(signature or "", *parts):
             raise Forbidden("The request signature we calculated does not match the signature you provided")
-        if declared_length is not None and declared_length.isdigit() and int(declared_length) > self.max_bytes:
+        if (
+            declared_length is not None
+            and declared_length.isascii()
+            and declared_length.isdigit()
+            and int(declared_length) > self.max_bytes
+        ):
             raise PayloadTooLarge(f"Asset exceeds the limit of {self.max_bytes} bytes")
         record = await self.records.get(asset_id)
         if record is None:
@@ -166,11 +171,12 @@ class AssetService:
 
     @staticmethod
     def _checked_expiry(expires: str | None, signature: str | None) -> str:
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        stamp = parse_expiry(expires)
+        if stamp is None or not signature:
             raise Forbidden("Request signature is missing or malformed")
-        if int(expires) < time.time():
+        if stamp < time.time():
             raise Forbidden("Request has expired")
-        return expires
+        return str(stamp)
 
     @staticmethod
     def _url(base_url: str, asset_id: str, expires: int, signature: str) -> str:

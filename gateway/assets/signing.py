@@ -18,6 +18,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.auth.secretbox import KEY_FILE, SecretBox
 
 _INFO = b"cfgate asset url signing v1"
+# An epoch second has 10 digits until 2286; more is not an expiry anyone signed.
+_MAX_EXPIRY_DIGITS = 12
+
+
+def parse_expiry(text: str | None) -> int | None:
+    """The ``expires=`` of a signed URL as epoch seconds; None unless it is 1-12 ASCII digits.
+
+    ``str.isdigit`` alone is not enough: it accepts digits like "²" that ``int`` refuses."""
+    if not text or len(text) > _MAX_EXPIRY_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 class UrlSigner:
@@ -43,4 +54,5 @@ class UrlSigner:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def verify(self, signature: str, *parts: str) -> bool:
+        # "replace": a non-ASCII signature compares unequal instead of raising.
         return hmac.compare_digest(signature.encode("ascii", "replace"), self.sign(*parts).encode("ascii"))

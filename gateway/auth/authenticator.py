@@ -38,12 +38,18 @@ class Authenticator:
         verifier: TokenVerifier,
         keys: ApiKeyRepository,
         accounts: AccountRepository,
+        *,
+        local_issuer: str = "",
+        operator_client: str = "",
     ) -> None:
         self.cache = cache
         self.table = table
         self._verifier = verifier
         self._keys = keys
         self._accounts = accounts
+        # The operator (``gateway.auth.authority``): this issuer's tokens for this client.
+        self._local_issuer = local_issuer
+        self._operator_client = operator_client
         self.listeners: list[RevocationListener] = []
         self.caching: Callable[[], bool] = lambda: True
 
@@ -93,5 +99,9 @@ class Authenticator:
         except InvalidToken as exc:
             log.info("rejected bearer token: %s", exc)
             raise Unauthorized("Invalid or expired token") from None
-        account = await self._accounts.by_admin_client(claims["sub"])
-        return from_claims(claims, account.nca_id if account else "", self.table)
+        # An account is matched on (issuer, subject): the local issuer is stored as None.
+        subject, issuer = claims["sub"], claims["iss"]
+        local = issuer == self._local_issuer
+        account = await self._accounts.by_client(subject, None if local else issuer)
+        operator = local and bool(self._operator_client) and subject == self._operator_client
+        return from_claims(claims, account.nca_id if account else "", self.table, operator=operator)

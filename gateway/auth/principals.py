@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cext.hotpath import KIND_API_KEY, KIND_JWT, AuthorityTable, Principal
+from gateway.auth.authority import OPERATOR_AUTHORITY
 from gateway.auth.scopes import FUNCTIONS_PRODUCT, TASKS_PRODUCT, apikey_authorities, jwt_authorities
 from gateway.store.apikeys import ApiKeyRecord
 
@@ -19,8 +20,11 @@ def claim_scopes(claims: dict[str, Any]) -> list[str]:
     return []
 
 
-def from_claims(claims: dict[str, Any], nca_id: str, table: AuthorityTable) -> Principal:
-    authorities = jwt_authorities(claim_scopes(claims))
+def from_claims(claims: dict[str, Any], nca_id: str, table: AuthorityTable, *, operator: bool = False) -> Principal:
+    """``operator``: the local issuer's bootstrap admin (``gateway.auth.authority``), marked by an
+    authority no claim can carry (a scope of that name in the claims is dropped)."""
+    scopes = [s for s in claim_scopes(claims) if s != OPERATOR_AUTHORITY]
+    authorities = jwt_authorities([*scopes, OPERATOR_AUTHORITY] if operator else scopes)
     return Principal(
         KIND_JWT,
         str(claims["sub"]),

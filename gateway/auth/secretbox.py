@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.private_files import make_private_dir
+
 KEY_FILE = "secret-key"
 _NONCE = 12
 
@@ -54,7 +56,7 @@ class SecretBox:
 
 def _create_key_file(path: Path) -> None:
     """Write a fresh key, complete or not at all: processes starting together keep the first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -1,8 +1,16 @@
-"""Admin JWTs: minted with the active ring key, verified against the ring or a trusted JWKS."""
+"""Admin JWTs: minted with the active ring key, verified against the ring or a trusted JWKS.
+
+Every way a bearer can fail to verify ends as ``InvalidToken`` (a 401, or UNAUTHENTICATED on
+the worker endpoint), never as another exception: the algorithm is pinned to the key's type
+(own keys ES256 only; a trusted JWKS key its own family), so a token whose ``alg`` does not fit
+the key (RS256 naming one of our EC keys) is refused instead of reaching a library ``TypeError``.
+Anything unforeseen is still refused, its traceback logged at most once per cause.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -10,12 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth.keyring import ALGORITHM, KeyRing
+from gateway.tracebacks import log_failure
+
+log = logging.getLogger("gateway.auth.tokens")
 
 API_AUDIENCE = "s:api"
 ALLOWED_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512"]
 REQUIRED_CLAIMS = ["iss", "sub", "exp", "iat"]
+# Our kids are "cfgate-" + 16 hex digits; longer ones are not looked up (nor remembered).
+MAX_KID_LENGTH = 128
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
 class InvalidToken(Exception):
@@ -64,6 +79,15 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         try:
+            return await self._verify(token)
+        except InvalidToken:
+            raise
+        except Exception as exc:  # a library failing on input it did not foresee: still a refusal
+            log_failure(log, "unexpected failure verifying a bearer token", exc)
+            raise InvalidToken(f"unverifiable token ({type(exc).__name__})") from exc
+
+    async def _verify(self, token: str) -> dict[str, Any]:
+        try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
@@ -71,7 +95,7 @@ class TokenVerifier:
         issuer = unverified.get("iss")
         kid = header.get("kid")
         if issuer == self._issuer:
-            key: Any = self._own_key(kid)
+            key: Any = await self._own_key(kid)
         elif isinstance(issuer, str) and issuer in self._remote:
             client = self._remote[issuer]
             try:
@@ -85,7 +109,7 @@ class TokenVerifier:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
-                algorithms=ALLOWED_ALGORITHMS,
+                algorithms=_algorithms_for(key),
                 issuer=issuer,
                 options={"require": REQUIRED_CLAIMS, "verify_aud": False},
                 leeway=5,
@@ -96,13 +120,24 @@ class TokenVerifier:
             raise InvalidToken("sub claim must be a string")
         return claims
 
-    def _own_key(self, kid: object) -> Any:
-        if not isinstance(kid, str):
+    async def _own_key(self, kid: object) -> Any:
+        if not isinstance(kid, str) or not kid:
             raise InvalidToken("token has no kid")
-        key = self._ring.get(kid)
-        if key is None:
-            self._ring.reload()  # rotated by another process
-            key = self._ring.get(kid)
+        if len(kid) > MAX_KID_LENGTH:
+            raise InvalidToken("unknown signing key")
+        key = await self._ring.lookup(kid)  # a kid rotated in by another process is found too
         if key is None:
             raise InvalidToken("unknown signing key")
         return key.private_key.public_key()
+
+
+def _algorithms_for(key: Any) -> list[str]:
+    """The algorithms a key may verify: ours are ES256 (``ALGORITHM``), a JWKS key its family."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        algorithm = _EC_ALGORITHMS.get(key.curve.name)
+        if algorithm is None:
+            raise InvalidToken(f"unsupported curve {key.curve.name}")
+        return [algorithm]
+    if isinstance(key, rsa.RSAPublicKey):
+        return [a for a in ALLOWED_ALGORITHMS if a[:2] == "RS"]
+    raise InvalidToken(f"unsupported key type {type(key).__name__}")

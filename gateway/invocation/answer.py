@@ -19,11 +19,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway.edge.exchange import Exchange, Headers
+from gateway.invocation.answer_check import AnswerFault, answer_fault
+from gateway.invocation.headers import relayed_answer_headers
 from gateway.problems import GatewayError, error_body, problem_headers
 from invoker.invocations import Invocation, ResultKind
 from invoker.lifecycle import State
 
-log = logging.getLogger("gateway.invocation")
+log = logging.getLogger("gateway.invocation.answer")
+# A malformed answer is logged once per function version and fault kind in this window.
+MALFORMED_LOG_SECONDS = 60.0
+_malformed_logged: dict[tuple[str, AnswerFault], float] = {}
 
 # Large results (302) are stored by this callable, which returns the download URL.
 StoreResult = Callable[[Invocation, bytes], Awaitable[str]]
@@ -77,6 +82,7 @@ class Outcome:
     ACCEPTED = "accepted"  # 202: the invocation goes on, poll for it
     TIMED_OUT = "timed-out"  # no answer within the window (direct invocation: 504)
     GONE = "gone"  # the client left (or was too slow) before the answer was complete
+    REJECTED = "rejected"  # the worker's answer could not be relayed: 502 sent, cancel the rest
 
 
 _RECOUNT_FIRST = 1
@@ -303,17 +309,41 @@ def _failure(invocation: Invocation) -> GatewayError:
     return error
 
 
+def _reject(invocation: Invocation, exchange: Exchange, instance: str, fault: AnswerFault) -> str:
+    """502 instead of a malformed answer. The worker's session is kept: one bad answer (usually
+    the container's) says nothing about its other invocations; the caller cancels this one."""
+    key = (invocation.request.version_id, fault)
+    now = time.monotonic()
+    if now - _malformed_logged.get(key, -MALFORMED_LOG_SECONDS) >= MALFORMED_LOG_SECONDS:
+        if len(_malformed_logged) > 1024:
+            _malformed_logged.clear()
+        _malformed_logged[key] = now
+        log.warning(
+            "function %s version %s: worker answer not relayed (%s); 502 to the client (logged once a minute)",
+            invocation.request.function_id,
+            invocation.request.version_id,
+            fault,
+        )
+    error = GatewayError(f"The function's worker sent an answer that cannot be relayed ({fault})")
+    error.status, error.name = 502, "bad-gateway"
+    invocation.chunks.clear()
+    send_problem(exchange, invocation.request_id, error, instance)
+    invocation.delivered = True
+    return Outcome.REJECTED
+
+
 def _stream(answering: Answering) -> None:
     """Start relaying the worker's answer: whole when it is all here, else chunk by chunk."""
     invocation = answering.invocation
     exchange = answering.exchange
     assert invocation.answer is not None
     status = invocation.answer.status
-    headers = [
-        (k.lower().encode("latin-1"), v.encode("latin-1"))
-        for k, v in invocation.answer.headers
-        if (name := k.lower()) not in _NOT_RELAYED and not name.startswith("nvcf-reqid")
-    ]
+    fault = answer_fault(status, invocation.answer.headers)
+    if fault is not None:
+        answering._finish(_reject(invocation, exchange, answering.instance, fault))
+        return
+    relayed = (h for h in invocation.answer.headers if not h[0].lower().startswith("nvcf-reqid"))
+    headers = relayed_answer_headers(relayed, _NOT_RELAYED)
     headers += _reply_headers(invocation.request_id, status)
     invocation.delivered = True
     if invocation.state == State.FULFILLED and invocation.request.method != "HEAD":

@@ -1,6 +1,9 @@
-"""Request headers on the way to a worker, and the NVCF-POLL-SECONDS rule."""
+"""Request headers on the way to a worker, the container's answer headers on the way back, and the
+NVCF-POLL-SECONDS rule."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from gateway.problems import BadRequest
 
@@ -46,12 +49,28 @@ def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     ]
 
 
+# The gateway's own answer headers: the container's copies would be a second Date (a stale one)
+# and a Server naming the container's software.
+GATEWAY_OWNED_ANSWER_HEADERS = frozenset({"date", "server"})
+
+
+def relayed_answer_headers(headers: Iterable[tuple[str, str]], dropped: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    """The container's answer headers the client gets: all but ``dropped`` (lower-case names, e.g.
+    hop-by-hop) and ``GATEWAY_OWNED_ANSWER_HEADERS``."""
+    return [
+        (key.lower().encode("latin-1"), value.encode("latin-1"))
+        for key, value in headers
+        if (name := key.lower()) not in dropped and name not in GATEWAY_OWNED_ANSWER_HEADERS
+    ]
+
+
 def poll_seconds(raw: bytes | None, default: int) -> int:
     """1..3600; ``0`` is raised to 1 as self-hosted NVCF does; anything else is a 400."""
     if raw is None:
         return default
-    text = raw.decode("latin-1").strip()
-    if not text.isdigit():
+    text = raw.strip()
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses (a 500).
+    if not text.isdigit() or len(text) > 12:
         raise BadRequest("NVCF-POLL-SECONDS must be a whole number of seconds")
     value = int(text)
     if value > MAX_POLL_SECONDS:

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from cext.hotpath import Principal
+from cext.hotpath import KIND_JWT, Principal
 from gateway.assets.service import AssetNotFound, AssetService
-from gateway.assets.signing import UrlSigner
+from gateway.assets.signing import UrlSigner, parse_expiry
+from gateway.auth.authority import principal_may_use_function
 from gateway.edge.budget import ByteBudget
-from gateway.edge.exchange import Exchange, HotRequest
+from gateway.edge.exchange import Exchange
 from gateway.invocation.answer import (
     STREAM_BACKLOG_BYTES,
     Answering,
@@ -40,6 +41,7 @@ from gateway.invocation.answer import (
 )
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
+from gateway.private_files import make_private_dir, write_private
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -77,6 +79,7 @@ class InvocationService:
         region: str = "local",
         results: ResultStore | None = None,
         rate: RateLimit | None = None,
+        public_url: str = "http://invocation.localhost",
         budget: ByteBudget | None = None,
         stream_backlog: int = STREAM_BACKLOG_BYTES,
     ) -> None:
@@ -88,6 +91,8 @@ class InvocationService:
         self.results_dir = results_dir
         self.result_ttl = result_ttl
         self.signer = signer
+        # Base of the large-result download URLs (302 Location): configured, never the Host sent.
+        self.public_url = public_url
         self.assets = assets
         self.region = region
         # Shared through Redis when there are many processes (per process while Redis is away).
@@ -132,6 +137,8 @@ class InvocationService:
             return
         if invocation is None or invocation.delivered or invocation.request.nca_id != principal.nca_id:
             raise NotFound(f"Request '{request_id}' not found")
+        if not self._may_poll(principal, invocation.request.function_id, invocation.request.version_id):
+            raise NotFound(f"Request '{request_id}' not found")
         if invocation.published:
             await self._status_published(invocation, exchange, window)
             return
@@ -139,6 +146,8 @@ class InvocationService:
         def done(outcome: str) -> None:
             if outcome == Outcome.ACCEPTED:
                 invocation.reported_seq = invocation.progress_seq
+            if outcome == Outcome.REJECTED:
+                self._spawn(self.dispatcher.cancel(invocation, "malformed answer from the worker"))
             self._forget_if_done(invocation)
 
         Answering(
@@ -147,10 +156,17 @@ class InvocationService:
             request.path,
             window,
             polling=True,
-            store_result=partial(self._store_result, _base_url(request)),
+            store_result=partial(self._store_result, self.public_url),
             done=done,
             seen_progress=invocation.reported_seq,
         ).begin()
+
+    def _may_poll(self, principal: Principal, function_id: str, version_id: str) -> bool:
+        """A request id is the creating account's (checked first) and, for an API key, only a key
+        allowed on its function may read it (``gateway.auth.authority``)."""
+        if principal.kind == KIND_JWT:
+            return True
+        return principal_may_use_function(principal, self.routes.get(function_id), function_id, version_id)
 
     def _forget_if_done(self, invocation: Invocation) -> None:
         """A delivered final answer is not kept for the sweep: at thousands of invocations a
@@ -175,7 +191,7 @@ class InvocationService:
             return
         if not await self._claim(invocation.request_id):
             raise NotFound(f"Request '{invocation.request_id}' not found")
-        store = partial(self._store_result, _base_url(exchange.request))
+        store = partial(self._store_result, self.public_url)
         instance = exchange.request.path
         await answer(invocation, exchange, instance, 0, polling=True, store_result=store, seen_progress=seen)
 
@@ -191,6 +207,8 @@ class InvocationService:
                 raise ServiceUnavailable("Invocation results are unavailable: Redis cannot be reached") from None
             if record is None or record.nca_id != principal.nca_id:
                 raise NotFound(f"Request '{request_id}' not found")
+            if record.function_id and not self._may_poll(principal, record.function_id, record.version_id):
+                raise NotFound(f"Request '{request_id}' not found")
             remaining = deadline - time.monotonic()
             if record.final or record.progress_seq > record.reported_seq or remaining <= 0:
                 break
@@ -204,7 +222,7 @@ class InvocationService:
             return
         if not await self._claim(request_id):
             raise NotFound(f"Request '{request_id}' not found")
-        store = partial(self._store_result, _base_url(exchange.request))
+        store = partial(self._store_result, self.public_url)
         await answer(stored, exchange, exchange.request.path, 0, polling=True, store_result=store)
 
     async def _claim(self, request_id: str) -> bool:
@@ -360,6 +378,8 @@ class InvocationService:
         def done(outcome: str) -> None:
             if outcome == Outcome.ACCEPTED:
                 invocation.reported_seq = invocation.progress_seq
+            elif outcome == Outcome.REJECTED:
+                self._spawn(self.dispatcher.cancel(invocation, "malformed answer from the worker"))
             elif outcome == Outcome.GONE:
                 if not invocation.final:
                     self._spawn(self.dispatcher.cancel(invocation, "client disconnected"))
@@ -377,7 +397,7 @@ class InvocationService:
             instance,
             window,
             polling=polling,
-            store_result=partial(self._store_result, _base_url(exchange.request)),
+            store_result=partial(self._store_result, self.public_url),
             done=done,
             accept=self._publishing(invocation) if polling else send_accepted,
             backlog_limit=self.stream_backlog,
@@ -402,9 +422,9 @@ class InvocationService:
 
     async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
         """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private_dir, self.results_dir)
         path = self.results_dir / f"{invocation.request_id}.zip"
-        await asyncio.to_thread(path.write_bytes, data)
+        await asyncio.to_thread(write_private, path, data)  # 0600: results are the caller's data
         expires = int(time.time() + self.result_ttl)
         signature = self.signer.sign("result", invocation.request_id, str(expires))
         return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
@@ -416,10 +436,11 @@ class InvocationService:
         expires = (query.get("expires") or [""])[0]
         signature = (query.get("signature") or [""])[0]
         path = self.results_dir / f"{request_id}.zip"
+        stamp = parse_expiry(expires)
         valid = (
             _is_uuid(request_id)
-            and expires.isdigit()
-            and int(expires) >= time.time()
+            and stamp is not None
+            and stamp >= time.time()
             and self.signer.verify(signature, "result", request_id, expires)
         )
         if not valid:
@@ -451,11 +472,6 @@ def _deliverable(invocation: Invocation) -> bool:
     """The answer loop would deliver now (rather than wait or answer 202)."""
     answered = invocation.answer is not None and invocation.answer.kind != ResultKind.LARGE_RESULT
     return invocation.final or answered
-
-
-def _base_url(request: HotRequest) -> str:
-    host = (request.header(b"host") or b"localhost").decode("latin-1")
-    return f"{request.scheme}://{host}"
 
 
 def _is_uuid(value: str) -> bool:

@@ -1,35 +1,40 @@
 """Who may attach a worker to which function version (the invoker's ``WorkerAuthorizer``).
 
-A worker presents one of:
+The rules are ``gateway.auth.worker_authority``'s table (``Operation.REGISTER``). A worker presents:
 
-* an admin JWT or an API key of the function's own account carrying ``deploy_function``; its
-  ``gpu`` and ``instance_type`` are taken as it declares them;
-* a **cluster credential** (``nvcc-…``, issued by SIS when the cluster was registered): it may
-  serve functions of the cluster's account and of the accounts in the cluster's
-  ``authorizedNCAIds``. Its GPU and instance type come from the cluster: a declared ``gpu`` /
-  ``instance_type`` must be one the cluster offers (else PERMISSION_DENIED); none declared means
-  the cluster's first GPU and that GPU's default instance type. A declared ``cluster_id`` must be
-  the credential's cluster. The grant's metadata carries ``clusterId`` (and ``clusterName``), by
-  which deleting the cluster finds and disconnects its sessions. An unknown, malformed or revoked
-  cluster credential is UNAUTHENTICATED.
-
-Either way the worker serves the version it names, or the newest deployed one. Whether the
-version's deployment asked for the worker's GPU is not checked (a deployment's GPUs are validated
-against the registered clusters when it is made).
+* an admin JWT or an API key carrying ``deploy_function``, of the function's own account (the
+  operator's JWT included: it serves the operator's account only). A JWT whose subject maps to
+  no account is refused. Its ``gpu`` and ``instance_type`` are taken as it declares them;
+* a **cluster credential** (``nvcc-…``, issued by SIS when the cluster was registered): it serves
+  a version only when the SIS placement rule lets its cluster run one of the version's
+  deployment specifications (``gateway.services.clusters.placement``): the cluster's own account
+  when the specification's ``gpu``/``instanceType`` are offered by the cluster and its
+  ``clusters``/``backend``, if given, name it; another account only when that account's
+  specification names the cluster's ``clusterId`` (or ``backend`` its ``clusterGroupId``) **and**
+  the cluster's ``authorizedNCAIds`` lists it. The worker runs on that specification's GPU and
+  instance type (a declared ``gpu`` / ``instance_type`` must be one of a matching
+  specification); without a version named, the newest deployed version the cluster may serve.
+  A declared ``cluster_id`` must be the credential's cluster. The grant's metadata carries
+  ``clusterId`` (and ``clusterName``), by which deleting the cluster finds and disconnects its
+  sessions. An unknown, malformed or revoked cluster credential is UNAUTHENTICATED.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.auth import cluster_credentials
 from gateway.auth.authenticator import Authenticator
+from gateway.auth.authority import principal_may_use_function
 from gateway.auth.scopes import APIKEY_PREFIX
+from gateway.auth.worker_authority import Operator, WorkerKind, WorkerRefusal, refuse, worker_kind
 from gateway.problems import GatewayError
+from gateway.services.clusters.placement import Workload, consented, runs
 from gateway.services.clusters.registry import ClusterRegistry
 from gateway.services.functions.routing import FunctionRoute, RoutingCache, VersionRoute
 from gateway.store.clusters import Cluster
-from invoker.errors import WorkerRejected
+from gateway.store.deployments import DeploymentRepository
 from invoker.sessions import WorkerGrant
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
@@ -45,12 +50,16 @@ class WorkerAuthorizer:
         region: str,
         http_url: str,
         clusters: ClusterRegistry,
+        deployments: DeploymentRepository,
+        operator: Operator | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._routes = routes
         self._region = region
         self._http_url = http_url
         self._clusters = clusters
+        self._deployments = deployments
+        self._operator = operator
 
     async def __call__(self, credential: str, request: pb.RegisterRequest) -> WorkerGrant:
         if cluster_credentials.looks_like(credential):
@@ -58,25 +67,35 @@ class WorkerAuthorizer:
         try:
             principal = await self._authenticator.authenticate(credential.encode())
         except GatewayError:
-            raise WorkerRejected("invalid credential", unauthenticated=True) from None
+            raise refuse(WorkerRefusal.INVALID, "invalid credential") from None
         if principal.authorities.isdisjoint((WORKER_SCOPE, APIKEY_PREFIX + WORKER_SCOPE)):
-            raise WorkerRejected(f"credential lacks the '{WORKER_SCOPE}' scope")
+            raise refuse(WorkerRefusal.SCOPE, f"credential lacks the '{WORKER_SCOPE}' scope")
+        if worker_kind(principal, credential, self._operator) is WorkerKind.UNMAPPED:
+            raise refuse(WorkerRefusal.NO_ACCOUNT, "the token's subject is not an account's admin client")
         route = self._routes.get(request.function_id.lower())
         if route is None or route.nca_id != principal.nca_id:
-            raise WorkerRejected(f"unknown function '{request.function_id}'")
+            raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown function '{request.function_id}'")
+        # An API key serves only functions its resources name (gateway.auth.authority).
+        if not principal_may_use_function(principal, route, route.function_id, request.version_id or None):
+            raise refuse(
+                WorkerRefusal.NOT_VISIBLE, f"the credential's resources do not include function '{request.function_id}'"
+            )
         metadata = {"gpu": request.gpu, "instanceType": request.instance_type, "backend": request.backend}
         return self._grant(route, _version(route, request), request, metadata)
 
     async def _cluster_worker(self, credential: str, request: pb.RegisterRequest) -> WorkerGrant:
         cluster = await self._clusters.by_credential(credential)
         if cluster is None:
-            raise WorkerRejected("invalid or revoked cluster credential", unauthenticated=True)
+            raise refuse(WorkerRefusal.INVALID, "invalid or revoked cluster credential")
         if request.cluster_id and request.cluster_id.lower() != cluster.cluster_id:
-            raise WorkerRejected(f"the credential is not one of cluster '{request.cluster_id}'", unauthenticated=True)
+            raise refuse(WorkerRefusal.WRONG_CLUSTER, f"the credential is not one of cluster '{request.cluster_id}'")
         route = self._routes.get(request.function_id.lower())
-        if route is None or not cluster.visible_to(route.nca_id):
-            raise WorkerRejected(f"unknown function '{request.function_id}'")
-        gpu, instance_type = _placement(cluster, request.gpu, request.instance_type)
+        if route is None or (route.nca_id != cluster.nca_id and route.nca_id not in cluster.authorized_nca_ids):
+            raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown function '{request.function_id}'")
+        version, spec = await self._placed(cluster, route, request)
+        gpu, instance_type = _placement(
+            cluster, request.gpu or str(spec["gpu"]), request.instance_type or str(spec["instanceType"])
+        )
         metadata = {
             "gpu": gpu,
             "instanceType": instance_type,
@@ -84,7 +103,32 @@ class WorkerAuthorizer:
             CLUSTER_ID_KEY: cluster.cluster_id,
             "clusterName": cluster.name,
         }
-        return self._grant(route, _version(route, request), request, metadata, location=str(cluster.spec["region"]))
+        return self._grant(route, version, request, metadata, location=str(cluster.spec["region"]))
+
+    async def _placed(
+        self, cluster: Cluster, route: FunctionRoute, request: pb.RegisterRequest
+    ) -> tuple[VersionRoute, Mapping[str, Any]]:
+        """The version (as named, else the newest deployed) and the specification placing it on ``cluster``."""
+        candidates = [_version(route, request)] if request.version_id else _deployed(route)[::-1]
+        if not candidates:
+            raise refuse(WorkerRefusal.NOT_DEPLOYED, f"function '{request.function_id}' has no deployed version")
+        any_consent = False
+        for version in candidates:
+            deployment = await self._deployments.by_version(version.version_id)
+            for spec in deployment.specs if deployment is not None else ():
+                workload = Workload.of(route.nca_id, spec)
+                any_consent = any_consent or consented(cluster, workload)
+                if runs(cluster, workload) and _declared(request, spec):
+                    return version, spec
+        if not any_consent and route.nca_id != cluster.nca_id:
+            # The owner never placed anything on this cluster: as if the function did not exist.
+            raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown function '{request.function_id}'")
+        wanted = "/".join(x for x in (request.gpu, request.instance_type) if x)
+        raise refuse(
+            WorkerRefusal.NOT_TARGETED,
+            f"no deployment specification of function '{request.function_id}' places it on cluster "
+            f"'{cluster.name}'" + (f" with '{wanted}'" if wanted else ""),
+        )
 
     def _grant(
         self,
@@ -119,14 +163,25 @@ def _version(route: FunctionRoute, request: pb.RegisterRequest) -> VersionRoute:
     if request.version_id:
         version = route.versions.get(request.version_id.lower())
         if version is None:
-            raise WorkerRejected(f"unknown version '{request.version_id}'")
+            raise refuse(WorkerRefusal.NOT_VISIBLE, f"unknown version '{request.version_id}'")
         if version.status == "INACTIVE":
-            raise WorkerRejected(f"version '{request.version_id}' is not deployed")
+            raise refuse(WorkerRefusal.NOT_DEPLOYED, f"version '{request.version_id}' is not deployed")
         return version
-    deployed = [v for v in route.versions.values() if v.status != "INACTIVE"]
+    deployed = _deployed(route)
     if not deployed:
-        raise WorkerRejected(f"function '{request.function_id}' has no deployed version")
+        raise refuse(WorkerRefusal.NOT_DEPLOYED, f"function '{request.function_id}' has no deployed version")
     return deployed[-1]
+
+
+def _deployed(route: FunctionRoute) -> list[VersionRoute]:
+    return [v for v in route.versions.values() if v.status != "INACTIVE"]
+
+
+def _declared(request: pb.RegisterRequest, spec: Mapping[str, Any]) -> bool:
+    """The worker's declared GPU / instance type (if any) are the specification's."""
+    return (not request.gpu or request.gpu.lower() == str(spec.get("gpu", "")).lower()) and (
+        not request.instance_type or request.instance_type.lower() == str(spec.get("instanceType", "")).lower()
+    )
 
 
 def _placement(cluster: Cluster, gpu_name: str, instance_type: str) -> tuple[str, str]:
@@ -134,20 +189,21 @@ def _placement(cluster: Cluster, gpu_name: str, instance_type: str) -> tuple[str
     gpus = cluster.gpus
     if not gpus:
         if gpu_name or instance_type:
-            raise WorkerRejected(f"cluster '{cluster.name}' offers no GPUs")
+            raise refuse(WorkerRefusal.NOT_TARGETED, f"cluster '{cluster.name}' offers no GPUs")
         return "", ""
     gpu: dict[str, Any] | None = gpus[0]
     if gpu_name:
         gpu = next((g for g in gpus if str(g["name"]).lower() == gpu_name.lower()), None)
         if gpu is None:
-            raise WorkerRejected(f"cluster '{cluster.name}' does not offer GPU '{gpu_name}'")
+            raise refuse(WorkerRefusal.NOT_TARGETED, f"cluster '{cluster.name}' does not offer GPU '{gpu_name}'")
     assert gpu is not None
     kinds = [k for k in gpu.get("instanceTypes") or () if isinstance(k, dict)]
     if instance_type:
         kind = next((k for k in kinds if str(k["name"]).lower() == instance_type.lower()), None)
         if kind is None:
-            raise WorkerRejected(
-                f"cluster '{cluster.name}' does not offer instance type '{instance_type}' for '{gpu['name']}'"
+            raise refuse(
+                WorkerRefusal.NOT_TARGETED,
+                f"cluster '{cluster.name}' does not offer instance type '{instance_type}' for '{gpu['name']}'",
             )
     else:
         kind = next((k for k in kinds if k.get("default")), kinds[0] if kinds else None)

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from gateway.http import problem_response
 from gateway.problems import GatewayError, MethodNotAllowed, NotFound
+from gateway.tracebacks import log_failure
 
 log = logging.getLogger("gateway.services")
 
@@ -31,8 +32,9 @@ def _handlers(render: ProblemRenderer) -> dict[type[Exception], Callable[[Reques
         return render(_from_http_exception(request, exc), request.url.path)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        # Log the type and place only: request bodies and headers may hold secrets.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+        # Log the type and place only: request bodies and headers may hold secrets. The traceback
+        # at most once per cause and minute: a bug input can trigger must not flood the log.
+        log_failure(log, f"unhandled error on {request.method} {request.url.path[:200]}", exc)
         return render(GatewayError("Internal server error"), request.url.path)
 
     return {GatewayError: gateway_error, HTTPException: http_exception, Exception: unexpected}

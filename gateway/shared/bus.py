@@ -118,7 +118,7 @@ class InvalidationBus:
                     await self._deliver(message)
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         try:

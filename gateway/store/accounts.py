@@ -2,7 +2,11 @@
 
 An account's first client is its ``admin_client_id`` column (unique in the table); clients
 associated later (``PATCH …/clients/associate``) are kept in ``limits["clientIds"]``. A client
-id maps to at most one account: writes that add a client take a store-wide lock (PostgreSQL
+is a JWT subject *of one issuer*: ``limits["clientIssuers"]`` maps a client id to the trusted
+issuer it belongs to, and a client id absent from it belongs to the gateway's own issuer (the
+``None`` issuer here). A token matches the account only with both its ``sub`` and its ``iss``
+(``by_client``), so another issuer's token with the same ``sub`` maps nowhere. A client
+id maps to at most one account, whatever its issuer: writes that add a client take a store-wide lock (PostgreSQL
 advisory lock, SQLite write lock) so two concurrent associations cannot both win.
 """
 
@@ -26,6 +30,7 @@ from gateway.store.schema import (
 )
 
 CLIENT_IDS = "clientIds"
+CLIENT_ISSUERS = "clientIssuers"
 # pg_advisory_xact_lock key serialising client-mapping writes ("cfgacct" in ASCII).
 _LOCK_KEY = 0x63666761636374
 
@@ -44,6 +49,24 @@ class Account:
         """Every client id mapped to this account, the admin client first."""
         extra = [c for c in self.limits.get(CLIENT_IDS) or [] if isinstance(c, str)]
         return ([self.admin_client_id] if self.admin_client_id else []) + extra
+
+    def client_issuer(self, client_id: str) -> str | None:
+        """The trusted issuer whose tokens the client is a subject of; ``None``: the gateway's own."""
+        issuers = self.limits.get(CLIENT_ISSUERS)
+        issuer = issuers.get(client_id) if isinstance(issuers, dict) else None
+        return issuer if isinstance(issuer, str) else None
+
+
+def _with_issuer(limits: dict[str, Any], client_id: str, issuer: str | None) -> dict[str, Any]:
+    """``limits`` with the client's issuer recorded (``None``: the gateway's own, not stored)."""
+    current = limits.get(CLIENT_ISSUERS)
+    issuers = {k: v for k, v in current.items() if k != client_id} if isinstance(current, dict) else {}
+    if issuer is not None:
+        issuers[client_id] = issuer
+    updated = {k: v for k, v in limits.items() if k != CLIENT_ISSUERS}
+    if issuers:
+        updated[CLIENT_ISSUERS] = issuers
+    return updated
 
 
 class AccountError(Exception):
@@ -96,9 +119,16 @@ class AccountRepository:
         return [_account(row) for row in rows]
 
     async def by_admin_client(self, client_id: str) -> Account | None:
-        """The account a JWT ``sub`` maps to: its admin client or one associated later."""
+        """The account a client id is mapped to (its admin client or one associated later), any issuer."""
         async with self._engine.connect() as conn:
             return await self._owner(conn, client_id)
+
+    async def by_client(self, subject: str, issuer: str | None) -> Account | None:
+        """The account a JWT of ``issuer`` (``None``: the gateway's own) with ``sub=subject`` acts for."""
+        account = await self.by_admin_client(subject)
+        if account is None or account.client_issuer(subject) != issuer:
+            return None
+        return account
 
     async def ensure(self, nca_id: str, name: str, admin_client_id: str) -> Account:
         """Create the account unless it exists (idempotent; safe across concurrent starters)."""
@@ -124,9 +154,18 @@ class AccountRepository:
         assert account is not None
         return account
 
-    async def create(self, nca_id: str, name: str, admin_client_id: str | None, limits: dict[str, Any]) -> Account:
+    async def create(
+        self,
+        nca_id: str,
+        name: str,
+        admin_client_id: str | None,
+        limits: dict[str, Any],
+        admin_client_issuer: str | None = None,
+    ) -> Account:
         """Insert a new account; ``ClientTaken`` / ``AccountExists`` (NVCF checks the client first)."""
         now = now_ms()
+        if admin_client_id:
+            limits = _with_issuer(limits, admin_client_id, admin_client_issuer)
         try:
             async with self._engine.begin() as conn:
                 await self._lock(conn)
@@ -161,7 +200,7 @@ class AccountRepository:
         assert updated is not None
         return updated
 
-    async def associate(self, nca_id: str, client_id: str) -> Account:
+    async def associate(self, nca_id: str, client_id: str, issuer: str | None = None) -> Account:
         async with self._engine.begin() as conn:
             await self._lock(conn)
             owner = await self._owner(conn, client_id)
@@ -170,12 +209,13 @@ class AccountRepository:
                     f"Client '{client_id}' already associated with NVIDIA Cloud Account '{owner.nca_id}'", owner.nca_id
                 )
             account = await self._require(conn, nca_id)
-            values: dict[str, Any] = {"updated_at": now_ms()}
+            limits = _with_issuer(account.limits, client_id, issuer)
+            values: dict[str, Any] = {"updated_at": now_ms(), "limits": limits}
             if account.admin_client_id is None:
                 values["admin_client_id"] = client_id
             else:
                 extra = [c for c in account.client_ids[1:] if c != client_id]
-                values["limits"] = {**account.limits, CLIENT_IDS: [*extra, client_id]}
+                values["limits"] = {**limits, CLIENT_IDS: [*extra, client_id]}
             await conn.execute(update(accounts).where(accounts.c.nca_id == nca_id).values(**values))
             updated = await self._get(conn, nca_id)
         assert updated is not None
@@ -191,12 +231,13 @@ class AccountRepository:
                 raise ClientNotAssociated(
                     f"Client '{client_id}' is not associated with NVIDIA Cloud Account '{nca_id}'"
                 )
-            values: dict[str, Any] = {"updated_at": now_ms()}
+            limits = _with_issuer(account.limits, client_id, None)
+            values: dict[str, Any] = {"updated_at": now_ms(), "limits": limits}
             if account.admin_client_id == client_id:
                 values["admin_client_id"] = None
             else:
                 remaining = [c for c in account.limits.get(CLIENT_IDS) or [] if c != client_id]
-                values["limits"] = {**account.limits, CLIENT_IDS: remaining}
+                values["limits"] = {**limits, CLIENT_IDS: remaining}
             await conn.execute(update(accounts).where(accounts.c.nca_id == nca_id).values(**values))
             updated = await self._get(conn, nca_id)
         assert updated is not None

@@ -36,7 +36,11 @@ class Cluster:
         return [g for g in self.spec.get("gpus") or () if isinstance(g, dict)]
 
     def visible_to(self, nca_id: str) -> bool:
-        """The owning account and the accounts it authorized may deploy to (and serve from) it."""
+        """The owning account, and the accounts it offers itself to (``authorizedNCAIds``).
+
+        Listing only: an offer is not consent. Where a cluster may run work is
+        ``gateway.services.clusters.placement``.
+        """
         return self.nca_id == nca_id or nca_id in self.authorized_nca_ids
 
 

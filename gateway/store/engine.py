@@ -1,10 +1,16 @@
-"""Opening the SQL store: URL normalisation, SQLite pragmas, migrations on start."""
+"""Opening the SQL store: URL normalisation, SQLite pragmas, migrations on start.
+
+A SQLite store is private to the gateway's user: its directory is created 0700, and the database
+file is created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+file's mode); a database created otherwise (an older version, another tool) is made 0600 on open.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.private_files import make_private_dir, open_private, restrict
 from gateway.store.migrations import migrate
 
 log = logging.getLogger("gateway.store")
@@ -54,13 +61,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_files(database: Path) -> list[Path]:
+    return [database, *(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def _private_sqlite_file(database: Path) -> None:
+    """The database's directory 0700 (if created here) and the file itself 0600 before first use."""
+    make_private_dir(database.parent)
+    os.close(open_private(database, os.O_RDWR))  # an empty file is an empty SQLite database
+
+
 @asynccontextmanager
 async def _file_lock(path: Path | None) -> AsyncIterator[None]:
     """Serialise SQLite migrations across processes (PostgreSQL uses an advisory lock instead)."""
     if path is None:
         yield
         return
-    with open(path, "a+b") as handle:
+    with os.fdopen(open_private(path, os.O_RDWR), "r+b") as handle:
         await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -74,9 +91,11 @@ async def open_store(url: str) -> Store:
     parsed = make_url(full)
     kwargs: dict[str, Any] = {}
     lock_path: Path | None = None
+    database: Path | None = None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            _private_sqlite_file(database)
             lock_path = Path(parsed.database + ".migrate.lock")
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -89,6 +108,9 @@ async def open_store(url: str) -> Store:
     except Exception:
         await engine.dispose()
         raise
+    if database is not None:
+        for path in _sqlite_files(database):
+            restrict(path)
     if applied:
         log.info("store: applied migrations %s", applied)
     return Store(engine=engine, dialect=parsed.get_backend_name())

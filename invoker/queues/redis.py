@@ -398,4 +398,4 @@ class RedisQueue:
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]

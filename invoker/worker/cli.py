@@ -49,6 +49,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help_text = kwargs.pop("help", "")
         parser.add_argument(flag, required=required, default=default, help=f"{help_text} [env {name}]", **kwargs)
 
+    # Dispatched in main() before parsing; listed here so --help shows the task worker exists.
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="run NVCT tasks instead (see cfgate worker --tasks --help) [env CFGATE_WORKER_TASKS]",
+    )
     add("--gateway", required=True, metavar="HOST:GRPC_PORT", help="the gateway's gRPC worker endpoint")
     add("--token", required=True, help="admin token or worker credential")
     add("--function-id", required=True, metavar="FID")

@@ -2,8 +2,9 @@
 
 ``SPECS`` has one entry per ``"<METHOD> <path>"`` of ``control_plane_endpoints()``; the matrix test
 fails for an endpoint without one, so a new endpoint cannot escape the matrix. What each credential
-must get is computed from the endpoint's declared scopes (``expected``), never listed by hand —
-and the declared scopes are checked against the reference's (``contract_scopes``):
+must get is computed from the gateway's authority table (``gateway.auth.authority.AUTHORITY``: the
+credential's kind × the endpoint's surface) and the endpoint's declared scopes (``expected``), never
+listed by hand — and the declared scopes are checked against the reference's (``contract_scopes``):
 
 * no bearer → 401; a credential without one of the endpoint's scopes → 403 (an API key never
   satisfies a JWT-only endpoint; a task key — product ``nv-cloud-tasks`` — never satisfies any
@@ -15,7 +16,10 @@ and the declared scopes are checked against the reference's (``contract_scopes``
   owner's resources must not show), ``ANY`` for the account-administration endpoints, where a JWT
   with ``account_setup`` manages every account while an API key is locked to its own (NVCF's
   ``assertAccountIdFromPathMatches``: 403; a client of another account is unknown: 404) —
-  ``Spec.other_key`` says which.
+  ``Spec.other_key`` says which;
+* a functions API key whose resources name another function (``bound``) → 403 "Missing resource
+  entry" on every endpoint targeting the world's function (path ``functionId`` or a deployment of
+  it), 404 for the position of a request of that function, and listings without it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.api import Endpoint
+from gateway.auth.authority import CredentialKind, Reach, Surface, allows, rule
 from gateway.auth.scopes import (
     ADMIN_DEFAULT_SCOPES,
     ALL_SCOPES,
@@ -47,6 +52,12 @@ Other = Literal["not-found", "own", "any"]
 Kind = Literal["none", "jwt", "key"]
 
 
+def surface_of(endpoint: Endpoint) -> Surface:
+    """The authority table's column for a control-plane endpoint."""
+    area = endpoint.path.removeprefix("/v2/nvcf/").split("/")[0]
+    return Surface.ACCOUNTS if area in ("accounts", "clients") else Surface.CONTROL_PLANE
+
+
 @dataclass(frozen=True)
 class Credential:
     name: str
@@ -55,13 +66,20 @@ class Credential:
     scopes: Callable[[Endpoint], tuple[str, ...]] = lambda e: ()
     other_account: bool = False
     product: str = FUNCTIONS_PRODUCT
+    # An API key whose only resource is another function of its account.
+    bound: bool = False
+
+    @property
+    def authority(self) -> CredentialKind:
+        """Its row in the authority table (the matrix's JWTs are account admins of fresh accounts)."""
+        if self.kind == "none":
+            return CredentialKind.NONE
+        if self.kind == "jwt":
+            return CredentialKind.ACCOUNT_ADMIN
+        return CredentialKind.TASK_KEY if self.product == TASKS_PRODUCT else CredentialKind.FUNCTION_KEY
 
     def grants(self, endpoint: Endpoint) -> bool:
-        if self.kind == "none":
-            return False
-        if self.kind == "key" and (endpoint.jwt_only or self.product != FUNCTIONS_PRODUCT):
-            return False
-        return not set(self.scopes(endpoint)).isdisjoint(endpoint.scopes)
+        return allows(self.authority, surface_of(endpoint), self.scopes(endpoint), endpoint.scopes, endpoint.jwt_only)
 
 
 def key_scopes(endpoint: Endpoint) -> tuple[str, ...]:
@@ -80,6 +98,7 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("key with scope", "key", key_scopes),
     Credential("other account JWT", "jwt", lambda e: ALL_JWT_SCOPES, other_account=True),
     Credential("other account key", "key", lambda e: ALL_SCOPES, other_account=True),
+    Credential("key for another function", "key", key_scopes, bound=True),
 )
 
 
@@ -149,6 +168,7 @@ class Caller:
 
     nca_id: str
     jwt: bool
+    bound: bool = False  # a key whose resources name another function
 
 
 Check = Callable[[dict[str, Any], World, Caller], None]
@@ -234,7 +254,8 @@ def _listed(listing: str, key: str, attribute: str) -> Check:
             found = [str(i) for i in body[listing]]
         else:
             found = _ids(body[listing], key)
-        assert (wanted in found) is (caller.nca_id == world.owner), (wanted, found)
+        hidden = caller.bound and attribute == "function_id"  # a bound key lists only its function
+        assert (wanted in found) is (caller.nca_id == world.owner and not hidden), (wanted, found)
 
     return check
 
@@ -539,17 +560,29 @@ class Expected:
     for_scope: bool = False
 
 
+def targets_function(endpoint: Endpoint) -> bool:
+    """The endpoint works on the world's function (named in the path, or through its deployment)."""
+    return "{functionId}" in endpoint.path or "{deploymentId}" in endpoint.path
+
+
 def expected(endpoint: Endpoint, spec: Spec, credential: Credential) -> Expected:
-    if credential.kind == "none":
+    if credential.authority is CredentialKind.NONE:
         return Expected(401)
     if not credential.grants(endpoint):
         return Expected(403, for_scope=True)
     success = 204 if endpoint.status == 204 else 200
+    if credential.bound and targets_function(endpoint):
+        return Expected(403)  # "Missing resource entry in ApiKey for the function"
+    if credential.bound and "{requestId}" in endpoint.path:
+        return Expected(404)  # a request of a function the key is not allowed on is unknown to it
     if not credential.other_account or spec.other == OWN:
+        return Expected(success)
+    reach = rule(credential.authority, surface_of(endpoint)).reach
+    if reach is Reach.ANY:
         return Expected(success)
     if spec.other == NOT_FOUND:
         return Expected(404)
-    if credential.kind == "key" and spec.other_key is not None:
+    if spec.other_key is not None:
         return Expected(spec.other_key)
     return Expected(success)
 

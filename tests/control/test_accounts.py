@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
+from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES
 from gateway.problems import BadRequest
 from gateway.services.functions.accounts import DEFAULT_LIMITS, check_function_quota
 from gateway.store.schema import accounts
@@ -85,8 +86,10 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def setup_key(keys_client: httpx.AsyncClient, scopes: list[str]) -> dict[str, str]:
-    """An API key of the default account with the given scopes."""
-    key = await create_key(keys_client, await admin_token(keys_client), key_body(scopes=scopes))
+    """An API key of the default account with the given scopes, made with an operator token holding them
+    (a key never holds a scope its creator cannot delegate: ``gateway.auth.authority``)."""
+    token = await admin_token(keys_client, [*ADMIN_DEFAULT_SCOPES, *scopes])
+    key = await create_key(keys_client, token, key_body(scopes=scopes))
     return bearer(key["value"])
 
 

@@ -95,20 +95,31 @@ async def test_create_asset_returns_upload_url(api: httpx.AsyncClient, invoker: 
     assert str(uuid.UUID(asset_id)) == asset_id
     assert (body["contentType"], body["description"]) == ("image/png", "cat picture")
     url = urlsplit(body["uploadUrl"])
-    assert (url.scheme, url.netloc, url.path) == ("http", "api.localhost", f"/v2/nvcf/assets/{asset_id}/blob")
+    # The default public URL: http://<domain>:<port> with the api label in front.
+    assert (url.scheme, url.netloc, url.path) == ("http", "api.localhost:8080", f"/v2/nvcf/assets/{asset_id}/blob")
     assert set(parse_qs(url.query)) == {"expires", "signature"}
     expires = int(parse_qs(url.query)["expires"][0])
     assert 35 * 60 - 60 <= expires - time.time() <= 35 * 60
 
 
-async def test_urls_follow_the_callers_scheme_and_host(client_factory: ClientFactory, invoker: dict[str, str]) -> None:
-    secure = client_factory("api.localhost")
-    secure.base_url = httpx.URL("https://api.localhost:8443")
-    created = await create_asset(secure, invoker)
-    assert created["uploadUrl"].startswith(f"https://api.localhost:8443/v2/nvcf/assets/{created['assetId']}/blob?")
-    assert (await upload(secure, created)).status_code == 200
-    redirect = await secure.get(f"/v2/nvcf/assets/{created['assetId']}/content-redirect", headers=invoker)
-    assert redirect.json()["presignedUrl"].startswith("https://api.localhost:8443/")
+async def test_urls_never_follow_the_callers_host(client_factory: ClientFactory, invoker: dict[str, str]) -> None:
+    hostile = client_factory("api.attacker.example")
+    hostile.base_url = httpx.URL("https://api.attacker.example:8443")
+    created = await create_asset(hostile, invoker)
+    assert created["uploadUrl"].startswith(f"http://api.localhost:8080/v2/nvcf/assets/{created['assetId']}/blob?")
+    assert (await upload(client_factory("api.localhost"), created)).status_code == 200
+    redirect = await hostile.get(f"/v2/nvcf/assets/{created['assetId']}/content-redirect", headers=invoker)
+    assert redirect.json()["presignedUrl"].startswith("http://api.localhost:8080/")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"public_url": "https://nvcf.example.com/"}])
+async def test_urls_come_from_the_public_url(client_factory: ClientFactory, invoker: dict[str, str]) -> None:
+    api = client_factory("api.localhost")
+    created = await create_asset(api, invoker)
+    assert created["uploadUrl"].startswith(f"https://api.nvcf.example.com/v2/nvcf/assets/{created['assetId']}/blob?")
+    assert (await upload(api, created)).status_code == 200
+    redirect = await api.get(f"/v2/nvcf/assets/{created['assetId']}/content-redirect", headers=invoker)
+    assert redirect.json()["presignedUrl"].startswith("https://api.nvcf.example.com/v2/nvcf/assets/")
 
 
 @pytest.mark.parametrize(

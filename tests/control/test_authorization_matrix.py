@@ -12,8 +12,9 @@ Credentials (``matrix_cases.CREDENTIALS``; test ids read ``<METHOD> <path> x <cr
 the default admin JWT scopes (what ``POST /v1/admin/keys`` mints), the operator JWT scopes of
 ``tests/control/conftest.py``, a function API key and a task API key with their default scopes and
 resources (``POST /v1/keys``), a JWT and a functions API key holding every scope but the
-endpoint's, a functions API key holding exactly the endpoint's scopes, and a JWT and a functions
-API key of another account holding every scope.
+endpoint's, a functions API key holding exactly the endpoint's scopes, a JWT and a functions
+API key of another account holding every scope, and a functions API key with the endpoint's scopes
+whose only resource is another function (issue 12 item 5).
 
 Speed: 10 credentials × every endpoint is ~570 cases per backend, so one gateway per backend
 serves the module (module-scoped fixtures and event loop) instead of the per-test ``gateway``
@@ -39,6 +40,7 @@ from sqlalchemy import or_, select
 
 from gateway.api import Endpoint
 from gateway.app import Gateway
+from gateway.auth.authority import Surface
 from gateway.auth.scopes import FUNCTION_KEY_DEFAULT_SCOPES, TASK_KEY_DEFAULT_SCOPES, TASKS_PRODUCT
 from gateway.services.functions.app import control_plane_endpoints
 from gateway.store import schema
@@ -46,6 +48,7 @@ from tests.conftest import LOOPBACK_CLIENT, make_settings
 from tests.control.helpers import create_function, deployment_body
 from tests.control.matrix_cases import (
     ALL_JWT_SCOPES,
+    ANY,
     ASSET_BODY,
     CREDENTIALS,
     SPECS,
@@ -60,6 +63,7 @@ from tests.control.matrix_cases import (
     expected,
     path_params,
     registry_body,
+    surface_of,
     telemetry_body,
 )
 from tests.gateway.helpers import KEY_HEADERS, TASKS_ISSUER, assert_problem, create_key, key_body
@@ -125,11 +129,14 @@ def mint(site: Site, client_id: str, scopes: tuple[str, ...]) -> dict[str, str]:
     return bearer(site.gateway.runtime.issuer.mint(client_id, scopes).value)
 
 
-async def create_api_key(site: Site, nca_id: str, scopes: tuple[str, ...], product: str) -> dict[str, str]:
+async def create_api_key(
+    site: Site, nca_id: str, scopes: tuple[str, ...], product: str, resources: list[dict[str, str]] | None = None
+) -> dict[str, str]:
     """An API key of ``nca_id``, made through ``POST /v1/keys`` with an admin JWT of that account."""
     token = site.gateway.runtime.issuer.mint(client_of(nca_id), ALL_JWT_SCOPES).value
     if product != TASKS_PRODUCT:  # default resources: account-functions and authorized-functions
-        return bearer((await create_key(site.keys, token, key_body(scopes=list(scopes))))["value"])
+        body = key_body(scopes=list(scopes), resources=resources)
+        return bearer((await create_key(site.keys, token, body))["value"])
     body = key_body(scopes=list(scopes), resources=[{"id": "*", "type": "account-tasks"}])
     body["audience_service_ids"] = [TASKS_ISSUER]
     body["authorizations"]["policies"][0].update(product=TASKS_PRODUCT, aud=TASKS_ISSUER, auds=[TASKS_ISSUER])
@@ -146,8 +153,10 @@ async def credential_headers(site: Site, world: World, credential: Credential, e
     if credential.kind == "jwt":
         client = world.other_client if credential.other_account else world.owner_client
         return mint(site, client, scopes)
+    # A bound key's only resource is a function that is not the world's.
+    resources = [{"type": "function", "id": f"{uuid.uuid4()}/*"}] if credential.bound else None
     return await create_api_key(
-        site, world.other if credential.other_account else world.owner, scopes, credential.product
+        site, world.other if credential.other_account else world.owner, scopes, credential.product, resources
     )
 
 
@@ -253,6 +262,8 @@ def test_every_endpoint_is_in_the_matrix() -> None:
         "not endpoints any more": sorted(set(SPECS) - set(keys)),
     }
     for endpoint in ENDPOINTS:
+        # Cross-account reach is the authority table's: only account administration has it.
+        assert (SPECS[endpoint_key(endpoint)].other == ANY) is (surface_of(endpoint) is Surface.ACCOUNTS)
         assert endpoint.scopes, f"{endpoint_key(endpoint)} needs no credential"
         assert any(c.grants(endpoint) and not c.other_account for c in CREDENTIALS), endpoint_key(endpoint)
 
@@ -312,7 +323,9 @@ async def succeeded(site: Site, endpoint: Endpoint, spec: Spec, credential: Cred
         assert endpoint.response is not None
         endpoint.response.model_validate(payload)
         if spec.check is not None:
-            caller = Caller(world.other if credential.other_account else world.owner, credential.kind == "jwt")
+            caller = Caller(
+                world.other if credential.other_account else world.owner, credential.kind == "jwt", credential.bound
+            )
             spec.check(payload, world, caller)
     if before is not None:
         assert await snapshot(site, world) == before, "a read changed the store"

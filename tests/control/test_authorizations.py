@@ -325,7 +325,8 @@ async def test_api_key_with_authorize_clients_scope(
     api: httpx.AsyncClient, keys_client: httpx.AsyncClient, admin: Headers, operator: Headers, other_admin: Headers
 ) -> None:
     fid = (await create_function(api, operator))["id"]
-    token = admin["Authorization"].removeprefix("Bearer ")
+    # The operator token holds authorize_clients; the default admin token could not delegate it.
+    token = operator["Authorization"].removeprefix("Bearer ")
     key = (await create_key(keys_client, token, key_body(scopes=["authorize_clients"])))["value"]
     shared = await api.post(url(fid), json=parties(OTHER_NCA_ID), headers={"Authorization": f"Bearer {key}"})
     assert assert_json(shared)["function"]["authorizedParties"] == [{"ncaId": OTHER_NCA_ID}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,8 +55,10 @@ def key_body(
     }
 
 
-async def admin_token(client: httpx.AsyncClient) -> str:
-    response = await client.post("/v1/admin/keys", content=b"{}", headers={"Content-Type": "application/json"})
+async def admin_token(client: httpx.AsyncClient, scopes: list[str] | None = None) -> str:
+    """An operator token from the bootstrap door: the default admin scopes, or those asked for."""
+    body = json.dumps({"scopes": scopes} if scopes is not None else {}).encode()
+    response = await client.post("/v1/admin/keys", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     value: str = response.json()["value"]
     return value

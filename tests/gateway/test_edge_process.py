@@ -367,7 +367,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         worker: subprocess.Popen[bytes] | None = None
         try:
             function, key = create_function(served.base, echo_port, "echo")
-            worker = subprocess.Popen(sample.worker_command(f"127.0.0.1:{served.grpc_port}", function, echo_port))
+            command = sample.worker_command(f"127.0.0.1:{served.grpc_port}", function, echo_port)
+            worker = subprocess.Popen(command, env=sample.worker_env(function))
             wait_active(served.base, function)
             yield Stack(served, function.function_id, key)
         finally:

@@ -61,6 +61,29 @@ async def test_account_ensure_is_idempotent(database_url: str) -> None:
         await store.close()
 
 
+async def test_clients_are_matched_with_their_issuer(database_url: str) -> None:
+    """A client id belongs to one issuer (``None``: the gateway's own); ``by_client`` needs both."""
+    store = await open_store(database_url)
+    try:
+        repo = AccountRepository(store.engine)
+        await repo.ensure("local", "local", "local-admin")
+        await repo.create("team-b", "team-b", "b-admin", {}, "https://idp-b")
+        assert (await repo.by_client("local-admin", None)) == await repo.get("local")
+        assert await repo.by_client("local-admin", "https://idp-b") is None
+        assert await repo.by_client("b-admin", None) is None
+        account = await repo.by_client("b-admin", "https://idp-b")
+        assert account is not None and account.nca_id == "team-b"
+        await repo.associate("team-b", "b-ops", "https://idp-c")
+        assert await repo.by_client("b-ops", "https://idp-b") is None
+        assert (await repo.by_client("b-ops", "https://idp-c")) is not None
+        await repo.disassociate("team-b", "b-ops")
+        await repo.associate("local", "b-ops")  # the issuer entry went with the client
+        assert await repo.by_client("b-ops", "https://idp-c") is None
+        assert (await repo.by_client("b-ops", None)) == await repo.get("local")
+    finally:
+        await store.close()
+
+
 async def test_api_key_repository_round_trip(database_url: str) -> None:
     store = await open_store(database_url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth.keyring import KEYRING_FILE, KeyRing
 from gateway.auth.tokens import InvalidToken, TokenIssuer, TokenVerifier
@@ -116,3 +117,75 @@ async def test_trusted_issuer_by_jwks_url(
     other = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(InvalidToken):
         await verifier.verify(jwt.encode(payload, other, algorithm="ES256", headers={"kid": "ext-1"}))
+
+
+async def test_trusted_issuer_token_whose_alg_does_not_fit_its_key_is_invalid(
+    ring: KeyRing, external_issuer: tuple[str, ec.EllipticCurvePrivateKey]
+) -> None:
+    url, _ = external_issuer
+    verifier = TokenVerifier(ring, ISS, {"https://idp.example": url})
+    payload = {"iss": "https://idp.example", "sub": "user-1", "iat": 1, "exp": 2**40}
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(payload, rsa_key, algorithm="RS256", headers={"kid": "ext-1"})  # ext-1 is an EC key
+    with pytest.raises(InvalidToken):
+        await verifier.verify(token)
+
+
+async def test_rs256_token_naming_our_kid_is_invalid(ring: KeyRing) -> None:
+    payload = {"iss": ISS, "sub": "s", "iat": 1, "exp": 2**40}
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(payload, rsa_key, algorithm="RS256", headers={"kid": ring.active.kid})
+    with pytest.raises(InvalidToken):
+        await TokenVerifier(ring, ISS).verify(token)
+
+
+def _count_reloads(ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each parse of the key file, as whether it ran off the event loop's thread."""
+    calls: list[bool] = []
+    parse = ring.reload
+    loop_thread = threading.current_thread()
+
+    def counting() -> None:
+        calls.append(threading.current_thread() is not loop_thread)
+        parse()
+
+    monkeypatch.setattr(ring, "reload", counting)
+    return calls
+
+
+def _unknown_kid_token(kid: str) -> str:
+    payload = {"iss": ISS, "sub": "s", "iat": 1, "exp": 2**40}
+    return jwt.encode(payload, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": kid})
+
+
+async def test_unknown_kids_do_not_reparse_the_key_file_per_request(
+    ring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(ring, ISS)
+    reloads = _count_reloads(ring, monkeypatch)
+    tokens = [_unknown_kid_token(f"cfgate-{i:016x}") for i in range(20)]
+    for token in tokens[:5] + tokens[:5]:  # sequential, and repeats of the same kids
+        with pytest.raises(InvalidToken, match="unknown signing key"):
+            await verifier.verify(token)
+    results = await asyncio.gather(*(verifier.verify(t) for t in tokens[5:]), return_exceptions=True)
+    assert all(isinstance(r, InvalidToken) for r in results)
+    # The file did not change: it is never parsed again (a stat, in a thread, at most once a second).
+    assert reloads == []
+
+
+async def test_a_rotated_key_is_picked_up_after_a_storm_of_unknown_kids(
+    tmp_path: Path, ring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(ring, ISS)
+    reloads = _count_reloads(ring, monkeypatch)
+    for i in range(5):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(_unknown_kid_token(f"cfgate-{i:016x}"))
+    other = KeyRing.open(tmp_path, retain_seconds=3600)  # as `cfgate rotate-signing-key` does
+    other.rotate()
+    token = TokenIssuer(other, ISS, 600).mint("after-rotation", ())
+    # Within a second of the last reload: it waits for the next one instead of being refused.
+    assert (await verifier.verify(token.value))["sub"] == "after-rotation"
+    assert reloads == [True]  # one parse, off the event loop
+    assert (await verifier.verify(token.value))["sub"] == "after-rotation"
+    assert reloads == [True]

@@ -199,7 +199,7 @@ async def test_bad_and_revoked_credentials_are_unauthenticated(
 async def test_cluster_worker_placement_must_be_offered(live_gateway: LiveGateway) -> None:  # noqa: F811
     live = live_gateway
     cluster = await register_cluster(live, authorizedNCAIds=["partner"])
-    fid, _ = await live.create_deployed_function()
+    fid = await deploy(live, bearer(live.admin_token), [spec("NCP.GPU.H100_1x"), spec("NCP.GPU.H100_2x")])
     credential = cluster["clusterCredential"]
     async with grpc.aio.insecure_channel(live.grpc_target) as channel:
         stub = worker_pb2_grpc.WorkerServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -234,20 +234,41 @@ async def test_deployment_to_a_gpu_no_cluster_offers_is_400(live_gateway: LiveGa
         assert missing.status_code == 404
 
 
-async def test_cluster_serves_the_accounts_it_authorizes(live_gateway: LiveGateway) -> None:  # noqa: F811
+async def test_cluster_serves_another_account_only_where_it_placed_its_deployment(
+    live_gateway: LiveGateway,  # noqa: F811
+) -> None:
     live = live_gateway
     runtime = live.gateway.runtime
     await runtime.accounts.ensure("partner", "partner", "partner-client")
     partner = bearer(runtime.issuer.mint("partner-client", ("register_function", "deploy_function")).value)
     sharing = await register_cluster(live, authorizedNCAIds=["partner"])
     private = await register_cluster(live, clusterName="private")
+    # The offer alone (authorizedNCAIds) places nothing: the partner deployed without naming it.
+    unplaced = await deploy(live, partner, [spec("NCP.GPU.H100_1x")])
+    assert await register_raw(live, sharing["clusterCredential"], unplaced) == grpc.StatusCode.PERMISSION_DENIED
+    # Named by id in the partner's deployment: the partner consented.
+    placed = await deploy(live, partner, [spec("NCP.GPU.H100_1x", clusters=[sharing["clusterId"]])])
+    assert await register_raw(live, sharing["clusterCredential"], placed) == grpc.StatusCode.OK
+    # Named, but never offered to the partner: no.
+    named = await deploy(live, partner, [spec("NCP.GPU.H100_1x", clusters=[private["clusterId"]])])
+    assert await register_raw(live, private["clusterCredential"], named) == grpc.StatusCode.PERMISSION_DENIED
+    assert await register_raw(live, private["clusterCredential"], placed) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def spec(instance_type: str, **fields: Any) -> dict[str, Any]:
+    return {**deployment_body(instanceType=instance_type)["deploymentSpecifications"][0], **fields}
+
+
+async def deploy(live: LiveGateway, headers: dict[str, str], specs: list[dict[str, Any]]) -> str:
+    """Create a function and deploy it with ``specs``; returns its id."""
     async with live.client("api.localhost") as api:
-        created = (await api.post("/v2/nvcf/functions", json=function_body(), headers=partner)).json()["function"]
-        url = f"/v2/nvcf/deployments/functions/{created['id']}/versions/{created['versionId']}"
-        assert (await api.post(url, json=deployment_body(), headers=partner)).status_code == 200
-    fid = created["id"]
-    assert await register_raw(live, sharing["clusterCredential"], fid) == grpc.StatusCode.OK
-    assert await register_raw(live, private["clusterCredential"], fid) == grpc.StatusCode.PERMISSION_DENIED
+        created = await api.post("/v2/nvcf/functions", json=function_body(), headers=headers)
+        assert created.status_code == 200, created.text
+        dto = created.json()["function"]
+        url = f"/v2/nvcf/deployments/functions/{dto['id']}/versions/{dto['versionId']}"
+        deployed = await api.post(url, json={"deploymentSpecifications": specs}, headers=headers)
+        assert deployed.status_code == 200, deployed.text
+    return str(dto["id"])
 
 
 async def test_delete_drops_a_registration_whose_stream_is_not_open_yet(live_gateway: LiveGateway) -> None:  # noqa: F811

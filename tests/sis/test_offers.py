@@ -1,8 +1,9 @@
 """What registered clusters offer: ``GET /v2/nvcf/clusterGroups`` and the deployment GPU check.
 
-No cluster in the system: every GPU is accepted (the embedded default and ``cfgate demo``).
-Once one exists, a deployment naming a GPU or instance type that no cluster usable by the
-account offers is a 400 problem and nothing is written. Runs on SQLite and PostgreSQL.
+No cluster usable by the account: every GPU is accepted (the embedded default and ``cfgate
+demo``). Once one exists (its own, or another account's it named by id and that offers itself to
+it), a deployment naming a GPU or instance type that no such cluster offers is a 400 problem and
+nothing is written. Runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.problems import BadRequest
-from gateway.services.clusters.offers import check_offered, group_id, validate_gpu
+from gateway.services.clusters.offers import group_id, validate_gpu
+from gateway.services.clusters.placement import check_task_gpu
 from gateway.store import schema
 from gateway.store.clusters import Cluster
 from tests.control.helpers import create_function, deployment_body
@@ -105,22 +107,64 @@ async def test_every_specification_is_checked(
     assert await deployments(gateway) == 0
 
 
-async def test_another_accounts_cluster_counts_only_if_it_authorizes_us(
+async def test_another_accounts_cluster_counts_only_with_both_consents(
     api: httpx.AsyncClient,
     sis: httpx.AsyncClient,
     operator: dict[str, str],
     other_admin: dict[str, str],
     gateway: Gateway,
 ) -> None:
-    # Another account's cluster exists: the system has clusters, none of them usable by us.
+    # Another account's cluster exists: it changes nothing for us, any GPU still deploys.
     theirs = await register(sis, other_admin, nca_id=OTHER_NCA_ID, clusterName="theirs")
-    dto = await create_function(api, operator)
-    refused = await api.post(deploy_path(dto), json=deployment_body(), headers=operator)
-    assert "offered: none" in assert_problem(refused, 400)["detail"]
-    # Once it authorizes our account, its GPUs are ours to deploy to.
+    first = await create_function(api, operator)
+    anything = deployment_body(gpu="ANY-GPU", instanceType="whatever")
+    assert (await api.post(deploy_path(first), json=anything, headers=operator)).status_code == 200
+    # Naming it without its owner's offer: not usable, so it does not constrain the GPU either.
+    named = deployment_body(gpu="ANY-GPU", instanceType="whatever", clusters=[theirs["clusterId"]])
+    second = await create_function(api, operator)
+    assert (await api.post(deploy_path(second), json=named, headers=operator)).status_code == 200
+    # Offered (authorizedNCAIds) and named by id: usable, so its GPUs are checked.
     url = f"/v1/accounts/{OTHER_NCA_ID}/clusters/{theirs['clusterId']}"
     assert (await sis.put(url, json={"authorizedNCAIds": [DEFAULT_NCA]}, headers=other_admin)).status_code == 200
-    assert (await api.post(deploy_path(dto), json=deployment_body(), headers=operator)).status_code == 200
+    third = await create_function(api, operator)
+    refused = await api.post(deploy_path(third), json=named, headers=operator)
+    assert "GPU 'ANY-GPU' is not offered" in assert_problem(refused, 400)["detail"]
+    placed = deployment_body(clusters=[theirs["clusterId"]])
+    assert (await api.post(deploy_path(third), json=placed, headers=operator)).status_code == 200
+    # Offered but not named: still nothing for our other deployments.
+    fourth = await create_function(api, operator)
+    assert (await api.post(deploy_path(fourth), json=anything, headers=operator)).status_code == 200
+    # By name, another account's cluster is never found (names are not unique across accounts).
+    fifth = await create_function(api, operator)
+    by_name = deployment_body(gpu="ANY-GPU", instanceType="whatever", clusters=["theirs"])
+    assert (await api.post(deploy_path(fifth), json=by_name, headers=operator)).status_code == 200
+
+
+async def test_one_accounts_cluster_never_changes_what_another_deploys(
+    api: httpx.AsyncClient, sis: httpx.AsyncClient, operator: dict[str, str], other_admin: dict[str, str]
+) -> None:
+    """Issue 12 item 6: the other account's registered cluster once made our deployment a 400."""
+    await register(sis, other_admin, nca_id=OTHER_NCA_ID, clusterName="theirs", authorizedNCAIds=[DEFAULT_NCA])
+    dto = await create_function(api, operator)
+    body = deployment_body(gpu="B200", instanceType="B200_1x")
+    assert (await api.post(deploy_path(dto), json=body, headers=operator)).status_code == 200
+
+
+async def test_own_clusters_named_by_placement(
+    api: httpx.AsyncClient, sis: httpx.AsyncClient, operator: dict[str, str]
+) -> None:
+    east = await register(sis, operator)
+    await register(sis, operator, clusterName="l40s-rack", clusterGroupName="west", gpus=[gpu("L40S", "L40S_1x")])
+    for placement in ({"clusters": ["gpu-east-1"]}, {"clusters": [east["clusterId"]]}, {"backend": "east"}):
+        dto = await create_function(api, operator)
+        assert (
+            await api.post(deploy_path(dto), json=deployment_body(**placement), headers=operator)
+        ).status_code == 200
+    dto = await create_function(api, operator)
+    wrong = await api.post(deploy_path(dto), json=deployment_body(clusters=["l40s-rack"]), headers=operator)
+    assert "GPU 'H100' is not offered" in assert_problem(wrong, 400)["detail"]
+    unknown = await api.post(deploy_path(dto), json=deployment_body(clusters=["nowhere"]), headers=operator)
+    assert "None of the clusters named (nowhere)" in assert_problem(unknown, 400)["detail"]
 
 
 async def test_deleting_the_last_cluster_accepts_any_gpu_again(
@@ -184,17 +228,14 @@ async def test_cluster_groups_come_from_registered_clusters(
     ]
 
 
-async def test_check_offered_for_other_callers(
-    sis: httpx.AsyncClient, operator: dict[str, str], gateway: Gateway
-) -> None:
+async def test_check_task_gpu_for_tasks(sis: httpx.AsyncClient, operator: dict[str, str], gateway: Gateway) -> None:
     repository = gateway.runtime.cluster_registry.repository
-    await check_offered(repository, DEFAULT_NCA, "B200", None)  # nothing registered yet
+    await check_task_gpu(repository, DEFAULT_NCA, {"gpu": "B200"})  # nothing registered yet
     await register(sis, operator)
-    await check_offered(repository, DEFAULT_NCA, "H100", "NCP.GPU.H100_2x")
+    await check_task_gpu(repository, DEFAULT_NCA, {"gpu": "H100", "instanceType": "NCP.GPU.H100_2x"})
     with pytest.raises(BadRequest, match="GPU 'B200' is not offered"):
-        await check_offered(repository, DEFAULT_NCA, "B200", None)
-    with pytest.raises(BadRequest, match="offered: none"):
-        await check_offered(repository, OTHER_NCA_ID, "H100", None)
+        await check_task_gpu(repository, DEFAULT_NCA, {"gpu": "B200"})
+    await check_task_gpu(repository, OTHER_NCA_ID, {"gpu": "B200"})  # our cluster is not theirs
 
 
 def _cluster(gpus: list[dict[str, Any]]) -> Cluster:

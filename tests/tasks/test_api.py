@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -111,10 +112,10 @@ async def test_gpu_validator_hook_refuses_with_400(
 ) -> None:
     seen: list[tuple[str, str, str]] = []
 
-    def validator(nca_id: str, gpu: str, instance_type: str) -> None:
-        seen.append((nca_id, gpu, instance_type))
-        if gpu != "H100":
-            raise ValueError(f"No cluster offers GPU '{gpu}'")
+    def validator(nca_id: str, spec: Mapping[str, Any]) -> None:
+        seen.append((nca_id, spec["gpu"], spec["instanceType"]))
+        if spec["gpu"] != "H100":
+            raise ValueError(f"No cluster offers GPU '{spec['gpu']}'")
 
     gateway.runtime.task_gpu_validator = validator
     refused = await tasks.post("/v1/nvct/tasks", json=task_body(gpuSpecification={"gpu": "B200", "instanceType": "x"}),

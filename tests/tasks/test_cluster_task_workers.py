@@ -12,6 +12,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.services.tasks.scheduler import TaskScheduler
 from tests.conftest import ClientFactory
+from tests.control.conftest import OTHER_CLIENT_ID, OTHER_NCA_ID
 from tests.sis.helpers import DEFAULT_NCA, cluster_body
 from tests.tasks.conftest import Headers, bearer, create_task, task_body
 from tests.tasks.test_worker_stream import WAIT, ScriptedTaskWorker, attach, hello, target, wait_status, workers
@@ -51,7 +52,7 @@ async def test_a_cluster_worker_runs_its_accounts_tasks_and_is_ended_when_the_cl
     worker = await attach(gateway, workers, cluster["clusterCredential"], instance_id="rack-4")
     (session,) = scheduler(gateway).sessions.values()
     assert session.grant.cluster_id == cluster["clusterId"]
-    assert session.grant.nca_ids == frozenset({DEFAULT_NCA})
+    assert session.grant.nca_id == DEFAULT_NCA and session.grant.cluster is not None
 
     dto = await create_task(tasks, task_key)
     (assignment,) = (await worker.read()).assignments
@@ -117,3 +118,27 @@ async def test_once_a_cluster_exists_a_task_needs_a_gpu_it_offers(
     assert "B200" in refused.json()["detail"]
     offered = await tasks.post("/v1/nvct/tasks", json=task_body(), headers=task_key)
     assert offered.status_code == 200
+
+
+async def test_a_jwt_worker_cannot_claim_another_accounts_cluster(
+    gateway: Gateway,
+    workers: list[ScriptedTaskWorker],
+    client_factory: ClientFactory,
+    other_task_jwt: Headers,
+) -> None:
+    """To run as a registered cluster of another account, a worker presents that cluster's credential."""
+    other_admin = gateway.runtime.issuer.mint(OTHER_CLIENT_ID, ("cluster-management",)).value
+    sis = client_factory("sis.localhost")
+    theirs = await sis.post(
+        f"/v1/accounts/{OTHER_NCA_ID}/clusters", json=cluster_body(OTHER_NCA_ID), headers=bearer(other_admin)
+    )
+    assert theirs.status_code == 200, theirs.text
+    operator = gateway.runtime.issuer.mint(gateway.settings.admin_client_id, ("cluster-management",)).value
+    claiming = ScriptedTaskWorker(target(gateway), hello(operator, cluster_id=theirs.json()["clusterId"]))
+    workers.append(claiming)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await claiming.read()
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Its own account's admin may declare it (the cluster is that account's).
+    own = await attach(gateway, workers, other_admin, cluster_id=theirs.json()["clusterId"])
+    assert own.received[0].welcome.session_id

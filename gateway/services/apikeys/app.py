@@ -5,11 +5,16 @@ admin scope) whose subject maps to an account. Calls without a bearer (older doc
 and nvcf-cli's bare ``DELETE``) are accepted only through the bootstrap door, and then act for
 the default account. Introspection and evaluation are open, as in NVCF: they only answer a caller
 who already holds the key.
+
+Keys never exceed their creator: every scope of a new key (or of new authorizations) must be
+delegable by the caller (``gateway.auth.authority.delegable``: its own scopes plus the consumer
+scopes its admin scopes imply; everything at the bootstrap door); otherwise 403, nothing stored.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +26,7 @@ from cext.hotpath import Principal
 from gateway.access import bootstrap_door_open, optional_principal, require_jwt
 from gateway.auth import apikey_format
 from gateway.auth.authenticator import ACTIVE
+from gateway.auth.authority import CredentialKind, kind_of, scopes_of, undelegable
 from gateway.auth.principals import policies_of
 from gateway.auth.scopes import ADMIN_DEFAULT_SCOPES, ALL_SCOPES
 from gateway.http import JSONResponse, read_json_object
@@ -37,6 +43,15 @@ EVALUATION_POLICIES = {"apikey.allow"}
 MAX_OWNER_ID = 256
 
 
+@dataclass(frozen=True, slots=True)
+class Creator:
+    """Who calls a key-management endpoint: the account it acts for, its table row, its scopes."""
+
+    nca_id: str
+    kind: CredentialKind
+    scopes: frozenset[str]
+
+
 class ApiKeysService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -45,15 +60,18 @@ class ApiKeysService:
         self.keys = runtime.api_keys
 
     async def caller_account(self, request: Request) -> str:
+        return (await self.caller(request)).nca_id
+
+    async def caller(self, request: Request) -> Creator:
         principal = await optional_principal(request, self.runtime)
         if principal is None:
             if bootstrap_door_open(request, self.runtime):
-                return self.runtime.default_account.nca_id
+                return Creator(self.runtime.default_account.nca_id, CredentialKind.DOOR, frozenset())
             raise Unauthorized("Header of type `authorization` was missing")
         _require_admin(principal)
         if not principal.nca_id:
             raise NotFound("Unknown client_id")
-        return principal.nca_id
+        return Creator(principal.nca_id, kind_of(principal), scopes_of(principal))
 
     async def visible_key(self, request: Request, nca_id: str) -> ApiKeyRecord:
         key_id = parse_key_id(request.path_params["key_id"])
@@ -86,12 +104,14 @@ class ApiKeysService:
         )
 
     async def create_key(self, request: Request) -> Response:
-        nca_id = await self.caller_account(request)
+        creator = await self.caller(request)
+        nca_id = creator.nca_id
         issuer, owner_id = _issuer_and_owner(request)
         body = await read_json_object(request, self.limit)
         now = now_ms()
         spec = parse_create(body, now, self.settings.max_api_key_lifetime_days * 86_400_000)
         _require_product(spec.authorizations, issuer)
+        _require_delegable(creator, spec.authorizations)
         value = apikey_format.generate()
         record = ApiKeyRecord(
             id=str(uuid.uuid4()),
@@ -127,9 +147,11 @@ class ApiKeysService:
         return Response(status_code=204)
 
     async def put_authorizations(self, request: Request) -> Response:
-        record = await self.visible_key(request, await self.caller_account(request))
+        creator = await self.caller(request)
+        record = await self.visible_key(request, creator.nca_id)
         authorizations = parse_authorizations(await read_json_object(request, self.limit))
         _require_product(authorizations, ISSUERS[record.issuer_service_id])
+        _require_delegable(creator, authorizations)
         updated = await self.keys.set_authorizations(record.id, authorizations)
         await self.runtime.authenticator.revoke_key(record.id)
         if updated is None:
@@ -178,7 +200,7 @@ class ApiKeysService:
         return JSONResponse(self.runtime.keyring.jwks())
 
     async def openid_configuration(self, request: Request) -> Response:
-        base = f"{request.url.scheme}://{request.headers.get('host', 'localhost')}"
+        base = self.settings.public_urls.service("api-keys")  # never the request's Host
         return JSONResponse(
             {
                 "issuer": self.settings.issuer,
@@ -260,6 +282,15 @@ def _require_product(authorizations: dict[str, Any], issuer: IssuerService) -> N
                 f"Validation failed: [field=authorizations.policies.product, rejected={policy['product']}, "
                 f"message=issuer {issuer.id} issues keys for product {issuer.product}]"
             )
+
+
+def _require_delegable(creator: Creator, authorizations: dict[str, Any]) -> None:
+    """403 unless the creator may delegate every scope of every policy (a key never exceeds it)."""
+    requested = [s for policy in policies_of(authorizations) for s in policy.get("scopes", [])]
+    refused = undelegable(creator.kind, creator.scopes, requested)
+    if refused:
+        names = ", ".join(f"'{s}'" for s in refused)
+        raise Forbidden(f"Cannot delegate scope(s) {names}: a key may not hold scopes its creator cannot delegate")
 
 
 def _audiences(record: ApiKeyRecord) -> set[str]:

@@ -1,14 +1,9 @@
 """What the registered clusters offer: cluster groups, GPUs and instance types.
 
-Feeds ``GET /v2/nvcf/clusterGroups`` (``RegistryClusterDirectory``) and the deployment check
-(``ClusterGpuValidator``). ``validate_gpu`` is the one rule (``check_offered`` applies it to an
-account against the registry, for other callers such as NVCT tasks):
-
-* **No cluster registered at all** (in the whole system): every GPU name is accepted, so the
-  embedded default and ``cfgate demo`` work without SIS.
-* **Otherwise** the ``gpu`` must be offered by a cluster the account may use (its own, or one
-  whose ``authorizedNCAIds`` names it), and the ``instanceType`` must be one of that GPU's
-  instance types on such a cluster; else 400. Names match case-insensitively.
+Feeds ``GET /v2/nvcf/clusterGroups`` (``RegistryClusterDirectory``: the account's own groups
+and those of clusters whose ``authorizedNCAIds`` offer them to it, so it can name them) and the
+GPU check of deployments and tasks (``validate_gpu``, applied by ``placement.check_workload``
+to the clusters usable by the workload's account). Names match case-insensitively.
 
 A cluster group is the set of an account's clusters with the same ``clusterGroupName``; its id is
 derived from account and name (``group_id``), so it needs no table and stays stable.
@@ -21,7 +16,6 @@ from collections.abc import Sequence
 
 from gateway.problems import BadRequest
 from gateway.services.functions.cluster_groups import ClusterDto, ClusterGroupDto, GpuDto, InstanceTypeDto
-from gateway.services.functions.deployment_models import GpuSpecification
 from gateway.store.clusters import Cluster, ClusterRepository
 
 GROUP_NAMESPACE = uuid.UUID("6f1c2f62-5b8e-4d0a-9a57-3c1e0c9b7e21")  # fixed: group ids never change
@@ -42,9 +36,9 @@ def offered(clusters: Sequence[Cluster]) -> dict[str, set[str]]:
 
 
 def validate_gpu(gpu: str, instance_type: str | None, clusters: Sequence[Cluster], *, any_registered: bool) -> None:
-    """400 unless ``clusters`` (those the caller may use) offer ``gpu`` (and ``instance_type``).
+    """400 unless ``clusters`` (those the workload may use) offer ``gpu`` (and ``instance_type``).
 
-    ``any_registered`` tells whether the system has any cluster at all; without one, all pass.
+    ``any_registered`` false (no cluster usable by the account): all pass.
     """
     if not any_registered:
         return
@@ -57,25 +51,6 @@ def validate_gpu(gpu: str, instance_type: str | None, clusters: Sequence[Cluster
         raise BadRequest(
             f"Instance type '{instance_type}' is not offered for GPU '{gpu}' by any cluster available to the account"
         )
-
-
-async def check_offered(clusters: ClusterRepository, nca_id: str, gpu: str, instance_type: str | None) -> None:
-    """``validate_gpu`` for one account against the registry (e.g. an NVCT task's GPU)."""
-    every = await clusters.all()
-    validate_gpu(gpu, instance_type, [c for c in every if c.visible_to(nca_id)], any_registered=bool(every))
-
-
-class ClusterGpuValidator:
-    """``GpuValidator`` for deployments, backed by the cluster registry."""
-
-    def __init__(self, clusters: ClusterRepository) -> None:
-        self._clusters = clusters
-
-    async def __call__(self, nca_id: str, specs: Sequence[GpuSpecification]) -> None:
-        every = await self._clusters.all()
-        usable = [c for c in every if c.visible_to(nca_id)]
-        for spec in specs:
-            validate_gpu(spec.gpu, spec.instanceType, usable, any_registered=bool(every))
 
 
 class RegistryClusterDirectory:

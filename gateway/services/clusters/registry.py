@@ -26,6 +26,10 @@ class ClusterRegistry:
             return None
         return await self.repository.by_credential(cluster_credentials.credential_hash(credential))
 
+    async def by_id(self, cluster_id: str) -> Cluster | None:
+        """The cluster of that id in any account (a registry holds a handful)."""
+        return next((c for c in await self.repository.all() if c.cluster_id == cluster_id), None)
+
     async def delete(self, cluster: Cluster) -> bool:
         if not await self.repository.delete(cluster.nca_id, cluster.cluster_id):
             return False

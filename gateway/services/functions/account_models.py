@@ -76,9 +76,14 @@ class RegistryCredential(ApiModel):
         return value
 
 
+# The issuer whose tokens carry the client id as ``sub`` (cfgate: omitted → the gateway's own).
+ClientIssuer = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
 class CreateAccountRequest(ApiModel):
     name: AccountName
     adminClientId: ClientId | None = None
+    adminClientIssuer: ClientIssuer | None = None
     registryCredentials: list[RegistryCredential] | None = None
     maxFunctionsAllowed: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
     maxTasksAllowed: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
@@ -128,6 +133,7 @@ class PatchAccountRequest(ApiModel):
     """Body of ``…/clients/associate`` and ``…/clients/disassociate``."""
 
     adminClientId: ClientId
+    adminClientIssuer: ClientIssuer | None = None
 
 
 class AccountDto(ApiModel):

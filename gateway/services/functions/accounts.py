@@ -20,6 +20,11 @@ cfgate's choices where NVCF is silent: ``ncaId`` must match ``^[A-Za-z0-9][A-Za-
 ``DEFAULT_LIMITS``; registry credentials given at provisioning are kept (secret values sealed)
 in the account and shown back without values; ``telemetries`` is not part of the details.
 Every change of the client → account mapping evicts the cached principals of those clients.
+
+A client is a subject of one issuer (cfgate, for trusted issuers): ``adminClientIssuer`` in the
+create and associate bodies names the trusted issuer (``--trusted-issuer``) whose tokens carry
+the client id as ``sub``; omitted, or the gateway's own issuer, it is the gateway's own. Any
+other issuer is a 400. Tokens of another issuer with the same ``sub`` map to no account.
 """
 
 from __future__ import annotations
@@ -133,6 +138,16 @@ def _path_account(call: Call) -> str:
     return nca_id
 
 
+def _client_issuer(call: Call, issuer: str | None) -> str | None:
+    """The stored issuer of a client: ``None`` for the gateway's own, else a trusted issuer (400 otherwise)."""
+    settings = call.runtime.settings
+    if issuer is None or issuer == settings.issuer:
+        return None
+    if issuer not in settings.trusted_issuer_map():
+        raise BadRequest(f"Invalid adminClientIssuer '{issuer[:128]}': not this gateway's issuer or a trusted issuer")
+    return issuer
+
+
 async def _evict(call: Call, *client_ids: str | None) -> None:
     for client_id in client_ids:
         if client_id:
@@ -162,11 +177,12 @@ async def list_accounts(call: Call) -> ListAccountsResponse:
 async def create_account(call: Call) -> AccountResponse:
     nca_id = _path_account(call)
     body: CreateAccountRequest = call.body
+    issuer = _client_issuer(call, body.adminClientIssuer)
     limits: dict[str, Any] = {name: getattr(body, name) for name in LIMITS if getattr(body, name) is not None}
     if body.registryCredentials:
         limits[REGISTRY_CREDENTIALS] = _sealed_registry_credentials(call, nca_id, body)
     try:
-        account = await call.runtime.accounts.create(nca_id, body.name, body.adminClientId, limits)
+        account = await call.runtime.accounts.create(nca_id, body.name, body.adminClientId, limits, issuer)
     except (ClientTaken, AccountExists) as exc:
         raise Conflict(str(exc)) from None
     await _evict(call, body.adminClientId)
@@ -207,8 +223,9 @@ async def update_account(call: Call) -> AccountResponse:
 async def associate_client(call: Call) -> AccountResponse:
     nca_id = _path_account(call)
     client_id = call.body.adminClientId
+    issuer = _client_issuer(call, call.body.adminClientIssuer)
     try:
-        account = await call.runtime.accounts.associate(nca_id, client_id)
+        account = await call.runtime.accounts.associate(nca_id, client_id, issuer)
     except ClientTaken as exc:
         raise Conflict(str(exc)) from None
     except AccountNotFound as exc:

@@ -6,9 +6,10 @@ other accounts' assets are 404. Choices where NVCF is silent or S3-specific:
 - An asset exists once its bytes are uploaded (as an S3 object does in NVCF): before that it
   is not listed and ``GET``/``content-redirect``/``DELETE`` are 404. ``createdAt`` is the time
   the upload completed. Listings carry ``description``, ``contentType`` and ``createdAt`` too.
-- ``uploadUrl`` and ``presignedUrl`` point at cfgate: ``<scheme://host of the request>/v2/nvcf/
-  assets/<assetId>/blob?expires=…&signature=…``, valid ``asset_url_ttl_seconds`` (35 min). Those
-  blob routes (``extra_routes``) need no bearer: the signature is the credential.
+- ``uploadUrl`` and ``presignedUrl`` point at cfgate's api service as configured (``--public-url``,
+  never the request's Host): ``<api public URL>/v2/nvcf/assets/<assetId>/blob?expires=…&signature=…``,
+  valid ``asset_url_ttl_seconds`` (35 min). Those blob routes (``extra_routes``) need no
+  bearer: the signature is the credential.
 - ``PUT`` must carry the ``Content-Type`` and ``x-amz-meta-nvcf-asset-description`` given at
   creation (else 403, as S3's signed headers); it may be repeated while the URL is valid (the
   last upload wins); more than ``max_asset_bytes`` is 413; it answers 200 with no body.
@@ -46,9 +47,8 @@ if TYPE_CHECKING:
 SCOPES = ("invoke_function",)
 
 
-def _base_url(call_or_request: Call | Request) -> str:
-    request = call_or_request.request if isinstance(call_or_request, Call) else call_or_request
-    return str(request.base_url)
+def _base_url(call: Call) -> str:
+    return call.runtime.settings.public_urls.service("api")
 
 
 def _dto(record: AssetRecord) -> AssetDto:

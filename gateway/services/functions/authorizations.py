@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gateway.access import key_may_use
 from gateway.api import Call, Endpoint
 from gateway.problems import BadRequest, Conflict, NotFound
 from gateway.services.functions.sharing_models import (
@@ -216,6 +217,8 @@ async def list_shared_functions(call: Call) -> ListAuthorizedPartiesResponse:
     shares: dict[str, list[Authorization]] = {}
     dtos = []
     for version in owned:
+        if not key_may_use(call.caller, call.runtime, version.function_id, version.version_id):
+            continue  # a resource-limited key lists only the functions it is allowed on
         if version.function_id not in shares:
             shares[version.function_id] = await authorizations.list(version.function_id)
         dto = _merged(version, shares[version.function_id])

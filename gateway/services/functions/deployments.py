@@ -20,8 +20,8 @@ Rules follow NVCF's ``FunctionDeploymentService`` and ``DeploymentValidationServ
 * **Invocation view**: ``routes.refresh`` runs after every write (refresh_status does it when the
   status changes; otherwise we do, since ``maxRequestConcurrency`` may have changed).
 * **GPU names** are checked by ``runtime.gpu_validator`` before anything is written: the SIS
-  registry's ``ClusterGpuValidator`` (any name while no cluster is registered; otherwise the
-  ``gpu``/``instanceType`` must be offered by a cluster the account may use, else 400).
+  placement rule's ``ClusterGpuValidator`` (any name while no cluster is usable by the account;
+  otherwise a usable cluster must run the specification, else 400; ``clusters.placement``).
 * **Container functions** may not carry ``configuration`` or ``helmValidationPolicy`` (Helm only),
   and ``backend`` and ``clusters`` cannot both be given (NVCF's messages).
 * **PUT** (deprecated) must list exactly as many specifications as the deployment has; with more
@@ -41,6 +41,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from gateway.access import require_function_resource
 from gateway.api import Call, Endpoint
 from gateway.problems import BadRequest, NotFound
 from gateway.services.functions.deployment_models import (
@@ -147,6 +148,7 @@ async def _in_account(call: Call, deployment: Deployment | None, what: str) -> t
     version = await call.runtime.catalog.functions.get(deployment.function_id, deployment.version_id)
     if version is None:
         raise NotFound(f"{what} not found in account '{nca_id}'")
+    require_function_resource(call.caller, call.runtime, deployment.function_id, deployment.version_id)
     return version, deployment
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BeforeValidator, Field
 
+from gateway.access import key_may_use
 from gateway.api import ApiModel, Call, Endpoint
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import BadRequest, NotFound
@@ -116,9 +117,11 @@ async def create_function_version(call: Call) -> FunctionResponse:
 
 async def _list(call: Call) -> list[FunctionVersion]:
     wanted = set(call.query.visibility)
-    return await call.runtime.catalog.functions.visible(
+    versions = await call.runtime.catalog.functions.visible(
         call.nca_id, private="private" in wanted, authorized="authorized" in wanted, public="public" in wanted
     )
+    # An API key lists only the functions its resources allow (NVCF's ``allAllowedFunctions``).
+    return [v for v in versions if key_may_use(call.caller, call.runtime, v.function_id, v.version_id)]
 
 
 def _dtos(call: Call, versions: list[FunctionVersion]) -> FunctionListResponse:
@@ -147,7 +150,8 @@ async def list_function_versions(call: Call) -> FunctionListResponse:
     versions = await call.runtime.catalog.visible_versions(call.nca_id, function_id)
     if not versions:
         raise NotFound(f"Function '{function_id}' not found")
-    return _dtos(call, versions)
+    # A key granted some versions (``function:<fid>/<vid>``) lists only those.
+    return _dtos(call, [v for v in versions if key_may_use(call.caller, call.runtime, function_id, v.version_id)])
 
 
 async def get_function_version(call: Call) -> FunctionResponse:

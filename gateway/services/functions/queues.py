@@ -16,6 +16,7 @@ Reference §8 and §17; depth and position are read through ``runtime.queues``
 
 from __future__ import annotations
 
+from gateway.access import key_may_use
 from gateway.api import ApiModel, Call, Endpoint
 from gateway.problems import Forbidden, NotFound
 from gateway.services.functions.models import FunctionStatus
@@ -99,6 +100,9 @@ async def get_position(call: Call) -> GetPositionInQueueResponse:
     except NotFound:
         raise missing from None
     if not any(v.version_id == position.version_id for v in versions):
+        raise missing
+    # A resource-limited key sees only requests of the functions it is allowed on.
+    if not key_may_use(call.caller, call.runtime, position.function_id, position.version_id):
         raise missing
     return GetPositionInQueueResponse(
         functionId=position.function_id, functionVersionId=position.version_id, positionInQueue=position.position

@@ -103,7 +103,7 @@ def task_cursor(cursor: str | None) -> tuple[int, str] | None:
     if cursor is None:
         return None
     created, sep, task_id = _decode(cursor).partition(":")
-    if not sep or not created.isdigit() or len(task_id) != 36:
+    if not sep or not (created.isascii() and created.isdigit()) or len(task_id) != 36:
         raise BadRequest(f"Invalid cursor '{cursor[:64]}'")
     return int(created), task_id
 
@@ -112,7 +112,7 @@ def seq_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     text = _decode(cursor)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"Invalid cursor '{cursor[:64]}'")
     return int(text)
 

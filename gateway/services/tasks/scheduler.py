@@ -4,7 +4,8 @@ Every pass (on a kick, or every ``tick`` seconds):
 
 1. QUEUED tasks older than their ``maxQueuedDuration`` → EXCEEDED_MAX_QUEUED_DURATION.
 2. QUEUED tasks, oldest first, go to an attached worker with a free slot whose gpu and instance
-   type equal the task's (and whose cluster is among the task's ``clusters``, when given); the
+   type equal the task's and whose grant admits the task (its account, and the task's placement:
+   ``TaskWorkerGrant.admits``); the
    conditional QUEUED → LAUNCHED update makes sure only one node launches it.
 3. Tasks this node's workers run are checked against the store: one cancelled or deleted
    elsewhere (another node, or the API on this one) is stopped on its worker.
@@ -72,10 +73,7 @@ class TaskWorkerSession:
         spec = task.spec.get("gpuSpecification", {})
         if spec.get("gpu") != self.hello.gpu or spec.get("instanceType") != self.hello.instance_type:
             return False
-        clusters = spec.get("clusters")
-        if clusters and (self.grant.cluster_id or self.hello.cluster_id) not in clusters:
-            return False
-        return self.grant.nca_ids is None or task.nca_id in self.grant.nca_ids
+        return self.grant.admits(task.nca_id, spec)
 
     def instance(self) -> dict[str, Any]:
         hello = self.hello

@@ -64,7 +64,7 @@ class TaskService:
         nca_id = await self.account(call)
         gpu = request.gpuSpecification
         try:
-            checked = call.runtime.task_gpu_validator(nca_id, gpu.gpu, gpu.instanceType)
+            checked = call.runtime.task_gpu_validator(nca_id, gpu.model_dump(mode="json", exclude_none=True))
             if inspect.isawaitable(checked):
                 await checked
         except GatewayError:

@@ -1,0 +1,137 @@
+"""The operator's commands: ``serve``, ``worker``, ``demo`` and ``rotate-signing-key``.
+
+Every ``serve`` flag also reads ``CFGATE_<NAME>`` (Settings does that); unset flags stay ``None``
+here so the environment is not overridden.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.cli.failures import CliFailure, ExitCode
+from gateway.settings import Settings, SettingsError
+
+# Ctrl-C: the shell's convention for "ended by SIGINT".
+SIGINT_EXIT = 130
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    overrides = {k: v for k, v in options.items() if v is not None and v != ()}
+    for repeated in ("trusted_issuers", "upstreams"):
+        if repeated in overrides:
+            overrides[repeated] = tuple(overrides[repeated])
+    try:
+        return Settings.load(overrides)
+    except SettingsError as exc:
+        raise CliFailure(str(exc), ExitCode.USAGE) from None
+
+
+@click.command("serve")
+@click.option("--host", help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, help="HTTP port (default 8080).")
+@click.option("--grpc-port", "grpc_port", type=int, help="Worker gRPC port (default 10081).")
+@click.option("--domain", help="Base domain for Host routing (default localhost).")
+@click.option(
+    "--public-url", "public_url", help="Base URL clients reach the gateway at (default http://<domain>:<port>)."
+)
+@click.option("--data-dir", "data_dir", type=click.Path(path_type=Path), help="Data directory (default ./.cfgate).")
+@click.option("--redis", help="Redis URL (shared queues; needed for --processes > 1).")
+@click.option("--database", help="SQL store URL: sqlite:///path (default) or postgresql://...")
+@click.option("--processes", type=int, help="Gateway processes sharing the port (default 1).")
+@click.option("--bootstrap-secret", "bootstrap_secret", help="Secret that opens the admin-token door remotely.")
+@click.option(
+    "--no-bootstrap-loopback",
+    "bootstrap_loopback",
+    flag_value=False,
+    default=None,
+    help="Close the admin-token door to loopback clients too.",
+)
+@click.option(
+    "--trusted-issuer",
+    "trusted_issuers",
+    multiple=True,
+    metavar="ISSUER=JWKS_URL",
+    help="Also accept JWTs of this issuer, verified with its JWKS (repeatable).",
+)
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    metavar="SERVICE=URL",
+    help="Proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable).",
+)
+@click.option("--log-level", "log_level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--tls-cert", "tls_cert", metavar="PEM", help="Serve HTTPS with this certificate (chain).")
+@click.option("--tls-key", "tls_key", metavar="PEM", help="The private key of --tls-cert.")
+def serve_command(**options: Any) -> int:
+    """Run the gateway (every flag also reads CFGATE_<NAME>)."""
+    settings = _settings(options)
+    _logging()
+    from gateway.server import serve
+
+    try:
+        return serve(settings)
+    except SettingsError as exc:
+        raise CliFailure(str(exc), ExitCode.USAGE) from None
+    except KeyboardInterrupt:
+        # uvicorn has shut down gracefully by now and re-raised the SIGINT it caught.
+        return SIGINT_EXIT
+
+
+@click.command("rotate-signing-key")
+@click.option("--data-dir", "data_dir", type=click.Path(path_type=Path), help="Data directory (default ./.cfgate).")
+def rotate_command(data_dir: Path | None) -> int:
+    """Add a new token-signing key; live tokens stay valid."""
+    settings = _settings({"data_dir": data_dir})
+    _logging()
+    from gateway.auth.keyring import KeyRing
+
+    ring = KeyRing.open(settings.data_dir, settings.admin_token_ttl_seconds + 60)
+    key = ring.rotate()
+    click.echo(f"new signing key {key.kid}; {len(ring.jwks()['keys'])} key(s) published")
+    return 0
+
+
+@click.command("demo")
+@click.option("--port", type=int, default=8080, show_default=True, help="HTTP port (0: any free port).")
+@click.option(
+    "--grpc-port", "grpc_port", type=int, default=10081, show_default=True, help="Worker gRPC port (0: any free port)."
+)
+@click.option(
+    "--data-dir", "data_dir", type=click.Path(path_type=Path), help="Default: a temporary directory, removed at exit."
+)
+@click.option("--once", is_flag=True, help="Exit after the sample invocation.")
+def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+    """Gateway, sample function and worker; one invocation.
+
+    Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
+    """
+    _logging()
+    from gateway.demo import main as demo_main
+
+    return demo_main(port, grpc_port, data_dir, once)
+
+
+@click.command(
+    "worker",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def worker_command(arguments: tuple[str, ...]) -> int:
+    """Worker agent beside a container (or --tasks)."""
+    from invoker.worker.cli import main as worker_main
+
+    return worker_main(list(arguments))
+
+
+OPERATOR_COMMANDS = (serve_command, worker_command, demo_command, rotate_command)
