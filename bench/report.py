@@ -63,6 +63,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     )
     rows.append(_ratio("pexec-embedded / rayserve", pexec, _peak(results, "rayserve"), 20.0))
     rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.5))
+    # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
+    rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
     return rows
 
 

@@ -9,11 +9,12 @@ yields cfgate's proxy and nginx). Everything listens on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import nginx, rayserve, redis
+from bench import nginx, rayserve, redis, tls
 from bench.loadgen.target import Target, body_1k
 from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
 from bench.stack import Stack, start_gateway, start_stack
@@ -80,7 +81,8 @@ def direct(ctx: Context) -> Iterator[list[Subject]]:
 def _pexec(stack: Stack) -> Target:
     headers = {"Authorization": f"Bearer {stack.key}"}
     path = f"/v2/nvcf/pexec/functions/{stack.function.function_id}"
-    return _echo_body_target(stack.port, path, "invocation.localhost", headers)
+    target = _echo_body_target(stack.port, path, "invocation.localhost", headers)
+    return dataclasses.replace(target, scheme=stack.scheme)
 
 
 def _tlb(stack: Stack, path: str = "/echo", method: str = "POST") -> Target:
@@ -104,6 +106,13 @@ def _stack(ctx: Context, name: str, **kwargs: object) -> Iterator[Stack]:
 def pexec_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "pexec-embedded") as stack:
         yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway], agents=[stack.worker])]
+
+
+@contextlib.contextmanager
+def pexec_tls(ctx: Context) -> Iterator[list[Subject]]:
+    """pexec over HTTPS (``--tls-cert/--tls-key``, a self-signed P-256 certificate)."""
+    with _stack(ctx, "pexec-tls", tls=tls.self_signed(ctx.work_dir / "pexec-tls-certs")) as stack:
+        yield [Subject("pexec-tls", _pexec(stack), [stack.gateway], notes=["TLS 1.3, keep-alive"])]
 
 
 @contextlib.contextmanager
@@ -186,6 +195,7 @@ def ray_serve(ctx: Context) -> Iterator[list[Subject]]:
 SCENARIOS: dict[str, Scenario] = {
     "ceiling": ceiling,
     "pexec-embedded": pexec_embedded,
+    "pexec-tls": pexec_tls,
     "direct": direct,
     "tlb-embedded": tlb_embedded,
     "pexec-redis-1p": _redis_scenario(1),

@@ -44,6 +44,7 @@ class Stack:
     function: sample.SampleFunction
     key: str
     procs: list[Proc] = field(default_factory=list)
+    scheme: str = "http"
 
     @property
     def worker(self) -> Proc:
@@ -83,8 +84,13 @@ def start_stack(
     work_dir: Path,
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Stack:
     procs: list[Proc] = []
+    scheme = "http"
+    if tls is not None:
+        extra = [*extra, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        scheme = "https"
     try:
         echo_port = free_port()
         echo = Proc(f"{name}-echo", python("bench.servers.echo", "--port", str(echo_port)), client_cpus, work_dir)
@@ -92,25 +98,25 @@ def start_stack(
         gateway, port, grpc_port = start_gateway(name, server_cpus, work_dir, extra, env)
         procs.append(gateway)
         wait_port(echo_port, echo)
-        function, key = asyncio.run(_create(port, echo_port))
+        function, key = asyncio.run(_create(f"{scheme}://{LOOPBACK}:{port}", echo_port))
         worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
         worker_argv += worker_flags()
         procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
-        asyncio.run(_wait_active(port, function))
+        asyncio.run(_wait_active(f"{scheme}://{LOOPBACK}:{port}", function))
     except BaseException:
         for proc in reversed(procs):
             proc.stop()
         raise
-    return Stack(gateway, port, grpc_port, echo_port, function, key, procs)
+    return Stack(gateway, port, grpc_port, echo_port, function, key, procs, scheme)
 
 
-async def _create(port: int, echo_port: int) -> tuple[sample.SampleFunction, str]:
-    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+async def _create(base: str, echo_port: int) -> tuple[sample.SampleFunction, str]:
+    async with httpx.AsyncClient(base_url=base, timeout=30, verify=False) as http:
         token = await sample.admin_token(http)
         function = await sample.create_function(http, token, echo_port, max_concurrency=WORKER_CONCURRENCY)
         return function, await sample.invoke_key(http, token, "bench@cfgate.local")
 
 
-async def _wait_active(port: int, function: sample.SampleFunction) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+async def _wait_active(base: str, function: sample.SampleFunction) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30, verify=False) as http:
         await sample.wait_active(http, function)
