@@ -70,7 +70,7 @@ def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = 
     try:
         target = _pexec(stack)
         run_wrk(target, 2, client, out)
-        worker = stack.procs[-1]
+        worker = stack.worker
         spies = {
             "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw", native),
             "worker": _record(worker.pid, seconds, out / "worker.txt", "raw", native),
@@ -83,7 +83,9 @@ def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = 
         shares = meter.shares()
         for spy in spies.values():
             spy.wait(timeout=seconds + 30)
-        report = [f"wrk: {result.get('rps')} rps, CPU shares {shares}"]
+        rps = float(result.get("rps") or 0)  # type: ignore[arg-type]
+        per_request = {name: round(share / rps * 1e6) for name, share in shares.items()} if rps else {}
+        report = [f"wrk: {rps:.0f} rps, CPU shares {shares}, CPU us per request {per_request}"]
         for name in spies:
             report += [f"== {name}", summarise(out / f"{name}.txt")]
         return "\n".join(report)

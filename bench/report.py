@@ -63,6 +63,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
     )
     rows.append(_ratio("pexec-embedded / rayserve", pexec, _peak(results, "rayserve"), 20.0))
     rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.5))
+    # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
+    rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
     return rows
 
 
@@ -77,13 +79,13 @@ def _cpu(shares: dict[str, float]) -> str:
 def markdown(run: dict[str, Any]) -> str:
     results: Results = run["results"]
     lines = [f"# cfgate bench {run['stamp']}", "", _layout(run), ""]
-    lines += ["| scenario | peak rps | server CPU us/req | wrk p50 / p99 ms | errors | server CPU | wrk CPU "
-              "| open 50%: p50 / p99 ms | open 100%: p50 / p99 ms | gen CPU max | notes |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| scenario | peak rps | server CPU us/req | worker agent CPU us/req | wrk p50 / p99 ms | errors "
+              "| server CPU | wrk CPU | open 50%: p50 / p99 ms | open 100%: p50 / p99 ms | gen CPU max | notes |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, entry in results.items():
         if entry.get("status") != "ok":
             lines.append(
-                f"| {name} | – | – | – | – | – | – | – | – | {entry.get('status')}: {entry.get('reason', '')} |"
+                f"| {name} | – | – | – | – | – | – | – | – | – | {entry.get('status')}: {entry.get('reason', '')} |"
             )
         elif entry.get("kind") == "http":
             lines.append(_http_row(name, entry))
@@ -91,7 +93,7 @@ def markdown(run: dict[str, Any]) -> str:
             sse = entry["sse"]
             ttfe = sse["ttfe_ms"]
             lines.append(
-                f"| {name} | {sse['events_per_s']:.0f} events/s | – | TTFE {_ms(ttfe['p50'])} / {_ms(ttfe['p99'])} "
+                f"| {name} | {sse['events_per_s']:.0f} events/s | – | – | TTFE {_ms(ttfe['p50'])} / {_ms(ttfe['p99'])} "
                 f"| {sse['errors']} | {_cpu(entry['server_cpu'])} | – | – | – | {sse['generator_cpu']:.2f} "
                 f"| {sse['concurrency']} streams; {'; '.join(entry.get('notes', []))} |"
             )
@@ -142,22 +144,24 @@ def _http_row(name: str, entry: dict[str, Any]) -> str:
     gen = max([p["generator_cpu"] for p in entry["open"]] or [0.0])
     bound = " (generator-bound)" if any(p["generator_bound"] for p in entry["open"]) else ""
     return (
-        f"| {name} | {closed['rps']:.0f} | {_us_per_request(closed)} | {_ms(lat['p50'])} / {_ms(lat['p99'])} "
+        f"| {name} | {closed['rps']:.0f} | {_us_per_request(closed)} | {_us_per_request(closed, 'agent_cpu')} "
+        f"| {_ms(lat['p50'])} / {_ms(lat['p99'])} "
         f"| {closed['errors']} "
         f"| {_cpu(closed['server_cpu'])} | {closed['generator_cpu']:.2f} | {pair(half)} | {pair(full)} "
         f"| {gen:.2f}{bound} | {'; '.join(entry.get('notes', []))} |"
     )
 
 
-def cpu_us_per_request(closed: dict[str, Any]) -> float | None:
-    """Server CPU time per request at peak: robust to a shared machine, where the share is not."""
-    if not closed.get("rps"):
+def cpu_us_per_request(closed: dict[str, Any], key: str = "server_cpu") -> float | None:
+    """CPU time per request at peak (``key``: the server's, or ``agent_cpu`` for the worker agents):
+    robust to a shared machine, where the share is not. None when not measured (older results)."""
+    if not closed.get("rps") or not closed.get(key):
         return None
-    return float(sum(closed["server_cpu"].values()) / closed["rps"] * 1e6)
+    return float(sum(closed[key].values()) / closed["rps"] * 1e6)
 
 
-def _us_per_request(closed: dict[str, Any]) -> str:
-    value = cpu_us_per_request(closed)
+def _us_per_request(closed: dict[str, Any], key: str = "server_cpu") -> str:
+    value = cpu_us_per_request(closed, key)
     return "–" if value is None else f"{value:.0f}"
 
 

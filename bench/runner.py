@@ -53,8 +53,10 @@ def measure(subject: Subject, ctx: Context, plan: Plan, extra_rates: dict[str, f
     if subject.check is not None:
         subject.check()
     meter = CpuMeter(subject.server)
+    agents = CpuMeter(subject.agents)
     closed = run_wrk(subject.target, plan.duration, ctx.client_cpus, ctx.work_dir)
     closed["server_cpu"] = meter.shares()
+    closed["agent_cpu"] = agents.shares()
     peak = closed["rps"]
     points = []
     rates = [(f"{round(f * 100)}%", max(10.0, f * peak)) for f in plan.fractions]

@@ -9,11 +9,12 @@ yields cfgate's proxy and nginx). Everything listens on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import nginx, rayserve, redis
+from bench import nginx, rayserve, redis, tls
 from bench.loadgen.target import Target, body_1k
 from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
 from bench.stack import Stack, start_gateway, start_stack
@@ -44,6 +45,8 @@ class Subject:
     # Run after the warm-up; raises NotAvailable when the build does not do what the scenario measures.
     check: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
+    # Worker agents serving the subject: their CPU per request is reported beside the server's.
+    agents: list[Proc] = field(default_factory=list)
 
 
 Scenario = Callable[[Context], contextlib.AbstractContextManager[list[Subject]]]
@@ -78,7 +81,8 @@ def direct(ctx: Context) -> Iterator[list[Subject]]:
 def _pexec(stack: Stack) -> Target:
     headers = {"Authorization": f"Bearer {stack.key}"}
     path = f"/v2/nvcf/pexec/functions/{stack.function.function_id}"
-    return _echo_body_target(stack.port, path, "invocation.localhost", headers)
+    target = _echo_body_target(stack.port, path, "invocation.localhost", headers)
+    return dataclasses.replace(target, scheme=stack.scheme)
 
 
 def _tlb(stack: Stack, path: str = "/echo", method: str = "POST") -> Target:
@@ -101,13 +105,20 @@ def _stack(ctx: Context, name: str, **kwargs: object) -> Iterator[Stack]:
 @contextlib.contextmanager
 def pexec_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "pexec-embedded") as stack:
-        yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway])]
+        yield [Subject("pexec-embedded", _pexec(stack), [stack.gateway], agents=[stack.worker])]
+
+
+@contextlib.contextmanager
+def pexec_tls(ctx: Context) -> Iterator[list[Subject]]:
+    """pexec over HTTPS (``--tls-cert/--tls-key``, a self-signed P-256 certificate)."""
+    with _stack(ctx, "pexec-tls", tls=tls.self_signed(ctx.work_dir / "pexec-tls-certs")) as stack:
+        yield [Subject("pexec-tls", _pexec(stack), [stack.gateway], notes=["TLS 1.3, keep-alive"])]
 
 
 @contextlib.contextmanager
 def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "tlb-embedded") as stack:
-        yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway])]
+        yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway], agents=[stack.worker])]
 
 
 def _redis_scenario(processes: int) -> Scenario:
@@ -128,7 +139,10 @@ def _redis_scenario(processes: int) -> Scenario:
             ctx_cpus = Context(ctx.work_dir, cpus, ctx.client_cpus)
             with _stack(ctx_cpus, name, extra=extra) as stack:
                 check = lambda: redis.require_streams(server, name)  # noqa: E731
-                yield [Subject(name, _pexec(stack), [stack.gateway, server.proc], check=check, notes=notes)]
+                subject = Subject(
+                    name, _pexec(stack), [stack.gateway, server.proc], check=check, notes=notes, agents=[stack.worker]
+                )
+                yield [subject]
         finally:
             server.proc.stop()
 
@@ -181,6 +195,7 @@ def ray_serve(ctx: Context) -> Iterator[list[Subject]]:
 SCENARIOS: dict[str, Scenario] = {
     "ceiling": ceiling,
     "pexec-embedded": pexec_embedded,
+    "pexec-tls": pexec_tls,
     "direct": direct,
     "tlb-embedded": tlb_embedded,
     "pexec-redis-1p": _redis_scenario(1),

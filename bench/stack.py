@@ -4,6 +4,7 @@ cores), and a function, deployment and invoke key created through the API (``gat
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,16 @@ from bench.procs import LOOPBACK, BenchError, Proc, free_port, python, wait_port
 from gateway import sample
 
 WORKER_CONCURRENCY = 128  # credits: more than the 64 client connections, so the worker never limits
+
+
+def worker_flags() -> list[str]:
+    """The echo container never writes large outputs or progress files, so its worker offers no
+    NVCF-LARGE-OUTPUT-DIR (``--no-large-outputs``). With CFGATE_WORKER_LARGE_OUTPUTS set (``true``:
+    the default, one directory created, listed and recycled per invocation) the worker decides."""
+    flags = ["--log-level", "WARNING"]
+    if "CFGATE_WORKER_LARGE_OUTPUTS" not in os.environ:
+        flags.append("--no-large-outputs")
+    return flags
 
 
 class NotAvailable(BenchError):
@@ -33,6 +44,12 @@ class Stack:
     function: sample.SampleFunction
     key: str
     procs: list[Proc] = field(default_factory=list)
+    scheme: str = "http"
+
+    @property
+    def worker(self) -> Proc:
+        """The worker agent (``cfgate worker``)."""
+        return next(p for p in self.procs if p.name.endswith("-worker"))
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -67,8 +84,13 @@ def start_stack(
     work_dir: Path,
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Stack:
     procs: list[Proc] = []
+    scheme = "http"
+    if tls is not None:
+        extra = [*extra, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        scheme = "https"
     try:
         echo_port = free_port()
         echo = Proc(f"{name}-echo", python("bench.servers.echo", "--port", str(echo_port)), client_cpus, work_dir)
@@ -76,25 +98,25 @@ def start_stack(
         gateway, port, grpc_port = start_gateway(name, server_cpus, work_dir, extra, env)
         procs.append(gateway)
         wait_port(echo_port, echo)
-        function, key = asyncio.run(_create(port, echo_port))
+        function, key = asyncio.run(_create(f"{scheme}://{LOOPBACK}:{port}", echo_port))
         worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
-        worker_argv += ["--log-level", "WARNING"]
+        worker_argv += worker_flags()
         procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
-        asyncio.run(_wait_active(port, function))
+        asyncio.run(_wait_active(f"{scheme}://{LOOPBACK}:{port}", function))
     except BaseException:
         for proc in reversed(procs):
             proc.stop()
         raise
-    return Stack(gateway, port, grpc_port, echo_port, function, key, procs)
+    return Stack(gateway, port, grpc_port, echo_port, function, key, procs, scheme)
 
 
-async def _create(port: int, echo_port: int) -> tuple[sample.SampleFunction, str]:
-    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+async def _create(base: str, echo_port: int) -> tuple[sample.SampleFunction, str]:
+    async with httpx.AsyncClient(base_url=base, timeout=30, verify=False) as http:
         token = await sample.admin_token(http)
         function = await sample.create_function(http, token, echo_port, max_concurrency=WORKER_CONCURRENCY)
         return function, await sample.invoke_key(http, token, "bench@cfgate.local")
 
 
-async def _wait_active(port: int, function: sample.SampleFunction) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", timeout=30) as http:
+async def _wait_active(base: str, function: sample.SampleFunction) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30, verify=False) as http:
         await sample.wait_active(http, function)

@@ -44,10 +44,13 @@ from cext.hotpath import (
     Principal,
     extract_bearer,
 )
-from gateway.asgi import ASGIApp, Receive, Scope, Send, header, send_response
+from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.auth.worker_authority import Operator
+from gateway.edge.asgi_exchange import AsgiExchange, Handler
+from gateway.edge.budget import ByteBudget
+from gateway.edge.exchange import Exchange, HotRequest
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.problems import (
@@ -120,8 +123,11 @@ class Gateway:
         self._replies: ReplyBus | None = None
         self._nico: NicoApp | None = None
         self._invoke_mask = 0
+        self._eager = False
         self._health = health_response("")
         self.grpc_port = 0
+        # Request-body bytes this process holds for invocations (the server layer reserves from it).
+        self.budget = ByteBudget(settings.max_queued_body_bytes)
 
     @property
     def runtime(self) -> Runtime:
@@ -139,6 +145,7 @@ class Gateway:
         runtime = await Runtime.start(self.settings)
         self._runtime = runtime
         self._health = health_response(runtime.process_id)
+        self._eager = runtime.redis is None
         settings = self.settings
         scheduler = TaskScheduler(
             TaskRepository(runtime.store.engine),
@@ -202,6 +209,8 @@ class Gateway:
             results=results,
             rate=runtime.rate_limit,
             public_url=settings.public_urls.service("invocation"),
+            budget=self.budget,
+            stream_backlog=settings.max_stream_backlog_bytes,
         )
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
@@ -284,32 +293,93 @@ class Gateway:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == "/health":
-            await send_response(send, 200, *self._health)
+        exchange = AsgiExchange(scope, receive, send)
+        handler = self.hot_handler(exchange.request)
+        if handler is None:
+            await self.control(scope, receive, send, exchange.request.decision)
             return
+        await exchange.run(handler)
+
+    def hot_handler(self, request: HotRequest) -> Handler | None:
+        """The hot-path handler for a request, decided from its head; None: the control plane's."""
+        if request.path == "/health":
+            return self._serve_health
         hot = self._hot
         assert hot is not None, "gateway not started"
-        host = header(scope, b"host") or b""
-        method = scope["method"].encode()
-        path = scope.get("raw_path") or scope["path"].encode()
-        authorization = header(scope, b"authorization")
-        decision = hot.decide(host, method, path, authorization)
-        if decision.code == DECIDE_NOT_HOT:
-            if decision.service in (SERVICE_INVOCATION, SERVICE_API) and await self._not_hot_invocation(
-                decision, scope, receive, send
-            ):
-                return
-            service = self._proxies.get(decision.service) or self._services.get(decision.service)
-            if service is None:
-                await _problem(send, NotFound("Unknown host"), scope["path"])
-                return
-            await service(scope, receive, send)
+        decision = hot.decide(
+            request.header(b"host") or b"", request.method.encode(), request.raw_path, request.header(b"authorization")
+        )
+        request.decision = decision
+        if decision.code != DECIDE_NOT_HOT:
+            # In-memory mode a cached credential's invocation never needs a task of its own
+            # before it waits (no Redis client, no store lookup for input assets).
+            request.eager = (
+                self._eager and decision.code == DECIDE_OK and request.header(b"nvcf-input-asset-references") is None
+            )
+            return self._invocation
+        if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
+            return None
+        if request.path.startswith(RESULTS_PREFIX) and request.method in ("GET", "HEAD"):
+            return self._download
+        if decision.service == SERVICE_INVOCATION and request.header(b"function-id") is not None:
+            return self._header_routed
+        return None
+
+    async def control(self, scope: Scope, receive: Receive, send: Send, decision: object) -> None:
+        """A request for a control-plane service (embedded Starlette app or upstream proxy)."""
+        assert isinstance(decision, Decision)
+        service = self._proxies.get(decision.service) or self._services.get(decision.service)
+        if service is None:
+            await _send_problem(send, NotFound("Unknown host"), scope["path"])
             return
-        if decision.code == DECIDE_CACHE_MISS and decision.token is not None:
+        await service(scope, receive, send)
+
+    @property
+    def max_hot_body_bytes(self) -> int:
+        return self.settings.max_invocation_body_bytes
+
+    async def _serve_health(self, exchange: Exchange) -> None:
+        exchange.respond(200, *self._health)
+
+    async def _download(self, exchange: Exchange) -> None:
+        try:
+            await self.invocations.download(exchange)
+        except GatewayError as exc:
+            _problem(exchange, exc, invocation=True)
+
+    async def _header_routed(self, exchange: Exchange) -> None:
+        """Direct invocation routed by the function-id / function-version-id headers."""
+        request = exchange.request
+        try:
+            function_id = request.header(b"function-id")
+            assert function_id is not None
+            principal = await self._invoker(request.header(b"authorization"))
+            version_id = request.header(b"function-version-id")
+            await self.invocations.direct(
+                principal, _uuid(function_id), _uuid(version_id) if version_id else None, exchange
+            )
+        except GatewayError as exc:
+            _problem(exchange, exc, invocation=True)
+
+    async def _invoker(self, authorization: bytes | None) -> Principal:
+        status, token = extract_bearer(authorization)
+        if token is None:
+            raise Unauthorized("Header of type `authorization` was missing" if status == 0 else "Unauthorized access")
+        principal = await self.runtime.authenticator.authenticate(token)
+        if not principal.has_any(self._invoke_mask):
+            raise Forbidden("Missing required scope 'invoke_function'")
+        return principal
+
+    async def _invocation(self, exchange: Exchange) -> None:
+        decision = exchange.request.decision
+        assert isinstance(decision, Decision)
+        code = decision.code
+        error: GatewayError
+        if code == DECIDE_CACHE_MISS and decision.token is not None:
             try:
                 principal = await self.runtime.authenticator.authenticate(decision.token)
             except GatewayError as exc:
-                await _problem(send, exc, scope["path"], invocation=True)
+                _problem(exchange, exc, invocation=True)
                 return
             # Built here rather than decided again: the authenticator may not cache (see there).
             decision = Decision(
@@ -322,47 +392,15 @@ class Gateway:
                 principal,
                 decision.token,
             )
-        await self._invocation(decision, scope, receive, send)
-
-    async def _not_hot_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Result downloads and header-routed direct invocation; False when neither applies."""
-        assert self._invocations is not None
-        try:
-            if scope["path"].startswith(RESULTS_PREFIX) and scope["method"] in ("GET", "HEAD"):
-                await self._invocations.download(scope, send)
-                return True
-            function_id = header(scope, b"function-id")
-            if decision.service != SERVICE_INVOCATION or function_id is None:
-                return False
-            principal = await self._invoker(header(scope, b"authorization"))
-            version_id = header(scope, b"function-version-id")
-            await self._invocations.direct(
-                principal, _uuid(function_id), _uuid(version_id) if version_id else None, scope, receive, send
-            )
-        except GatewayError as exc:
-            await _problem(send, exc, scope["path"], invocation=True)
-        return True
-
-    async def _invoker(self, authorization: bytes | None) -> Principal:
-        status, token = extract_bearer(authorization)
-        if token is None:
-            raise Unauthorized("Header of type `authorization` was missing" if status == 0 else "Unauthorized access")
-        principal = await self.runtime.authenticator.authenticate(token)
-        if not principal.has_any(self._invoke_mask):
-            raise Forbidden("Missing required scope 'invoke_function'")
-        return principal
-
-    async def _invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
-        code = decision.code
-        error: GatewayError
+            code = decision.code
         if code == DECIDE_OK:
             try:
-                await self._serve_invocation(decision, scope, receive, send)
+                await self._serve_invocation(decision, exchange)
             except GatewayError as exc:
-                await _problem(send, exc, scope["path"], invocation=True)
+                _problem(exchange, exc, invocation=True)
             return
         if code == DECIDE_UNKNOWN_HOST:
-            await _problem(send, NotFound("Unknown host"), scope["path"])
+            _problem(exchange, NotFound("Unknown host"))
             return
         elif code == DECIDE_NO_BEARER:
             error = Unauthorized("Header of type `authorization` was missing")
@@ -374,26 +412,27 @@ class Gateway:
             error = BadRequest("Invalid id in path: must be a UUID")
         else:
             error = GatewayError(f"unexpected hot-path decision {code}")
-        await _problem(send, error, scope["path"], invocation=True)
+        _problem(exchange, error, invocation=True)
 
-    async def _serve_invocation(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve_invocation(self, decision: Decision, exchange: Exchange) -> None:
         service = self._invocations
         principal = decision.principal
         assert service is not None and principal is not None
         route = decision.route
         if decision.service == SERVICE_FUNCTION:
             # function-id / function-version-id headers win over the host name.
-            fid_header, vid_header = header(scope, b"function-id"), header(scope, b"function-version-id")
+            request = exchange.request
+            fid_header, vid_header = request.header(b"function-id"), request.header(b"function-version-id")
             function_id = _uuid(fid_header) if fid_header else decision.function_id
             version_id = _uuid(vid_header) if vid_header else decision.version_id
             assert function_id is not None
-            await service.direct(principal, function_id, version_id, scope, receive, send)
+            await service.direct(principal, function_id, version_id, exchange)
         elif route in (ROUTE_PEXEC, ROUTE_PEXEC_VERSION):
             assert decision.function_id is not None
-            await service.pexec(principal, decision.function_id, decision.version_id, scope, receive, send)
+            await service.pexec(principal, decision.function_id, decision.version_id, exchange)
         elif route == ROUTE_PEXEC_STATUS:
             assert decision.request_id is not None
-            await service.status(principal, decision.request_id, scope, receive, send)
+            await service.status(principal, decision.request_id, exchange)
         else:
             raise NotFound("The exec envelope endpoints are not served by this gateway yet")
 
@@ -423,12 +462,19 @@ def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable
     return end
 
 
-async def _problem(send: Send, exc: GatewayError, instance: str, *, invocation: bool = False) -> None:
-    body = error_body(exc, instance)
+def _problem(exchange: Exchange, exc: GatewayError, *, invocation: bool = False) -> None:
+    if exchange.started or exchange.closed:
+        return
+    body = error_body(exc, exchange.request.path)
     extra: dict[str, Any] = dict(exc.headers)
     if invocation:
         extra.update({"NVCF-REQID": str(uuid.uuid4()), "NVCF-STATUS": "errored"})
-    await send_response(send, exc.status, problem_headers(body, extra), body)
+    exchange.respond(exc.status, problem_headers(body, extra), body)
+
+
+async def _send_problem(send: Send, exc: GatewayError, instance: str) -> None:
+    body = error_body(exc, instance)
+    await send_response(send, exc.status, problem_headers(body, exc.headers), body)
 
 
 def _uuid(raw: bytes) -> str:

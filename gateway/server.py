@@ -9,6 +9,7 @@ import uvicorn
 
 from gateway.app import build_app
 from gateway.date_header import DatedServer
+from gateway.edge.protocol import EdgeProtocol
 from gateway.settings import Settings, SettingsError
 from gateway.tracebacks import install_on
 
@@ -18,12 +19,16 @@ GRACEFUL_SHUTDOWN_SECONDS = 15
 
 
 def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn.Config:
+    """uvicorn hosts the edge protocol (``gateway.edge.protocol``): it owns sockets, lifespan and
+    graceful shutdown; each connection is an ``EdgeProtocol``, not uvicorn's ASGI cycle."""
     config = uvicorn.Config(
         build_app(settings, owns_process=owns_process),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=EdgeProtocol,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
         ws="none",
         lifespan="on",
         # X-Forwarded-For is not trusted: the bootstrap door looks at the real peer address.
@@ -56,9 +61,10 @@ def serve(settings: Settings) -> int:
         server.run(sockets=[sock])
         return 0 if server.started else 1
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    scheme = "https" if settings.tls_cert else "http"
     grpc = settings.grpc_port or "a free port"
     print(
-        f"cfgate: serving http://{host}:{settings.port}, workers on gRPC port {grpc} "
+        f"cfgate: serving {scheme}://{host}:{settings.port}, workers on gRPC port {grpc} "
         f"(domain {settings.domain}, data {settings.data_dir})\n"
         f"cfgate: mint an admin token from this machine with\n"
         f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'\n"

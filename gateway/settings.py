@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.public_urls import PublicUrls
+from invoker.limits import MAX_INVOCATION_BODY_BYTES
 
 ENV_PREFIX = "CFGATE_"
 
@@ -67,7 +68,7 @@ class Settings:
     log_level: str = "info"
     # Invocation: request body cap, how long a request may wait for a worker, how long finished
     # results stay available for polling, per-version queue bound (past it: 429), redeliveries.
-    max_invocation_body_bytes: int = 64 << 20
+    max_invocation_body_bytes: int = MAX_INVOCATION_BODY_BYTES
     queue_lifetime_seconds: int = 3600
     result_ttl_seconds: int = 3600
     max_queue_depth: int = 10_000
@@ -91,6 +92,21 @@ class Settings:
     # built-in one) and its clock, one site/instance state transition per step.
     nico_inventory: str | None = None
     nico_step_ms: int = 1000
+    # The HTTP edge (gateway.edge): a request's head must arrive within header_timeout_seconds
+    # (and a body may not pause longer), an idle keep-alive connection is closed after
+    # keepalive_timeout_seconds; heads over max_header_bytes / max_header_count get 431;
+    # past max_connections a process answers only /health; queued request bodies may hold
+    # max_queued_body_bytes in all (past it: 429); a streamed answer's client that falls more
+    # than max_stream_backlog_bytes behind is dropped. TLS when both tls_cert and tls_key are set.
+    header_timeout_seconds: int = 10
+    keepalive_timeout_seconds: int = 5
+    max_header_bytes: int = 32 << 10
+    max_header_count: int = 100
+    max_connections: int = 1000
+    max_queued_body_bytes: int = 1 << 30
+    max_stream_backlog_bytes: int = 8 << 20
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def database_url(self) -> str:
@@ -179,7 +195,20 @@ class Settings:
             raise SettingsError("the upstream timeout must be at least 1 s")
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
+        self._validate_edge()
         return self
+
+    def _validate_edge(self) -> None:
+        if not 1 <= self.max_invocation_body_bytes <= MAX_INVOCATION_BODY_BYTES:
+            raise SettingsError(
+                f"max_invocation_body_bytes must be within 1..{MAX_INVOCATION_BODY_BYTES} (the worker's message limit)"
+            )
+        if self.header_timeout_seconds < 1 or self.keepalive_timeout_seconds < 1:
+            raise SettingsError("header and keep-alive timeouts must be at least 1 s")
+        if self.max_header_bytes < 1024 or self.max_header_count < 8 or self.max_connections < 1:
+            raise SettingsError("max_header_bytes >= 1024, max_header_count >= 8, max_connections >= 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("TLS needs both --tls-cert and --tls-key")
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -62,6 +62,8 @@ class Dispatcher:
         self._dirty: set[str] = set()
         self._pumping: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # An in-process queue's take without a coroutine (``MemoryQueue.take_many_nowait``).
+        self._take_now: Callable[[str, int], list[QueueEntry]] | None = getattr(queue, "take_many_nowait", None)
         self.replies = replies
         self.results = results
         self._remote: dict[str, RemoteInvocation] = {}
@@ -131,8 +133,15 @@ class Dispatcher:
 
     def kick(self, version_id: str) -> None:
         self._dirty.add(version_id)
-        if version_id not in self._pumping:
-            self._pumping.add(version_id)
+        if version_id in self._pumping:
+            return
+        self._pumping.add(version_id)
+        take_now = self._take_now
+        if take_now is not None:
+            # An in-process queue answers at once: the pump is one loop callback, not a task
+            # (dispatch path 41 -> 34 us per invocation at one submit per loop pass).
+            asyncio.get_running_loop().call_soon(self._pump_now, version_id, take_now)
+        else:
             self._spawn(self._pump(version_id))
 
     async def _pump(self, version_id: str) -> None:
@@ -148,30 +157,58 @@ class Dispatcher:
                     if not entries:
                         break
                     for entry in entries:
-                        await self._hand_over(self._pick(version_id), entry)
+                        later = self._hand_over(self._pick(version_id), entry)
+                        if later is not None:
+                            await later
+        finally:
+            self._pumping.discard(version_id)
+
+    def _pump_now(self, version_id: str, take_now: Callable[[str, int], list[QueueEntry]]) -> None:
+        """``_pump`` for a queue without round trips; the rare queue calls of a hand-over run as tasks."""
+        try:
+            while version_id in self._dirty:
+                self._dirty.discard(version_id)
+                while (free := self._free_credits(version_id)) > 0:
+                    entries = take_now(version_id, min(free, TAKE_BATCH))
+                    if not entries:
+                        break
+                    for entry in entries:
+                        later = self._hand_over(self._pick(version_id), entry)
+                        if later is not None:
+                            self._spawn(later)
         finally:
             self._pumping.discard(version_id)
 
     def _free_credits(self, version_id: str) -> int:
         return sum(s.credits for s in self._by_version.get(version_id, ()) if s.accepting)
 
-    async def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> None:
+    def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> Coroutine[Any, Any, None] | None:
+        """Assign the entry to ``session`` at once; the queue round trips of the rare outcomes
+        (stale entry, session gone, attempts used up) are returned for the pump to await — a
+        coroutine per entry for the common case cost ~1 µs per invocation."""
         invocation = self.table.get(entry.request_id) or self._remote.get(entry.request_id) or self._adopt(entry)
         if invocation is None or invocation.state not in WAITING:
-            await self.queue.ack(entry.request_id)
-            return
+            return self._ack(entry.request_id)
         if session is None or not session.accepting:  # changed while we awaited the queue
             self._remote.pop(entry.request_id, None)
-            await self.queue.requeue(entry.request_id)
-            self._dirty.add(entry.version_id)
-            return
+            return self._requeue(entry)
         invocation.attempt = entry.attempts  # takes so far, this one included
         if entry.attempts > self.max_attempts:  # reclaimed from lost processes too often
-            await self.queue.ack(entry.request_id)
-            invocation.fail(f"worker lost {self.max_attempts} times")
-            return
+            return self._give_up(invocation, entry.request_id)
         invocation.apply(Event.DISPATCH)
         session.assign(invocation)
+        return None
+
+    async def _ack(self, request_id: str) -> None:
+        await self.queue.ack(request_id)
+
+    async def _requeue(self, entry: QueueEntry) -> None:
+        await self.queue.requeue(entry.request_id)
+        self.kick(entry.version_id)  # within a running pump: marks it dirty, so it looks again
+
+    async def _give_up(self, invocation: Invocation | RemoteInvocation, request_id: str) -> None:
+        await self.queue.ack(request_id)
+        invocation.fail(f"worker lost {self.max_attempts} times")
 
     def _adopt(self, entry: QueueEntry) -> RemoteInvocation | None:
         """An entry from the shared queue whose client is held by another process."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -54,6 +54,7 @@ class Answer:
 
 class Invocation:
     __slots__ = (
+        "_listeners",
         "_waiters",
         "answer",
         "attempt",
@@ -97,6 +98,8 @@ class Invocation:
         # Futures of whoever waits in ``changed`` (usually one: the client's answer loop). A
         # future and a timer per wait instead of ``wait_for`` on an Event: no task per wait.
         self._waiters: list[asyncio.Future[bool]] = []
+        # One-shot callbacks for the next change: how the HTTP edge answers without a task.
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def request_id(self) -> str:
@@ -144,11 +147,24 @@ class Invocation:
     # --- consumers ------------------------------------------------------------------------
 
     def _notify(self) -> None:
+        if self._listeners:
+            # Soon, not now: a worker message applies start, chunks and end in one go, and the
+            # listener should see all of it (as a woken waiter does).
+            listeners, self._listeners = self._listeners, []
+            asyncio.get_running_loop().call_soon(_call_all, listeners)
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(True)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` once, soon after the next change (a loop callback: no task, no future)."""
+        self._listeners.append(listener)
+
+    def drop_listener(self, listener: Callable[[], None]) -> None:
+        with suppress(ValueError):
+            self._listeners.remove(listener)
 
     async def changed(self, timeout: float | None) -> bool:
         """Wait for the next change (one made after this call); False on timeout."""
@@ -168,6 +184,11 @@ class Invocation:
     def drain_chunks(self) -> Iterator[bytes]:
         while self.chunks:
             yield self.chunks.popleft()
+
+
+def _call_all(listeners: list[Callable[[], None]]) -> None:
+    for listener in listeners:
+        listener()
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import resource
+import ssl
 import subprocess
 import sys
 import time
@@ -76,6 +77,11 @@ class _Generator:
         self.rate = float(spec["rate"])
         self.duration = float(spec["duration"])
         self.connections = int(spec.get("connections", 64))
+        self.ssl: ssl.SSLContext | None = None
+        if spec.get("tls"):  # the bench's own self-signed certificate: encrypted, not verified
+            self.ssl = ssl.create_default_context()
+            self.ssl.check_hostname = False
+            self.ssl.verify_mode = ssl.CERT_NONE
         self.idle: list[_Conn] = []
         self.backlog: deque[float] = deque()
         self.latencies: list[float] = []
@@ -91,7 +97,7 @@ class _Generator:
             await self._open(loop)
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
-        _, conn = await loop.create_connection(lambda: _Conn(self), self.host, self.port)
+        _, conn = await loop.create_connection(lambda: _Conn(self), self.host, self.port, ssl=self.ssl)
         self.idle.append(conn)
 
     def _dispatch(self, intended: float) -> None:
@@ -201,7 +207,7 @@ def _pct(ordered: list[float], q: float) -> float | None:
 def run_openloop(target: Target, rate: float, duration: float, cpus: set[int], connections: int = 64) -> dict[str, Any]:
     """Run the generator in a child process pinned to ``cpus``; its JSON result."""
     spec = {"port": target.port, "request": target.raw_request().decode("latin-1"), "rate": rate}
-    spec.update({"duration": duration, "connections": connections})
+    spec.update({"duration": duration, "connections": connections, "tls": target.scheme == "https"})
     return run_child("bench.loadgen.openloop", spec, cpus, timeout=duration + 60)
 
 

@@ -23,10 +23,11 @@ class Target:
     host: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    scheme: str = "http"  # "https": the server speaks TLS (a self-signed certificate, not verified)
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}{self.path}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}{self.path}"
 
     def all_headers(self) -> dict[str, str]:
         headers = {"Host": self.host or f"{LOOPBACK}:{self.port}", **self.headers}

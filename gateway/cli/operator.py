@@ -86,6 +86,8 @@ def _settings(options: dict[str, Any]) -> Settings:
     type=click.Path(),
     help="Embedded NICo site inventory (JSON file).",
 )
+@click.option("--tls-cert", "tls_cert", metavar="PEM", help="Serve HTTPS with this certificate (chain).")
+@click.option("--tls-key", "tls_key", metavar="PEM", help="The private key of --tls-cert.")
 @_master_key_option
 def serve_command(**options: Any) -> int:
     """Run the gateway (every flag also reads CFGATE_<NAME>)."""

@@ -18,17 +18,27 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from cext.hotpath import KIND_JWT, Principal
-from gateway.asgi import Message, Receive, Scope, Send, header
 from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.auth.authority import principal_may_use_function
-from gateway.invocation.answer import Outcome, answer, send_accepted, send_problem
+from gateway.edge.budget import ByteBudget
+from gateway.edge.exchange import Exchange
+from gateway.invocation.answer import (
+    STREAM_BACKLOG_BYTES,
+    Answering,
+    Outcome,
+    answer,
+    send_accepted,
+    send_problem,
+)
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.private_files import make_private_dir, write_private
@@ -45,31 +55,12 @@ from gateway.services.functions.routing import FunctionRoute, RoutingCache, Vers
 from invoker.dispatch import Dispatcher
 from invoker.errors import BackendUnavailable, QueueFull
 from invoker.invocations import Invocation, InvocationRequest, InvocationTable, ResultKind
+from invoker.limits import WORKER_MESSAGE_BYTES, invocation_message_bytes
 from invoker.results import ResultStore
 
 RESULTS_PREFIX = "/v2/nvcf/pexec/results/"
 
 log = logging.getLogger("gateway.invocation")
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request body was complete."""
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts)
 
 
 class InvocationService:
@@ -89,6 +80,8 @@ class InvocationService:
         results: ResultStore | None = None,
         rate: RateLimit | None = None,
         public_url: str = "http://invocation.localhost",
+        budget: ByteBudget | None = None,
+        stream_backlog: int = STREAM_BACKLOG_BYTES,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -105,72 +98,68 @@ class InvocationService:
         # Shared through Redis when there are many processes (per process while Redis is away).
         self.rate: RateLimit = rate or LocalRateLimit()
         self.results = results
+        # Bytes of request bodies held by queued and running invocations (past it: 429).
+        self.budget = budget or ByteBudget(0)
+        self.stream_backlog = stream_backlog
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
 
-    async def pexec(
-        self, principal: Principal, function_id: str, version_id: str | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        sse = b"text/event-stream" in (header(scope, b"accept") or b"")
+    async def pexec(self, principal: Principal, function_id: str, version_id: str | None, exchange: Exchange) -> None:
+        request = exchange.request
+        sse = b"text/event-stream" in (request.header(b"accept") or b"")
         window = poll_seconds(
-            header(scope, b"nvcf-poll-seconds"), DEFAULT_SSE_POLL_SECONDS if sse else DEFAULT_POLL_SECONDS
+            request.header(b"nvcf-poll-seconds"), DEFAULT_SSE_POLL_SECONDS if sse else DEFAULT_POLL_SECONDS
         )
         route, version = self._target(principal, function_id, version_id)
-        assets = await self._input_assets(principal, header(scope, b"nvcf-input-asset-references"))
+        assets = await self._input_assets(principal, request.header(b"nvcf-input-asset-references"))
         invocation = await self._submit(
-            principal,
-            route,
-            version,
-            scope,
-            receive,
-            version.inference_url,
-            compat=not sse,
-            window=window,
-            assets=assets,
+            principal, route, version, exchange, version.inference_url, compat=not sse, window=window, assets=assets
         )
-        await self._serve(invocation, scope, receive, send, window, polling=not sse)
+        self._serve(invocation, exchange, window, polling=not sse)
 
-    async def direct(
-        self, principal: Principal, function_id: str, version_id: str | None, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        window = poll_seconds(header(scope, b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
+    async def direct(self, principal: Principal, function_id: str, version_id: str | None, exchange: Exchange) -> None:
+        request = exchange.request
+        window = poll_seconds(request.header(b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
         route, version = self._target(principal, function_id, version_id)
-        path = scope.get("raw_path") or scope["path"].encode()
-        target = path.decode("latin-1")
-        if scope.get("query_string"):
-            target += "?" + scope["query_string"].decode("latin-1")
-        invocation = await self._submit(principal, route, version, scope, receive, target, compat=False, window=window)
-        await self._serve(invocation, scope, receive, send, window, polling=False)
+        target = request.raw_path.decode("latin-1")
+        if request.query:
+            target += "?" + request.query.decode("latin-1")
+        invocation = await self._submit(principal, route, version, exchange, target, compat=False, window=window)
+        self._serve(invocation, exchange, window, polling=False)
 
-    async def status(self, principal: Principal, request_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        window = poll_seconds(header(scope, b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
+    async def status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
+        request = exchange.request
+        window = poll_seconds(request.header(b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)
         invocation = self.table.get(request_id)
         if invocation is None and self.results is not None:
-            await self._status_stored(principal, request_id, scope, send, window)
+            await self._status_stored(principal, request_id, exchange, window)
             return
         if invocation is None or invocation.delivered or invocation.request.nca_id != principal.nca_id:
             raise NotFound(f"Request '{request_id}' not found")
         if not self._may_poll(principal, invocation.request.function_id, invocation.request.version_id):
             raise NotFound(f"Request '{request_id}' not found")
         if invocation.published:
-            await self._status_published(invocation, scope, send, window)
+            await self._status_published(invocation, exchange, window)
             return
-        store = partial(self._store_result, self.public_url)
-        outcome = await answer(
+
+        def done(outcome: str) -> None:
+            if outcome == Outcome.ACCEPTED:
+                invocation.reported_seq = invocation.progress_seq
+            if outcome == Outcome.REJECTED:
+                self._spawn(self.dispatcher.cancel(invocation, "malformed answer from the worker"))
+            self._forget_if_done(invocation)
+
+        Answering(
             invocation,
-            send,
-            scope["path"],
+            exchange,
+            request.path,
             window,
             polling=True,
-            store_result=store,
+            store_result=partial(self._store_result, self.public_url),
+            done=done,
             seen_progress=invocation.reported_seq,
-        )
-        if outcome == Outcome.ACCEPTED:
-            invocation.reported_seq = invocation.progress_seq
-        if outcome == Outcome.REJECTED:
-            await self.dispatcher.cancel(invocation, "malformed answer from the worker")
-        self._forget_if_done(invocation)
+        ).begin()
 
     def _may_poll(self, principal: Principal, function_id: str, version_id: str) -> bool:
         """A request id is the creating account's (checked first) and, for an API key, only a key
@@ -185,7 +174,7 @@ class InvocationService:
         if invocation.delivered and invocation.final:
             self.table.forget(invocation.request_id)
 
-    async def _status_published(self, invocation: Invocation, scope: Scope, send: Send, window: int) -> None:
+    async def _status_published(self, invocation: Invocation, exchange: Exchange, window: int) -> None:
         """Ours, but its result is shared through Redis: deliver only if we claim it there."""
         assert self.results is not None
         deadline = time.monotonic() + window
@@ -195,7 +184,7 @@ class InvocationService:
             if remaining <= 0 or not await invocation.changed(remaining):
                 break
         if not _deliverable(invocation):
-            await send_accepted(send, invocation)
+            send_accepted(exchange, invocation)
             invocation.reported_seq = invocation.progress_seq
             with suppress(BackendUnavailable):
                 await self.results.publish(invocation, create=False)
@@ -203,11 +192,10 @@ class InvocationService:
         if not await self._claim(invocation.request_id):
             raise NotFound(f"Request '{invocation.request_id}' not found")
         store = partial(self._store_result, self.public_url)
-        await answer(invocation, send, scope["path"], 0, polling=True, store_result=store, seen_progress=seen)
+        instance = exchange.request.path
+        await answer(invocation, exchange, instance, 0, polling=True, store_result=store, seen_progress=seen)
 
-    async def _status_stored(
-        self, principal: Principal, request_id: str, scope: Scope, send: Send, window: int
-    ) -> None:
+    async def _status_stored(self, principal: Principal, request_id: str, exchange: Exchange, window: int) -> None:
         """Another process accepted it (or its origin died): answer from the record in Redis."""
         assert self.results is not None
         deadline = time.monotonic() + window
@@ -228,14 +216,14 @@ class InvocationService:
             delay = min(delay * 2, 0.5)
         stored = record.invocation()
         if not record.final:
-            await send_accepted(send, stored)
+            send_accepted(exchange, stored)
             with suppress(BackendUnavailable):
                 await self.results.reported(request_id, record.progress_seq)
             return
         if not await self._claim(request_id):
             raise NotFound(f"Request '{request_id}' not found")
         store = partial(self._store_result, self.public_url)
-        await answer(stored, send, scope["path"], 0, polling=True, store_result=store)
+        await answer(stored, exchange, exchange.request.path, 0, polling=True, store_result=store)
 
     async def _claim(self, request_id: str) -> bool:
         assert self.results is not None
@@ -244,26 +232,36 @@ class InvocationService:
         except BackendUnavailable:
             raise ServiceUnavailable("Invocation results are unavailable: Redis cannot be reached") from None
 
-    def _publishing(self, invocation: Invocation, send: Send) -> Send:
-        """``send`` that, on a 202, first makes the invocation known to every process (Redis)."""
+    def _publishing(self, invocation: Invocation) -> Callable[[Exchange, Invocation], None]:
+        """How the answer loop answers 202: with Redis, first making the invocation known to every process."""
         results = self.results
         if results is None:
-            return send
+            return send_accepted
 
-        async def publishing_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 202 and not invocation.published:
-                try:
-                    await results.publish(invocation)
-                    invocation.published = True
-                except BackendUnavailable as exc:  # then polls reaching this process still work
-                    log.warning("invocation %s not published: %s", invocation.request_id, exc)
-                if invocation.published:
-                    task = asyncio.ensure_future(self._keep_published(invocation))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            await send(message)
+        def publishing_accept(exchange: Exchange, accepted: Invocation) -> None:
+            if invocation.published:
+                send_accepted(exchange, accepted)
+                return
+            self._spawn(self._publish_then_accept(invocation, exchange))
 
-        return publishing_send
+        return publishing_accept
+
+    async def _publish_then_accept(self, invocation: Invocation, exchange: Exchange) -> None:
+        assert self.results is not None
+        try:
+            await self.results.publish(invocation)
+            invocation.published = True
+        except BackendUnavailable as exc:  # then polls reaching this process still work
+            log.warning("invocation %s not published: %s", invocation.request_id, exc)
+        if invocation.published:
+            self._spawn(self._keep_published(invocation))
+        if not exchange.closed:
+            send_accepted(exchange, invocation)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _keep_published(self, invocation: Invocation) -> None:
         """Mirror progress, then the final answer, into the published record."""
@@ -324,8 +322,7 @@ class InvocationService:
         principal: Principal,
         route: FunctionRoute,
         version: VersionRoute,
-        scope: Scope,
-        receive: Receive,
+        exchange: Exchange,
         path: str,
         *,
         compat: bool,
@@ -334,18 +331,16 @@ class InvocationService:
     ) -> Invocation:
         if version.rate_limit and not await self.rate.allow(route.function_id, version.rate_limit):
             raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
-        try:
-            body = await read_body(receive, self.max_body_bytes)
-        except ClientGone:
-            raise BadRequest("Client disconnected while sending the body") from None
+        http = exchange.request
+        body = await exchange.body(self.max_body_bytes)
         now = time.time()
         request = InvocationRequest(
             request_id=str(uuid.uuid4()),
             function_id=route.function_id,
             version_id=version.version_id,
-            method=scope["method"],
+            method=http.method,
             path=path,
-            headers=forwarded_headers(scope["headers"]) + [("NVCF-INVOCATION-REGION", self.region)],
+            headers=forwarded_headers(http.headers) + [("NVCF-INVOCATION-REGION", self.region)],
             body=body,
             compat=compat,
             deadline_ms=int((now + self.queue_lifetime) * 1000),
@@ -357,60 +352,56 @@ class InvocationService:
         )
         if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
             request.headers.append(("Content-Type", "application/json"))
+        if invocation_message_bytes(request) > WORKER_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"The invocation exceeds the worker's message limit of {WORKER_MESSAGE_BYTES} bytes")
         invocation = Invocation(request)
+        held = self.budget.take_over(http, len(body))
         try:
             await self.dispatcher.submit(invocation)
         except QueueFull:
+            self.budget.release(held)
             raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
         except BackendUnavailable:
+            self.budget.release(held)
             raise ServiceUnavailable("The invocation queue is unavailable: Redis cannot be reached") from None
+        except BaseException:
+            self.budget.release(held)
+            raise
+        if held:
+            self.budget.hold_until_final(invocation, held)
         return invocation
 
-    async def _serve(
-        self, invocation: Invocation, scope: Scope, receive: Receive, send: Send, window: int, *, polling: bool
-    ) -> None:
-        """Answer, cancelling the invocation if the client leaves while it waits for it.
+    def _serve(self, invocation: Invocation, exchange: Exchange, window: int, *, polling: bool) -> None:
+        """Answer by callbacks; cancel the invocation if the client leaves while it waits for it."""
+        instance = exchange.request.path
 
-        The answer is served in this task; a watcher task reads ``receive`` and, on disconnect,
-        cancels this task through a done callback (one extra task per invocation, no
-        ``asyncio.wait``)."""
-        task = asyncio.current_task()
-        assert task is not None
-        watcher = asyncio.ensure_future(_disconnected(receive))
-        serving = True
-
-        def client_gone(done: asyncio.Future[None]) -> None:
-            if serving and not done.cancelled():
-                task.cancel()
-
-        watcher.add_done_callback(client_gone)
-        store = partial(self._store_result, self.public_url)
-        reply = self._publishing(invocation, send) if polling else send
-        try:
-            try:
-                outcome = await answer(invocation, reply, scope["path"], window, polling=polling, store_result=store)
-            except asyncio.CancelledError:
-                gone = watcher.done() and not watcher.cancelled()
-                if not gone or task.uncancel() > 0:  # cancelled from outside as well: let it through
-                    raise
-                if not invocation.delivered:
-                    await self.dispatcher.cancel(invocation, "client disconnected")
-                return
-            finally:
-                serving = False
+        def done(outcome: str) -> None:
             if outcome == Outcome.ACCEPTED:
                 invocation.reported_seq = invocation.progress_seq
-            if outcome == Outcome.REJECTED:
-                await self.dispatcher.cancel(invocation, "malformed answer from the worker")
-            if outcome == Outcome.TIMED_OUT:
-                await self.dispatcher.cancel(invocation, "no answer within the poll window")
+            elif outcome == Outcome.REJECTED:
+                self._spawn(self.dispatcher.cancel(invocation, "malformed answer from the worker"))
+            elif outcome == Outcome.GONE:
+                if not invocation.final:
+                    self._spawn(self.dispatcher.cancel(invocation, "client disconnected"))
+            elif outcome == Outcome.TIMED_OUT:
+                self._spawn(self.dispatcher.cancel(invocation, "no answer within the poll window"))
                 error = GatewayError("No response from the function within NVCF-POLL-SECONDS")
                 error.status, error.name = 504, "gateway-timeout"
-                await send_problem(send, invocation.request_id, error, scope["path"])
+                send_problem(exchange, invocation.request_id, error, instance)
                 invocation.delivered = True
-        finally:
-            watcher.cancel()
             self._forget_if_done(invocation)
+
+        Answering(
+            invocation,
+            exchange,
+            instance,
+            window,
+            polling=polling,
+            store_result=partial(self._store_result, self.public_url),
+            done=done,
+            accept=self._publishing(invocation) if polling else send_accepted,
+            backlog_limit=self.stream_backlog,
+        ).begin()
 
     async def _input_assets(self, principal: Principal, raw: bytes | None) -> list[tuple[str, str, str]]:
         """``NVCF-INPUT-ASSET-REFERENCES``: the caller's uploaded assets, as worker download URLs
@@ -438,10 +429,10 @@ class InvocationService:
         signature = self.signer.sign("result", invocation.request_id, str(expires))
         return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
 
-    async def download(self, scope: Scope, send: Send) -> None:
+    async def download(self, exchange: Exchange) -> None:
         """``GET /v2/nvcf/pexec/results/<requestId>?expires=…&signature=…``: the signature is the credential."""
-        request_id = scope["path"][len(RESULTS_PREFIX) :]
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        request_id = exchange.request.path[len(RESULTS_PREFIX) :]
+        query = parse_qs(exchange.request.query.decode("latin-1"))
         expires = (query.get("expires") or [""])[0]
         signature = (query.get("signature") or [""])[0]
         path = self.results_dir / f"{request_id}.zip"
@@ -462,8 +453,7 @@ class InvocationService:
             (b"content-length", str(len(data)).encode()),
             (b"content-disposition", f'attachment; filename="{request_id}.zip"'.encode()),
         ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        exchange.respond(200, headers, data)
 
     def sweep_results(self) -> int:
         """Delete stored large results older than their lifetime."""
@@ -476,13 +466,6 @@ class InvocationService:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 def _deliverable(invocation: Invocation) -> bool:

@@ -259,6 +259,7 @@ class WorkerAgent:
             progress=progress,
             assets=assets,
             host_header=f"{endpoint.host}:{endpoint.port}",
+            large_outputs=config.large_outputs,
         )
         sender = asyncio.ensure_future(self._send_loop(call, outbox, info.heartbeat_interval))
         reader = asyncio.ensure_future(self._read_loop(call, runner, outbox))

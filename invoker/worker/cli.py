@@ -68,6 +68,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     add("--ready-timeout", type=float, default=1800.0, metavar="SECONDS", help="how long to wait for the container")
     add("--keepalive-ms", type=int, default=0, metavar="MS", help="gRPC keepalive ping interval (0: off)")
     add("--tls", action=argparse.BooleanOptionalAction, default=False, help="TLS to the gateway")
+    add(
+        "--large-outputs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="offer NVCF-LARGE-OUTPUT-DIR (large outputs, progress); off when the container never writes one",
+    )
     add("--gpu", default="", help="reported to the gateway")
     add("--instance-type", default="", help="reported; default NVCF-INSTANCETYPE")
     add("--backend", default="", help="reported; default NVCF-BACKEND")
@@ -112,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         ready_timeout=float(args.ready_timeout),
         keepalive_ms=int(args.keepalive_ms),
         tls=_flag(args.tls),
+        large_outputs=_flag(args.large_outputs),
         gpu=args.gpu,
         instance_type=args.instance_type,
         backend=args.backend,

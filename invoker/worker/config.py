@@ -68,6 +68,10 @@ class WorkerConfig:
     cluster_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     progress_interval: float = 0.1
+    # False: the container never writes large outputs or progress files, so invocations get no
+    # NVCF-LARGE-OUTPUT-DIR (no per-invocation directory to create, list and recycle); bodies over
+    # max_direct_response_bytes still become large results.
+    large_outputs: bool = True
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

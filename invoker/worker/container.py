@@ -9,8 +9,9 @@ Request headers (reference §9.2–9.3, ``WU/work.go::createInferenceRequest``):
   copies of every name the worker owns (``WORKER_OWNED``).
 - Added: ``Host: <inference host:port>``; ``NVCF-REQID``, ``NVCF-SUB``, ``NVCF-NCAID`` (the
   invocation's, falling back to the function's account), ``NVCF-FUNCTION-NAME``,
-  ``NVCF-FUNCTION-ID``, ``NVCF-FUNCTION-VERSION-ID``, ``NVCF-ASSET-DIR``, ``NVCF-LARGE-OUTPUT-DIR``,
-  ``NVCF-MAX-RESPONSE-SIZE-BYTES`` (always); ``NVCF-FUNCTION-ASSET-IDS`` (only with assets);
+  ``NVCF-FUNCTION-ID``, ``NVCF-FUNCTION-VERSION-ID``, ``NVCF-ASSET-DIR``,
+  ``NVCF-MAX-RESPONSE-SIZE-BYTES`` (always); ``NVCF-LARGE-OUTPUT-DIR`` (unless the worker runs with
+  ``--no-large-outputs``); ``NVCF-FUNCTION-ASSET-IDS`` (only with assets);
   ``NVCF-NSPECTID``, ``NVCF-BACKEND``, ``NVCF-INSTANCETYPE``, ``NVCF-REGION``, ``NVCF-ENV`` and
   ``NVCF-INVOCATION-REGION`` from ``RegisterResponse.metadata`` (only when non-empty; see
   ``metadata_value`` for the accepted key spellings; backend, instance type and region fall back to
@@ -161,8 +162,16 @@ def container_headers(
     nca_id: str,
     asset_dir: str,
     output_dir: str,
+    body: bytes | None = None,
 ) -> list[tuple[str, str]]:
-    """The header list for the container call of ``invocation`` (see the module docstring)."""
+    """The header list for the container call of ``invocation`` (see the module docstring).
+
+    ``output_dir`` "": the worker offers no large-output directory (``--no-large-outputs``), so
+    ``NVCF-LARGE-OUTPUT-DIR`` is left out. ``body``: the invocation's body when the caller has
+    already read it (each read of the protobuf field copies it).
+    """
+    if body is None:
+        body = invocation.body
     headers: list[tuple[str, str]] = [("Host", host)]
     connection: list[str] = []
     for header in invocation.headers:
@@ -182,8 +191,9 @@ def container_headers(
         ("NVCF-SUB", invocation.subject),
         ("NVCF-NCAID", invocation.nca_id or nca_id),
         ("NVCF-ASSET-DIR", asset_dir),
-        ("NVCF-LARGE-OUTPUT-DIR", output_dir),
     )
+    if output_dir:
+        headers.append(("NVCF-LARGE-OUTPUT-DIR", output_dir))
     headers += static
     if invocation.assets:
         headers.append(("NVCF-FUNCTION-ASSET-IDS", ",".join(asset.asset_id for asset in invocation.assets)))
@@ -192,8 +202,8 @@ def container_headers(
         headers.append(("nvcf-poll-seconds", seconds))
     if needs_content_type:
         headers.append(("Content-Type", "application/json"))
-    if invocation.body or (invocation.method or "POST").upper() in _BODY_METHODS:
-        headers.append(("Content-Length", str(len(invocation.body))))
+    if body or (invocation.method or "POST").upper() in _BODY_METHODS:
+        headers.append(("Content-Length", str(len(body))))
     return headers
 
 

@@ -1,15 +1,18 @@
 """Per-invocation directories under the work dir: ``inputAssets/<reqId>`` and ``response/<reqId>``.
 
-Every invocation gets ``response/<reqId>`` (its NVCF-LARGE-OUTPUT-DIR) and, when it has input
-assets, ``inputAssets/<reqId>``; both are gone once it ends. Both are made writable by anyone
-(0777, as NVCF does), since the container may run as another user.
+Every invocation gets ``response/<reqId>`` (its NVCF-LARGE-OUTPUT-DIR; none when the worker runs
+``--no-large-outputs``) and, when it has input assets, ``inputAssets/<reqId>``; both are gone once
+it ends. Both are made writable by anyone (0777, as NVCF does), since the container may run as
+another user.
 
 Creating and removing a directory costs 0.1–0.7 ms of kernel time on ordinary disk filesystems
 (measured on ext4), more than the rest of an invocation. So a response directory that is still
 empty when its invocation ends is renamed to a spare name (``response/.spare-<n>``) and renamed
 into place for a later invocation (a rename pair costs ~20 µs). A renamed directory is no longer
 reachable under its old request's name, so a late write by path fails instead of leaking into the
-next invocation. Directories holding files are removed.
+next invocation. Directories holding files are removed. A caller that has just seen the directory
+empty says so (``release_output_dir(path, empty=True)``): listing it again would cost another
+open/fstat/getdents/close (~4 µs) per invocation.
 
 The work dir belongs to one worker process: what an earlier process left under ``inputAssets/``
 and ``response/`` is removed at start.
@@ -81,7 +84,7 @@ class WorkDirs:
 
     def output_dir(self, request_id: str) -> str:
         """Create ``response/<request_id>`` (empty) and return its path."""
-        target = os.path.join(self.output_root, request_id)
+        target = f"{self.output_root}/{request_id}"
         while self._spare:
             spare = self._spare.pop()
             try:
@@ -92,10 +95,16 @@ class WorkDirs:
         _make(target)
         return target
 
-    def release_output_dir(self, path: str) -> None:
-        """Done with an output directory: keep it as a spare when empty, else remove it."""
-        if len(self._spare) < self.spares and is_empty(path):
-            spare = os.path.join(self.output_root, f".spare-{next(self._names)}")
+    def release_output_dir(self, path: str, *, empty: bool | None = None) -> None:
+        """Done with an output directory: keep it as a spare when empty, else remove it.
+
+        ``empty``: what the caller saw when it last listed the directory with nothing awaited since
+        (None: not listed, look now).
+        """
+        if empty is None:
+            empty = is_empty(path)
+        if empty and len(self._spare) < self.spares:
+            spare = f"{self.output_root}/.spare-{next(self._names)}"
             try:
                 os.rename(path, spare)
             except OSError:

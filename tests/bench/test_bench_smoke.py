@@ -79,6 +79,10 @@ def test_every_http_subject_has_closed_and_open_loop_numbers(run: tuple[dict[str
             assert point["latency_ms"]["p50"] <= point["latency_ms"]["p99"] <= point["latency_ms"]["max"]
             assert isinstance(point["generator_bound"], bool)
     assert "half-pexec-peak" in [point["label"] for point in results["direct"]["open"]]
+    # The worker agent's CPU over the closed-loop window, beside the gateway's.
+    agent = results["pexec-embedded"]["closed"]["agent_cpu"]
+    assert list(agent) == ["pexec-embedded-worker"] and agent["pexec-embedded-worker"] > 0
+    assert results["direct"]["closed"]["agent_cpu"] == {}
 
 
 def test_optional_peer_and_hotpath(run: tuple[dict[str, Any], str, bytes]) -> None:
@@ -105,6 +109,6 @@ def test_targets_markdown_and_plot(run: tuple[dict[str, Any], str, bytes]) -> No
     assert by_name["latency added over direct at half load, p99 (ms)"]["value"] is not None
     assert by_name["pexec-redis-1p / pexec-embedded"]["value"] is None  # not run here
     assert record["machine"]["server_cpus"] != record["machine"]["client_cpus"] or record["notes"]
-    assert "| scenario | peak rps | server CPU us/req |" in table
+    assert "| scenario | peak rps | server CPU us/req | worker agent CPU us/req |" in table
     assert "## DESIGN §8 targets" in table and "| pexec-embedded |" in table
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

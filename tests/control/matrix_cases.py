@@ -401,7 +401,7 @@ def _asset(body: dict[str, Any], world: World, caller: Caller) -> None:
 
 
 def _redirect(body: dict[str, Any], world: World, caller: Caller) -> None:
-    assert body["presignedUrl"].startswith(f"http://api.localhost/v2/nvcf/assets/{world.asset_id}/blob?")
+    assert body["presignedUrl"].startswith(f"http://api.localhost:8080/v2/nvcf/assets/{world.asset_id}/blob?")
 
 
 FUNCTION = frozenset({"function"})

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -114,7 +115,8 @@ class Live:
                 "Content-Type": ASSET_BODY["contentType"],
                 "x-amz-meta-nvcf-asset-description": ASSET_BODY["description"],
             }
-            path = created["uploadUrl"].split(API_HOST, 1)[1]
+            url = urlsplit(created["uploadUrl"])
+            path = f"{url.path}?{url.query}"
             response = httpx.put(f"{self.base}{path}", content=b"fuzz", headers=upload)
             assert response.status_code == 200, response.text
             ids["assetId"] = created["assetId"]

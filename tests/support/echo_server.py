@@ -11,9 +11,9 @@ Routes (query parameters in brackets):
   Content-Type, and every request header echoed as ``x-seen-<lower-case name>`` (repeated names
   joined by ``, ``; ``plain=1``: no x-seen headers, for benchmarks).
   With ``json=1``: ``{"method", "path", "query", "headers": [[name, value], ...], "body"}``.
-- ``GET|POST /sse`` [``events=N`` (3), ``interval=S`` (0), ``gate=G``] → ``text/event-stream``,
-  chunked, N events ``id: i`` / ``data: {"i": i}``. With a gate, the server stops after the first
-  event until the gate is released.
+- ``GET|POST /sse`` [``events=N`` (3), ``interval=S`` (0), ``gate=G``, ``pad=B``] → ``text/event-stream``,
+  chunked, N events ``id: i`` / ``data: {"i": i}`` (``pad``: a comment line of B bytes in each).
+  With a gate, the server stops after the first event until the gate is released.
 - ``POST /slow`` [``seconds=S`` (1), ``gate=G``] → waits S seconds (or until the gate opens), then
   ``{"slept": S}``. A client that disconnects while it waits is recorded in ``disconnects``.
 - ``POST /progress`` [``steps=N`` (3), ``interval=S`` (0.3), ``gate=G``] → writes
@@ -429,13 +429,14 @@ class EchoServer:
         events = int(request.query.get("events", "3"))
         interval = float(request.query.get("interval", "0"))
         gate = request.query.get("gate")
+        pad = ": " + "p" * int(request.query.get("pad", "0")) + "\n" if request.query.get("pad") else ""
         responder.start_chunked(200, [("content-type", "text/event-stream"), ("cache-control", "no-cache")])
         for i in range(events):
             if i == 1 and gate:
                 await responder.wait(gate=gate)
             elif i and interval:
                 await responder.wait(interval)
-            responder.chunk(f'id: {i}\ndata: {{"i": {i}}}\n\n'.encode())
+            responder.chunk(f'{pad}id: {i}\ndata: {{"i": {i}}}\n\n'.encode())
         responder.end_chunked()
 
     async def _slow(self, request: Request, responder: Responder) -> None:

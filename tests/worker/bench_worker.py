@@ -1,13 +1,14 @@
 """Invocations/s through one worker process (not collected by pytest).
 
-    python -m tests.worker.bench_worker [--seconds 5] [--concurrency 64] [--body 1024]
+    python -m tests.worker.bench_worker [--seconds 5] [--concurrency 64] [--body 1024] [--compat]
 
 The worker runs as ``python -m invoker.worker`` pinned to CPU 1; the gateway double and the echo
 container run in this process on CPU 0 (uvloop). The double keeps ``concurrency`` invocations
-outstanding (``POST /echo?plain=1`` with a JSON body, not compat) and pushes new ones as ends come back,
-several per message when several are due. Reported: invocations/s, the worker's CPU time per
-invocation (from /proc; kernel share in parentheses), and the average number of items per worker
-message. ``BENCH_WORKER_PREFIX="-m cProfile -o /tmp/worker.prof"`` profiles the worker process.
+outstanding (``POST /echo?plain=1`` with a JSON body; pexec's compat mode with ``--compat``) and
+pushes new ones as ends come back, several per message when several are due. Reported:
+invocations/s, the worker's CPU time per invocation (from /proc; kernel share in parentheses), and
+the average number of items per worker message.
+``BENCH_WORKER_PREFIX="-m cProfile -o /tmp/worker.prof"`` profiles the worker process.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-async def bench(seconds: float, concurrency: int, body: bytes) -> None:
+async def bench(seconds: float, concurrency: int, body: bytes, compat: bool = False) -> None:
     double = GatewayDouble()
     await double.start()
     async with EchoServer() as echo:
@@ -79,7 +80,9 @@ async def bench(seconds: float, concurrency: int, body: bytes) -> None:
                     due = concurrency - (sent - ends())
                     if due > 0:
                         batch = [
-                            pb.Invocation(request_id=f"r{sent + i}", method="POST", path="/echo?plain=1", body=body)
+                            pb.Invocation(
+                                request_id=f"r{sent + i}", method="POST", path="/echo?plain=1", body=body, compat=compat
+                            )
                             for i in range(due)
                         ]
                         sent += due
@@ -95,7 +98,7 @@ async def bench(seconds: float, concurrency: int, body: bytes) -> None:
             window = session.messages[messages0:]
             items = sum(len(m.starts) + len(m.chunks) + len(m.ends) for m in window)
             print(
-                f"concurrency={concurrency}  {done / wall:8.0f} invocations/s  "
+                f"concurrency={concurrency}{' compat' if compat else ''}  {done / wall:8.0f} invocations/s  "
                 f"worker CPU {cpu / done * 1e6:6.1f} µs/invocation ({system / done * 1e6:.0f} system)  "
                 f"{items / max(1, len(window)):5.1f} items/message"
             )
@@ -110,12 +113,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,64")
     parser.add_argument("--body", type=int, default=1024)
+    parser.add_argument("--compat", action="store_true", help="pexec's compat mode (large outputs, progress)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     body = b'{"input": "' + b"x" * max(0, args.body - 13) + b'"}'
     for concurrency in (int(c) for c in args.concurrency.split(",")):
-        uvloop.run(bench(args.seconds, concurrency, body))
+        uvloop.run(bench(args.seconds, concurrency, body, args.compat))
     return 0
 
 

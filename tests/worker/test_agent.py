@@ -283,6 +283,50 @@ async def test_large_output_files_are_zipped_with_relative_paths(
     assert not (tmp_path / "work" / "response" / rid).exists()
 
 
+async def test_without_large_outputs_no_directory_is_offered_and_big_bodies_still_zip(
+    gateway_double: GatewayDouble, start_agent: StartAgent, tmp_path: Path
+) -> None:
+    gateway_double.max_direct_response_bytes = 100_000
+    await start_agent(large_outputs=False)
+    session = await gateway_double.session()
+    session.invoke(
+        invocation(REQ + "1", "/echo?json=1", body=b"{}", compat=True),
+        invocation(REQ + "2", "/large?bytes=300000", compat=True),
+    )
+    small = await session.wait_end(REQ + "1")
+    assert small.kind == pb.ResultKind.DIRECT and small.status == 200
+    headers = seen_headers(small.body)
+    assert "nvcf-large-output-dir" not in headers
+    assert headers["nvcf-reqid"] == [REQ + "1"]
+    large = await session.wait_end(REQ + "2")
+    assert large.error == ""
+    assert large.kind == pb.ResultKind.LARGE_RESULT
+    with zipfile.ZipFile(io.BytesIO(large.body)) as archive:
+        assert archive.namelist() == [f"{REQ}2.response"]
+        assert archive.read(f"{REQ}2.response") == pattern(300_000)
+    assert os.listdir(tmp_path / "work" / "response") == []  # no directory was ever made
+
+
+async def test_output_directory_seen_empty_is_recycled_and_one_with_files_is_not(
+    gateway_double: GatewayDouble, start_agent: StartAgent, tmp_path: Path
+) -> None:
+    await start_agent()
+    session = await gateway_double.session()
+    session.invoke(invocation(REQ + "1", "/echo?json=1", body=b"{}", compat=True))
+    first = await session.wait_end(REQ + "1")
+    assert first.kind == pb.ResultKind.DIRECT
+    response_root = tmp_path / "work" / "response"
+    assert [name for name in os.listdir(response_root) if not name.startswith(".spare-")] == []
+    spares = os.listdir(response_root)
+    assert len(spares) == 1  # kept for the next invocation, under a name no request has
+    session.invoke(invocation(REQ + "2", "/files?names=a.txt&bytes=8", compat=True))
+    second = await session.wait_end(REQ + "2")
+    assert second.kind == pb.ResultKind.LARGE_RESULT
+    with zipfile.ZipFile(io.BytesIO(second.body)) as archive:
+        assert sorted(archive.namelist()) == sorted([f"{REQ}2.response", "a.txt"])
+    assert os.listdir(response_root) == []  # it held a file: removed, never handed out again
+
+
 async def test_without_compat_big_answers_and_files_are_relayed_directly(
     gateway_double: GatewayDouble, start_agent: StartAgent
 ) -> None:

@@ -28,6 +28,7 @@ def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
         "CFGATE_WORKER_LABEL": "a=1,b=2",
         "CFGATE_WORKER_TLS": "true",
         "CFGATE_WORKER_WORK_DIR": "/tmp/w",
+        "CFGATE_WORKER_LARGE_OUTPUTS": "false",
     }
     args = build_parser(env).parse_args(["--function-id", "other", "--inference-url", "http://127.0.0.1:9000/v1"])
     config = config_from_args(args)
@@ -36,6 +37,13 @@ def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
     assert config.labels == {"a": "1", "b": "2"}
     assert config.tls is True
     assert config.work_dir == Path("/tmp/w")
+    assert config.large_outputs is False
+    assert config_from_args(
+        build_parser({}).parse_args(["--gateway", "g:1", "--token", "t", "--function-id", "f"])
+    ).large_outputs
+    assert not config_from_args(
+        build_parser({}).parse_args(["--gateway", "g:1", "--token", "t", "--function-id", "f", "--no-large-outputs"])
+    ).large_outputs
     assert config.inference.port == 9000 and config.inference.path == "/v1"
     assert config.grace_period == 30.0
     assert "secret" not in repr(config)
