@@ -1,12 +1,13 @@
 """``cfgate serve --processes N``: N gateway processes on one host sharing the HTTP and gRPC ports.
 
 The parent never serves and never starts grpc: it reserves the ports (a bound, not listening,
-SO_REUSEPORT socket each, which also resolves port 0), creates the data directory's keys once so
-the children do not race to create them, then starts each child as a fresh interpreter
-(``python -m gateway serve`` with the settings in ``CFGATE_*`` variables, never a fork) that binds
-the same ports with SO_REUSEPORT; the kernel spreads connections among them (grpc sets
-SO_REUSEPORT on its listeners by default). Each child applies pending migrations under the
-store's lock, so whichever comes first migrates and the others find nothing to do.
+SO_REUSEPORT socket each, which also resolves port 0), migrates the store and creates (or
+imports) the installation's keys in it once so the children do not race to create them, then
+starts each child as a fresh interpreter (``python -m gateway serve`` with the settings in
+``CFGATE_*`` variables, never a fork) that binds the same ports with SO_REUSEPORT; the kernel
+spreads connections among them (grpc sets SO_REUSEPORT on its listeners by default). Each child
+applies pending migrations under the store's lock, so whichever comes first migrates and the
+others find nothing to do.
 
 Supervision: SIGTERM or SIGINT stops every child gracefully (SIGTERM, then SIGKILL after the
 grace period) and the parent exits 0. A child that dies on its own is restarted after a second;
