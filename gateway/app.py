@@ -223,6 +223,7 @@ class Gateway:
                 runtime.cluster_registry,
                 runtime.catalog.deployments,
                 operator,
+                gateway_host=settings.public_urls.host_header("api"),
             ),
             heartbeat_interval_ms=settings.worker_heartbeat_ms,
             tasks=TaskBroker(

@@ -1,5 +1,6 @@
 """``cfgate demo``: a gateway on embedded defaults, a sample echo function and its worker, one
-invocation, and the curl command that repeats it.
+invocation, and the curl command that repeats it; with ``--nico``, also one call of the embedded
+NICo REST (bare metal) on ``nico.<domain>`` and its curl.
 
 Everything runs on loopback: the gateway and the echo "container" in this process, the worker
 agent (``python -m invoker.worker``) as a child process, exactly as it would run beside a real
@@ -99,15 +100,37 @@ def _say(text: str) -> None:
     print(f"cfgate demo: {text}", flush=True)
 
 
-async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+NICO_ORG = "demo"
+
+
+async def _nico_call(http: httpx.AsyncClient, settings: Settings) -> bool:
+    """Mint a NICo service-account token through the door on ``nico.<domain>``, read the service
+    account (which sets up provider, tenant and the co-located site), print the curl that repeats it."""
+    host = settings.public_urls.host_header("nico")
+    minted = await http.post("/v1/admin/keys", json={"org": NICO_ORG, "serviceAccount": True}, headers={"Host": host})
+    if minted.status_code != 200:
+        raise DemoError(f"the NICo token door answered {minted.status_code}: {minted.text}")
+    token = minted.json()["value"]
+    url = f"{settings.http_url}/v2/org/{NICO_ORG}/nico/service-account/current"
+    headers = {"Host": host, "Authorization": f"Bearer {token}"}
+    answer = await http.get(url, headers=headers)
+    _say(f"NICo service account (org {NICO_ORG}) answered {answer.status_code}:")
+    print(json.dumps(answer.json(), indent=2), flush=True)
+    curl = ["curl", "-sS", url, "-H", f"Host: {host}", "-H", f"Authorization: Bearer {token}"]
+    _say("repeat it with:")
+    print("  " + shlex.join(curl), flush=True)
+    return answer.status_code == 200
+
+
+async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
     if data_dir is not None:
-        return await _run_demo(port, grpc_port, data_dir, once)
+        return await _run_demo(port, grpc_port, data_dir, once, nico)
     # The default data directory is the demo's own: removed at exit, however the demo ends.
     with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
-        return await _run_demo(port, grpc_port, Path(data), once)
+        return await _run_demo(port, grpc_port, Path(data), once, nico)
 
 
-async def _run_demo(port: int, grpc_port: int, data: Path, once: bool) -> int:
+async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: bool) -> int:
     if port:
         _check_port_free(port, "--port", "HTTP")
     if grpc_port:
@@ -172,6 +195,8 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool) -> int:
             print("  " + shlex.join(curl), flush=True)
             if answer.status_code != 200:
                 return 1
+            if nico and not await _nico_call(http, settings):
+                return 1
             if not once:
                 _say("running until Ctrl-C")
                 await asyncio.Event().wait()
@@ -185,11 +210,11 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool) -> int:
     return 0
 
 
-def main(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+def main(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
     import uvloop
 
     try:
-        return uvloop.run(run_demo(port, grpc_port, data_dir, once))
+        return uvloop.run(run_demo(port, grpc_port, data_dir, once, nico))
     except DemoError as exc:
         print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -136,7 +136,8 @@ def rotate_command(**options: Any) -> int:
     "--data-dir", "data_dir", type=click.Path(path_type=Path), help="Default: a temporary directory, removed at exit."
 )
 @click.option("--once", is_flag=True, help="Exit after the sample invocation.")
-def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool) -> int:
+@click.option("--nico", is_flag=True, help="Also one NICo REST call (service account) on nico.<domain>.")
+def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool) -> int:
     """Gateway, sample function and worker; one invocation.
 
     Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
@@ -144,7 +145,7 @@ def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool) -
     _logging()
     from gateway.demo import main as demo_main
 
-    return demo_main(port, grpc_port, data_dir, once)
+    return demo_main(port, grpc_port, data_dir, once, nico)
 
 
 @click.command(

@@ -52,11 +52,14 @@ class WorkerAuthorizer:
         clusters: ClusterRegistry,
         deployments: DeploymentRepository,
         operator: Operator | None = None,
+        *,
+        gateway_host: str = "",
     ) -> None:
         self._authenticator = authenticator
         self._routes = routes
         self._region = region
         self._http_url = http_url
+        self._gateway_host = gateway_host
         self._clusters = clusters
         self._deployments = deployments
         self._operator = operator
@@ -145,8 +148,10 @@ class WorkerAuthorizer:
             "location": request.location or location,
             "region": self._region,
             "env": "cfgate",
-            # Where the worker fetches input assets (their URLs are relative to it).
+            # Where the worker fetches input assets (their URLs are relative to it), and the Host
+            # that reaches the api service there (the URL may be a bare listen address).
             "gatewayUrl": self._http_url,
+            "gatewayHost": self._gateway_host,
         }
         return WorkerGrant(
             function_id=route.function_id,

@@ -221,6 +221,7 @@ class WorkerAgent:
                 register, backend=config.backend, instance_type=config.instance_type, location=config.location
             ),
             gateway_url=metadata_value(register.metadata, "gatewayUrl"),
+            gateway_host=metadata_value(register.metadata, "gatewayHost"),
         )
 
     async def _session(

@@ -3,7 +3,9 @@
 Signed URLs may point at the gateway or at an object store over HTTPS, so downloads use httpx
 (redirects followed), all assets of an invocation at once. A relative URL (``/v2/nvcf/assets/...``)
 is resolved against the gateway's HTTP address, which the gateway announces at Register as
-``metadata["gatewayUrl"]``. Any failure (status other than 200,
+``metadata["gatewayUrl"]``, and sent with ``metadata["gatewayHost"]`` as its ``Host``: the gateway
+picks its services by Host, and that address may be a bare listen address (``127.0.0.1:8080``).
+Absolute URLs (an object store's) go out as they are. Any failure (status other than 200,
 network error, an asset id that is not a plain file name) fails the whole invocation; the caller
 answers with a worker problem (500), as NVCF does.
 """
@@ -43,24 +45,30 @@ class AssetFetcher:
             self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=True)
         return self._client
 
-    async def fetch_all(self, assets: list[pb.InputAsset], directory: str, base_url: str = "") -> None:
-        """Download every asset into ``directory`` (which exists); relative URLs are under ``base_url``."""
-        urls = []
+    async def fetch_all(self, assets: list[pb.InputAsset], directory: str, base_url: str = "", host: str = "") -> None:
+        """Download every asset into ``directory`` (which exists); relative URLs are under ``base_url``
+        and sent with ``Host: host`` (when given)."""
+        downloads = []
         for asset in assets:
             if not safe_name(asset.asset_id):
                 raise AssetError(f"unusable asset id {asset.asset_id!r}")
-            url = asset.url
+            url, headers = asset.url, {}
             if not urlsplit(url).scheme:
                 if not base_url:
                     raise AssetError(f"asset {asset.asset_id}: relative URL and no gatewayUrl from Register")
                 url = urljoin(base_url.rstrip("/") + "/", url.lstrip("/"))
-            urls.append(url)
-        await asyncio.gather(*(self.fetch(asset, url, directory) for asset, url in zip(assets, urls, strict=True)))
+                if host:
+                    headers["Host"] = host
+            downloads.append((asset, url, headers))
+        # Coroutines only once every asset checked out (an early raise would leave some unawaited).
+        await asyncio.gather(*(self.fetch(asset, url, directory, headers) for asset, url, headers in downloads))
 
-    async def fetch(self, asset: pb.InputAsset, url: str, directory: str) -> None:
+    async def fetch(
+        self, asset: pb.InputAsset, url: str, directory: str, headers: dict[str, str] | None = None
+    ) -> None:
         target = os.path.join(directory, asset.asset_id)
         try:
-            async with self._http().stream("GET", url) as response:
+            async with self._http().stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
                     raise AssetError(f"asset {asset.asset_id}: download answered {response.status_code}")
                 with open(target, "wb") as file:

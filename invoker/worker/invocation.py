@@ -74,8 +74,10 @@ class SessionInfo:
     max_direct_bytes: int
     heartbeat_interval: float
     static_headers: list[tuple[str, str]]
-    # Base for relative input-asset URLs (RegisterResponse.metadata["gatewayUrl"]).
+    # Base for relative input-asset URLs (RegisterResponse.metadata["gatewayUrl"]) and the Host
+    # sent with them (metadata["gatewayHost"]; "" from older gateways: the URL's own host).
     gateway_url: str = ""
+    gateway_host: str = ""
 
 
 @dataclass(slots=True)
@@ -229,7 +231,9 @@ class InvocationRunner:
             if has_assets:
                 try:
                     self.dirs.make_asset_dir(request_id)
-                    await self.assets.fetch_all(list(invocation.assets), asset_dir, self.session.gateway_url)
+                    await self.assets.fetch_all(
+                        list(invocation.assets), asset_dir, self.session.gateway_url, self.session.gateway_host
+                    )
                 except AssetError as exc:
                     log.error("invocation %s: %s", request_id, exc)
                     self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")

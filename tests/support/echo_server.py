@@ -26,8 +26,11 @@ Routes (query parameters in brackets):
   NVCF-LARGE-OUTPUT-DIR with content ``file_content(name, N)``, answers ``{"files": [...]}``.
 - ``POST /error`` [``status=S`` (500), ``message=M``, ``raw=1``] → ``{"error": M}`` with status S
   (``raw=1``: a plain-text body instead).
-- ``POST /assets`` → ``{"ids": <NVCF-FUNCTION-ASSET-IDS>, "dir": <NVCF-ASSET-DIR>, "files": {name: sha256}}``.
-- ``GET /blob`` [``text=T``] → T as ``application/octet-stream`` (a download source for assets).
+- ``POST /assets`` [``content=1``] → ``{"ids": <NVCF-FUNCTION-ASSET-IDS>, "dir": <NVCF-ASSET-DIR>,
+  "files": {name: sha256}}`` (``content=1``: also ``"contents": {name: base64 of the file}``, the
+  bytes as the container read them).
+- ``GET /blob`` [``text=T``, ``host=H``] → T as ``application/octet-stream`` (a download source for
+  assets); with ``host``, 404 unless the request's ``Host`` is H (as a Host-routing gateway would).
 - ``GET /chunked`` [``parts=N`` (3)] → a chunked body ``part-0`` … ``part-N-1``.
 - ``GET /until-close`` [``bytes=N``] → a body delimited by closing the connection (no length, not chunked).
 - ``POST /broken`` [``bytes=N`` (1000)] → announces 2N bytes, sends N, then closes the connection.
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -303,7 +307,7 @@ class EchoServer:
             "/files": self._files,
             "/error": self._error,
             "/assets": self._assets,
-            "/blob": lambda r: (200, [("content-type", "application/octet-stream")], r.query.get("text", "").encode()),
+            "/blob": self._blob,
             "/stats": lambda r: _json(200, self.stats.as_json()),
             "/release": self._release,
         }
@@ -411,13 +415,26 @@ class EchoServer:
             return status, [("content-type", "text/plain")], message.encode()
         return _json(status, {"error": message})
 
+    def _blob(self, request: Request) -> SyncResult:
+        wanted = request.query.get("host")
+        if wanted is not None and request.header("host") != wanted:
+            return _json(404, {"error": f"unknown host {request.header('host')!r}"})
+        return 200, [("content-type", "application/octet-stream")], request.query.get("text", "").encode()
+
     def _assets(self, request: Request) -> SyncResult:
         directory = request.header("nvcf-asset-dir") or ""
         files: dict[str, str] = {}
+        contents: dict[str, str] = {}
         if directory and os.path.isdir(directory):
             for entry in sorted(os.listdir(directory)):
-                files[entry] = hashlib.sha256(Path(directory, entry).read_bytes()).hexdigest()
-        return _json(200, {"ids": request.header("nvcf-function-asset-ids"), "dir": directory, "files": files})
+                data = Path(directory, entry).read_bytes()
+                files[entry] = hashlib.sha256(data).hexdigest()
+                contents[entry] = base64.b64encode(data).decode()
+        document: dict[str, object] = {"ids": request.header("nvcf-function-asset-ids"), "dir": directory}
+        document["files"] = files
+        if request.query.get("content"):
+            document["contents"] = contents
+        return _json(200, document)
 
     def _release(self, request: Request) -> SyncResult:
         name = request.query.get("gate", "")

@@ -146,7 +146,7 @@ class _Servicer(pb_grpc.WorkerServiceServicer):
             inference_port=0,
             heartbeat_interval_ms=double.heartbeat_interval_ms,
             max_direct_response_bytes=double.max_direct_response_bytes,
-            metadata={**METADATA, "gatewayUrl": double.gateway_url} if double.gateway_url else METADATA,
+            metadata={**METADATA, **double.announced()},
         )
 
     async def Work(
@@ -187,6 +187,7 @@ class GatewayDouble:
         self.heartbeat_interval_ms = 5000
         self.max_direct_response_bytes = 5 * 1024 * 1024
         self.gateway_url = ""  # announced as metadata["gatewayUrl"] when set
+        self.gateway_host = ""  # announced as metadata["gatewayHost"] when set
         self.registrations: list[tuple[pb.RegisterRequest, dict[str, str]]] = []
         self.session_ids: set[str] = set()
         self.sessions: list[DoubleSession] = []
@@ -197,6 +198,11 @@ class GatewayDouble:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def announced(self) -> dict[str, str]:
+        """The asset-download metadata this double's Register answers carry (none unless set)."""
+        pairs = {"gatewayUrl": self.gateway_url, "gatewayHost": self.gateway_host}
+        return {key: value for key, value in pairs.items() if value}
 
     async def start(self) -> None:
         server = grpc.aio.server()

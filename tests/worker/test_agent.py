@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -473,6 +474,31 @@ async def test_input_assets_are_downloaded_before_the_call(
     failed = await session.wait_end(bad)
     assert failed.status == 500
     assert json.loads(failed.body)["type"] == "urn:nvcf-worker-service:problem-details:internal-server-error"
+
+
+async def test_relative_asset_urls_carry_the_announced_gateway_host(
+    gateway_double: GatewayDouble, start_agent: StartAgent, echo: EchoServer
+) -> None:
+    # The gateway's address is a bare listen address; its services answer only the announced Host.
+    gateway_double.gateway_url = echo.url
+    gateway_double.gateway_host = "api.localhost"
+    await start_agent()
+    session = await gateway_double.session()
+    rid = REQ + "3"
+    own_host = echo.url.removeprefix("http://")
+    assets = [
+        pb.InputAsset(asset_id="relative", url="/blob?text=first&host=api.localhost"),
+        # Absolute (an object store's presigned URL): fetched as it is, with its own Host.
+        pb.InputAsset(asset_id="absolute", url=f"{echo.url}/blob?text=second&host={own_host}"),
+    ]
+    session.invoke(invocation(rid, "/assets?content=1", assets=assets))
+    result = await session.wait_end(rid)
+    assert result.status == 200, result.body
+    contents = json.loads(result.body)["contents"]
+    assert {name: base64.b64decode(data) for name, data in contents.items()} == {
+        "absolute": b"second",
+        "relative": b"first",
+    }
 
 
 async def test_ping_is_answered_and_idle_streams_heartbeat(

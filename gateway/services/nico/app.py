@@ -28,6 +28,7 @@ from gateway.services.nico.errors import (
     error_response,
 )
 from gateway.services.nico.inventory import load_inventory
+from gateway.services.nico.openapi import served_document
 from gateway.services.nico.reconciler import SiteClock
 from gateway.services.nico.spec_operations import SPEC_OPERATIONS
 from gateway.services.nico.store import NicoStore
@@ -38,6 +39,8 @@ log = logging.getLogger("gateway.nico")
 
 PREFIX = "/v2/org/{org}/nico"
 API_VERSION = "1.6.0"
+# Not an official operation: the real service serves no document (it is published as Redoc).
+OPENAPI_PATH = PREFIX + "/openapi"
 
 # (method, path below PREFIX) → handler; the rest of SPEC_OPERATIONS answers 501.
 OPERATIONS: dict[tuple[str, str], Handler] = {
@@ -199,7 +202,10 @@ class NicoApp:
         self._runtime = runtime
         self._task: asyncio.Task[None] | None = None
         door = Route("/v1/admin/keys", self._mint, methods=["POST"])
-        self.app = Starlette(routes=[door, *routes_extra, *build_routes(self.nico)], exception_handlers=_handlers())
+        document = Route(OPENAPI_PATH, self._openapi, methods=["GET"])
+        self.app = Starlette(
+            routes=[door, document, *routes_extra, *build_routes(self.nico)], exception_handlers=_handlers()
+        )
 
     def start(self) -> None:
         if self._task is None:
@@ -213,6 +219,11 @@ class NicoApp:
             except asyncio.CancelledError:
                 pass
             self._task = None
+
+    async def _openapi(self, request: Request) -> Response:
+        # Public like the official document itself (published with the Apache-2.0 source): no bearer,
+        # the same bytes for every org in the path.
+        return Response(served_document(), media_type="application/json")
 
     async def _mint(self, request: Request) -> Response:
         if not bootstrap_door_open(request, self._runtime):
