@@ -50,6 +50,7 @@ from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.auth.worker_authority import Operator
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
+from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -194,6 +195,7 @@ class Gateway:
             results=results,
             rate=runtime.rate_limit,
             public_url=settings.public_urls.service("invocation"),
+            result_files=S3ResultFiles(runtime.object_store) if runtime.object_store is not None else None,
         )
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
@@ -239,7 +241,7 @@ class Gateway:
             await asyncio.sleep(30)
             table.sweep(time.time())
             if self._invocations is not None:
-                await asyncio.to_thread(self._invocations.sweep_results)
+                await self._invocations.sweep_results()
 
     async def shutdown(self) -> None:
         for proxy in self._proxies.values():
