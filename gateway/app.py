@@ -53,6 +53,7 @@ from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
+from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -211,6 +212,7 @@ class Gateway:
             public_url=settings.public_urls.service("invocation"),
             budget=self.budget,
             stream_backlog=settings.max_stream_backlog_bytes,
+            result_files=S3ResultFiles(runtime.object_store) if runtime.object_store is not None else None,
         )
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
@@ -257,7 +259,7 @@ class Gateway:
             await asyncio.sleep(30)
             table.sweep(time.time())
             if self._invocations is not None:
-                await asyncio.to_thread(self._invocations.sweep_results)
+                await self._invocations.sweep_results()
 
     async def shutdown(self) -> None:
         for proxy in self._proxies.values():

@@ -14,7 +14,7 @@ from functools import partial
 from redis.asyncio import Redis
 
 from cext.hotpath import AuthorityTable, CredentialCache
-from gateway.assets import AssetService, LocalBlobStore, UrlSigner
+from gateway.assets import AssetService, BlobStore, LocalBlobStore, S3BlobStore, UrlSigner
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.installation import InstallationKeys
 from gateway.auth.keyring import KeyRing
@@ -22,6 +22,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.objectstore import S3Bucket
 from gateway.private_files import make_private_dir
 from gateway.redis_client import connect
 from gateway.services.clusters.offers import RegistryClusterDirectory
@@ -90,6 +91,8 @@ class Runtime:
     # The installation's keys (refreshed in the background) and the URL signer derived from them.
     installation: InstallationKeys | None = None
     url_signer: UrlSigner | None = None
+    # With --object-store: the shared bucket holding asset blobs and large results.
+    object_store: S3Bucket | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -131,9 +134,12 @@ class Runtime:
             await routes.load_all()
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
             cluster_repository = ClusterRepository(store.engine)
+            object_config = settings.object_store_config()
+            bucket = S3Bucket(object_config) if object_config is not None else None
+            blobs: BlobStore = LocalBlobStore(settings.asset_path) if bucket is None else S3BlobStore(bucket)
             assets = AssetService(
                 AssetRepository(store.engine),
-                LocalBlobStore(settings.asset_path),
+                blobs,
                 url_signer,
                 url_ttl_seconds=settings.asset_url_ttl_seconds,
                 max_bytes=settings.max_asset_bytes,
@@ -188,6 +194,7 @@ class Runtime:
             shared=shared,
             installation=installation,
             url_signer=url_signer,
+            object_store=bucket,
         )
 
     async def close(self) -> None:
@@ -196,5 +203,7 @@ class Runtime:
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()
+        if self.object_store is not None:
+            await self.object_store.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.objectstore.config import ObjectStoreConfig, ObjectStoreConfigError
 from gateway.public_urls import PublicUrls
 from invoker.limits import MAX_INVOCATION_BODY_BYTES
 
@@ -65,6 +66,12 @@ class Settings:
     asset_dir: str | None = None
     asset_url_ttl_seconds: int = 35 * 60
     max_asset_bytes: int = 5 << 30
+    # Shared S3-compatible store for large results and asset blobs (every host of a many-host
+    # installation must use the same one): s3://bucket[/prefix]?endpoint=http://host:port&region=…
+    # Credentials: CFGATE_OBJECT_STORE_ACCESS_KEY / _SECRET_KEY, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    object_store: str | None = None
+    object_store_access_key: str | None = None
+    object_store_secret_key: str | None = None
     log_level: str = "info"
     # Invocation: request body cap, how long a request may wait for a worker, how long finished
     # results stay available for polling, per-version queue bound (past it: 429), redeliveries.
@@ -119,6 +126,16 @@ class Settings:
     def asset_path(self) -> Path:
         """Where uploaded assets are kept: ``<asset_dir>/<ncaId>/<assetId>``."""
         return Path(self.asset_dir) if self.asset_dir else self.data_dir / "assets"
+
+    def object_store_config(self) -> ObjectStoreConfig | None:
+        if not self.object_store:
+            return None
+        try:
+            return ObjectStoreConfig.parse(
+                self.object_store, self.object_store_access_key, self.object_store_secret_key
+            )
+        except ObjectStoreConfigError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def public_urls(self) -> PublicUrls:
@@ -196,6 +213,7 @@ class Settings:
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
         self._validate_edge()
+        self.object_store_config()
         return self
 
     def _validate_edge(self) -> None:
@@ -219,6 +237,13 @@ class Settings:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _cast(f.name, f.type, raw)
+        # The object store's keys may come as the standard AWS variables too.
+        for name, standard in (
+            ("object_store_access_key", "AWS_ACCESS_KEY_ID"),
+            ("object_store_secret_key", "AWS_SECRET_ACCESS_KEY"),
+        ):
+            if name not in values and env.get(standard):
+                values[name] = env[standard]
         for name, value in (overrides or {}).items():
             if value is not None:
                 values[name] = value

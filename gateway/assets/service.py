@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 from gateway.assets.blobs import BlobStore, BlobTooLarge
 from gateway.assets.signing import UrlSigner, parse_expiry
+from gateway.objectstore.errors import ObjectStoreError
+from gateway.objectstore.problems import object_store_problem
 from gateway.problems import Forbidden, NotFound, PayloadTooLarge
 from gateway.store.assets import AssetRecord, AssetRepository
 from gateway.store.clock import now_ms
@@ -70,7 +72,12 @@ class AssetService:
     async def delete(self, nca_id: str, asset_id: str) -> None:
         await self.get(nca_id, asset_id)
         if await self.records.delete(nca_id, asset_id):
-            await self.blobs.delete(nca_id, asset_id)
+            try:
+                await self.blobs.delete(nca_id, asset_id)
+            except ObjectStoreError as exc:
+                # The record is gone (the asset no longer exists for anyone); the orphaned
+                # object is harmless but the caller should know the store is in trouble.
+                raise object_store_problem(exc) from None
 
     async def drop_account(self, nca_id: str) -> None:
         """Remove every blob of a deleted account (its rows are gone with the account)."""
@@ -124,6 +131,8 @@ class AssetService:
             size = await self.blobs.write(record.nca_id, asset_id, chunks, self.max_bytes)
         except BlobTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
+        except ObjectStoreError as exc:
+            raise object_store_problem(exc) from None
         if not await self.records.mark_uploaded(asset_id, size, now_ms()):
             await self.blobs.delete(record.nca_id, asset_id)  # deleted while the bytes arrived
             raise NotFound(f"Asset '{asset_id}' not found")
@@ -151,6 +160,8 @@ class AssetService:
             first = await anext(chunks, b"")
         except FileNotFoundError:
             raise AssetNotFound(record.asset_id) from None
+        except ObjectStoreError as exc:
+            raise object_store_problem(exc) from None
 
         async def stream() -> AsyncGenerator[bytes, None]:
             try:

@@ -79,6 +79,12 @@ def _settings(options: dict[str, Any]) -> Settings:
     metavar="SERVICE=URL",
     help="Proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable).",
 )
+@click.option(
+    "--object-store",
+    "object_store",
+    metavar="S3_URL",
+    help="Shared S3-compatible store for large results and assets: s3://bucket?endpoint=http://host:port&region=…",
+)
 @click.option("--log-level", "log_level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
     "--nico-inventory",

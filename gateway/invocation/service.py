@@ -41,7 +41,9 @@ from gateway.invocation.answer import (
 )
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
-from gateway.private_files import make_private_dir, write_private
+from gateway.objectstore.errors import ObjectStoreError
+from gateway.objectstore.problems import object_store_problem
+from gateway.objectstore.results import LocalResultFiles, ResultFiles
 from gateway.problems import (
     BadRequest,
     Forbidden,
@@ -82,6 +84,7 @@ class InvocationService:
         public_url: str = "http://invocation.localhost",
         budget: ByteBudget | None = None,
         stream_backlog: int = STREAM_BACKLOG_BYTES,
+        result_files: ResultFiles | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -89,6 +92,8 @@ class InvocationService:
         self.max_body_bytes = max_body_bytes
         self.queue_lifetime = queue_lifetime
         self.results_dir = results_dir
+        # Large results: this host's directory, or the object store every host shares.
+        self.result_files: ResultFiles = result_files or LocalResultFiles(results_dir)
         self.result_ttl = result_ttl
         self.signer = signer
         # Base of the large-result download URLs (302 Location): configured, never the Host sent.
@@ -421,10 +426,12 @@ class InvocationService:
         return found
 
     async def _store_result(self, base_url: str, invocation: Invocation, data: bytes) -> str:
-        """Keep a large result (zip) for download; its signed, expiring URL on this gateway."""
-        await asyncio.to_thread(make_private_dir, self.results_dir)
-        path = self.results_dir / f"{invocation.request_id}.zip"
-        await asyncio.to_thread(write_private, path, data)  # 0600: results are the caller's data
+        """Keep a large result (zip) for download; its signed, expiring URL (any gateway host serves it
+        when the result files are in the shared object store)."""
+        try:
+            await self.result_files.put(invocation.request_id, data)
+        except ObjectStoreError as exc:
+            raise object_store_problem(exc) from None
         expires = int(time.time() + self.result_ttl)
         signature = self.signer.sign("result", invocation.request_id, str(expires))
         return f"{base_url}{RESULTS_PREFIX}{invocation.request_id}?expires={expires}&signature={signature}"
@@ -435,7 +442,6 @@ class InvocationService:
         query = parse_qs(exchange.request.query.decode("latin-1"))
         expires = (query.get("expires") or [""])[0]
         signature = (query.get("signature") or [""])[0]
-        path = self.results_dir / f"{request_id}.zip"
         stamp = parse_expiry(expires)
         valid = (
             _is_uuid(request_id)
@@ -445,9 +451,12 @@ class InvocationService:
         )
         if not valid:
             raise Forbidden("Invalid or expired result URL")
-        if not path.exists():
+        try:
+            data = await self.result_files.get(request_id)
+        except ObjectStoreError as exc:
+            raise object_store_problem(exc) from None
+        if data is None:
             raise NotFound(f"Result '{request_id}' not found")
-        data = await asyncio.to_thread(path.read_bytes)
         headers = [
             (b"content-type", b"application/zip"),
             (b"content-length", str(len(data)).encode()),
@@ -455,17 +464,9 @@ class InvocationService:
         ]
         exchange.respond(200, headers, data)
 
-    def sweep_results(self) -> int:
+    async def sweep_results(self) -> int:
         """Delete stored large results older than their lifetime."""
-        if not self.results_dir.exists():
-            return 0
-        cutoff = time.time() - self.result_ttl
-        removed = 0
-        for path in self.results_dir.glob("*.zip"):
-            if path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return await self.result_files.sweep(time.time() - self.result_ttl)
 
 
 def _deliverable(invocation: Invocation) -> bool:
