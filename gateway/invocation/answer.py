@@ -240,13 +240,18 @@ class Answering:
     async def _send_large(self) -> None:
         try:
             outcome = await _send_large(self.invocation, self.exchange, self.instance, self._store_result)
+        except GatewayError as error:
+            # A failure the store reports as a problem of its own (object store unavailable: 503).
+            outcome = self._large_failed(error)
         except Exception:
             log.exception("large result of %s not stored", self.invocation.request_id)
-            error = GatewayError("The large result could not be stored")
-            send_problem(self.exchange, self.invocation.request_id, error, self.instance)
-            self.invocation.delivered = True
-            outcome = Outcome.DELIVERED
+            outcome = self._large_failed(GatewayError("The large result could not be stored"))
         self._finish(outcome)
+
+    def _large_failed(self, error: GatewayError) -> str:
+        send_problem(self.exchange, self.invocation.request_id, error, self.instance)
+        self.invocation.delivered = True
+        return Outcome.DELIVERED
 
     def _client_gone(self) -> None:
         if self._finished:

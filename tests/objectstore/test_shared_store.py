@@ -30,15 +30,16 @@ DESCRIPTION_HEADER = "x-amz-meta-nvcf-asset-description"
 def two_gateways(
     tmp_path: Path, s3: S3Server, bucket: S3Bucket, postgres_dsn: str, redis_url: str
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
-    # The URL-signing key must be shared by the hosts (as the object store is); the data dirs are not.
-    secret_key = base64.b64encode(os.urandom(32)).decode()
+    # The hosts share the installation's master key (their URL signer comes from the keys it seals
+    # in the shared database) and the object store; their data dirs are not shared.
+    master_key = base64.b64encode(os.urandom(32)).decode()
     started = [
         spawn(
             tmp_path / f"{name}.log",
             data_dir=tmp_path / name,
             database=postgres_dsn,
             redis=redis_url,
-            CFGATE_SECRET_KEY=secret_key,
+            CFGATE_MASTER_KEY=master_key,
             CFGATE_OBJECT_STORE=s3.url(bucket.config.bucket),
             CFGATE_OBJECT_STORE_ACCESS_KEY=ACCESS_KEY,
             CFGATE_OBJECT_STORE_SECRET_KEY=SECRET_KEY,
