@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -106,6 +108,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def serve(tmp_path: Path, store_url: str) -> Iterator[ServeFactory]:
     started: list[Served] = []
+    # Processes of one test are one installation: they share the store, so the master key too.
+    master_key = base64.b64encode(secrets.token_bytes(32)).decode()
 
     def start(*extra: str, env: dict[str, str] | None = None, name: str = "a") -> Served:
         port = find_free_port()
@@ -128,7 +132,7 @@ def serve(tmp_path: Path, store_url: str) -> Iterator[ServeFactory]:
         environment = {
             k: v for k, v in os.environ.items() if not k.startswith("CFGATE_") or k == "CFGATE_NO_EXTENSIONS"
         }
-        environment.update({"CFGATE_NICO_STEP_MS": "20", **(env or {})})
+        environment.update({"CFGATE_NICO_STEP_MS": "20", "CFGATE_MASTER_KEY": master_key, **(env or {})})
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
         base = f"http://127.0.0.1:{port}"
         served = Served(base, proc, httpx.Client(base_url=base, headers={"Host": HOST}, timeout=30))

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.services.nico.accepted import deletion_accepted
 from gateway.services.nico.context import (
     Nico,
     json,
@@ -144,7 +145,7 @@ async def delete_os(nico: Nico, request: Request) -> Response:
         if any(i.doc.get("operatingSystemId") == obj.id for i in await tx.find("instance", tenant_id=tenant.id)):
             raise BadRequest("Operating System is in use by Instances and cannot be deleted")
         await tx.remove(obj.id)
-    return Response(status_code=202)
+    return deletion_accepted()
 
 
 # --- instances ------------------------------------------------------------------------------------
@@ -444,4 +445,4 @@ async def delete_instance(nico: Nico, request: Request) -> Response:
         obj = await owned(tx, "instance", instance_id, "Instance", tenant_id=tenant.id)
         if obj.status != "Terminating":
             await tx.set_status(obj, "Terminating", "Instance termination request received")
-    return Response(status_code=202)
+    return deletion_accepted()

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.services.nico import ipam
+from gateway.services.nico.accepted import deletion_accepted
 from gateway.services.nico.context import (
     Nico,
     listing,
@@ -206,7 +207,7 @@ async def delete_ipblock(nico: Nico, request: Request) -> Response:
         if await tx.count("ipblock", parent_id=block.id):
             raise BadRequest("IP Block is referenced by Allocations which must be deleted first")
         await tx.remove(block.id)
-    return Response(status_code=202)
+    return deletion_accepted()
 
 
 # --- allocations ----------------------------------------------------------------------------------
@@ -506,7 +507,7 @@ async def delete_allocation(nico: Nico, request: Request) -> Response:
             if constraint.get("derivedResourceId"):
                 await tx.remove(constraint["derivedResourceId"])
         await tx.remove(allocation.id)
-    return Response(status_code=202)
+    return deletion_accepted()
 
 
 # --- VPCs -----------------------------------------------------------------------------------------
@@ -660,7 +661,7 @@ async def delete_vpc(nico: Nico, request: Request) -> Response:
             if await tx.count(kind, parent_id=vpc.id):
                 raise BadRequest("VPC has Subnets, VPC Prefixes or Instances which must be deleted first")
         await tx.remove(vpc.id)
-    return Response(status_code=202)
+    return deletion_accepted()
 
 
 # --- VPC prefixes and subnets ---------------------------------------------------------------------
@@ -831,7 +832,7 @@ def _segment_handlers(kind: str, what: str, path_param: str, with_description: b
                 if any(i.get(key) == obj.id for i in instance.doc.get("interfaces") or []):
                     raise BadRequest(f"{what} is in use by Instances and cannot be deleted")
             await tx.remove(obj.id)
-        return Response(status_code=204)
+        return deletion_accepted()
 
     return {"list": list_all, "get": get, "patch": patch, "delete": remove}
 
