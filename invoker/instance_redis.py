@@ -32,6 +32,7 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from invoker.cancelling import raise_if_cancelling
 from invoker.instances import InstanceListener, LiveInstance
 
 log = logging.getLogger("invoker.instances")
@@ -184,6 +185,7 @@ class RedisInstanceRegistry:
             try:
                 await self.refresh()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling(exc)
                 if reachable:
                     log.warning("instance registry cannot reach Redis (%s): keeping the last view", exc)
                 reachable = False

@@ -17,6 +17,8 @@ import uuid
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from invoker.cancelling import raise_if_cancelling
+
 log = logging.getLogger("invoker.presence")
 
 ALIVE_PREFIX = "cfgate:alive:"
@@ -62,6 +64,7 @@ class Presence:
             try:
                 await self.beat()
             except RedisError as exc:
+                raise_if_cancelling(exc)
                 log.warning("presence heartbeat failed: %s", exc)
 
     async def alive(self, process_id: str) -> bool:

@@ -27,6 +27,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from invoker.cancelling import raise_if_cancelling
 from invoker.presence import Presence
 
 log = logging.getLogger("invoker.replies")
@@ -132,7 +133,7 @@ class ReplyBus:
                             pipe.xadd(reply_key(target), encode(reply), maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
                     await pipe.execute()
             except (RedisError, OSError) as exc:
-                _raise_if_cancelling(exc)
+                raise_if_cancelling(exc)
                 log.warning("relaying %d reply record(s) failed (%s): retrying", len(batch), exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -148,7 +149,7 @@ class ReplyBus:
                 found: Any = await self.redis.xread({self.key: last}, count=BATCH, block=self.block_ms)
                 backoff = 0.05
             except (RedisError, OSError) as exc:
-                _raise_if_cancelling(exc)
+                raise_if_cancelling(exc)
                 log.debug("reply reader: %s; reconnecting", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -162,11 +163,3 @@ class ReplyBus:
                         log.exception("bad reply record %r", entry_id)
                 with suppress(RedisError, OSError):
                     await self.redis.xtrim(self.key, minid=last, approximate=True)
-
-
-def _raise_if_cancelling(exc: BaseException) -> None:
-    """redis-py can turn a cancellation inside a blocking read into a connection error; retrying
-    then swallowed ``stop``'s cancel and its ``gather`` waited forever (a teardown hang)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from exc

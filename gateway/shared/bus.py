@@ -22,6 +22,8 @@ import orjson
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from invoker.cancelling import raise_if_cancelling
+
 log = logging.getLogger("gateway.shared.bus")
 
 CHANNEL = b"cfgate:invalidate"
@@ -94,6 +96,7 @@ class InvalidationBus:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling(exc)
                 if self.connected:
                     log.warning("invalidation bus lost Redis (%s): reconnecting", exc)
                     self._connected.clear()

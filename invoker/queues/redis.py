@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from invoker.cancelling import raise_if_cancelling
 from invoker.errors import BackendUnavailable, QueueFull
 from invoker.presence import Presence
 from invoker.queues import redis_scripts as lua
@@ -329,6 +330,7 @@ class RedisQueue:
                 await self._retry_pending()
                 await self.reclaim()
             except BackendUnavailable as exc:
+                raise_if_cancelling(exc)
                 log.debug("housekeeping skipped: %s", exc)
             except Exception:
                 log.exception("redis queue housekeeping failed")
@@ -401,6 +403,7 @@ class RedisQueue:
                     if wake is not None:
                         wake()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling(exc)
                 log.debug("wake listener: %s; reconnecting", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
