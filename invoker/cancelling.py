@@ -12,8 +12,9 @@ import asyncio
 __all__ = ["raise_if_cancelling"]
 
 
-def raise_if_cancelling(exc: BaseException) -> None:
-    """Re-raise as ``CancelledError`` when the running task has been asked to stop."""
+def raise_if_cancelling(exc: BaseException | None = None) -> None:
+    """Raise ``CancelledError`` when the running task has been asked to stop (also after a command
+    that swallowed the cancellation and returned normally: call it at the top of the loop too)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError from exc

@@ -60,6 +60,7 @@ class Presence:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
