@@ -45,7 +45,6 @@ from cext.hotpath import (
     extract_bearer,
 )
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
-from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.auth.worker_authority import Operator
 from gateway.edge.asgi_exchange import AsgiExchange, Handler
@@ -204,7 +203,7 @@ class Gateway:
             queue_lifetime=settings.queue_lifetime_seconds,
             results_dir=settings.data_dir / "results",
             result_ttl=settings.result_ttl_seconds,
-            signer=runtime.url_signer or UrlSigner.open(settings.data_dir, settings.secret_key),
+            signer=runtime.url_signer,
             assets=runtime.assets,
             region=settings.region,
             results=results,

@@ -76,6 +76,9 @@ class Runtime:
     cluster_registry: ClusterRegistry
     # Checks deployment GPU/instance-type names against the clusters usable by the account (all pass while none is).
     gpu_validator: GpuValidator
+    # The installation's keys (refreshed in the background) and the URL signer derived from them.
+    installation: InstallationKeys
+    url_signer: UrlSigner
     # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
     # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
@@ -88,9 +91,6 @@ class Runtime:
     redis: Redis | None = None
     presence: Presence | None = None
     shared: SharedState | None = None
-    # The installation's keys (refreshed in the background) and the URL signer derived from them.
-    installation: InstallationKeys | None = None
-    url_signer: UrlSigner | None = None
     # With --object-store: the shared bucket holding asset blobs and large results.
     object_store: S3Bucket | None = None
 
@@ -198,8 +198,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self.installation is not None:
-            await self.installation.close()
+        await self.installation.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()
