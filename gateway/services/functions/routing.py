@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from gateway.llm.catalog import LlmRoute, llm_route
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import FUNCTION_LEVEL, AuthorizationRepository, FunctionRepository
 
@@ -38,6 +39,7 @@ class VersionRoute:
     rate_limit: str | None
     max_request_concurrency: int
     shared_with: frozenset[str]  # accounts this version alone is shared with
+    llm: LlmRoute | None = None  # functionType LLM: its models and queue priorities
 
     @property
     def invocable(self) -> bool:
@@ -84,6 +86,10 @@ class RoutingCache:
 
     def __len__(self) -> int:
         return len(self._routes)
+
+    def all(self) -> list[FunctionRoute]:
+        """Every function known here (a snapshot: reloads replace entries, never mutate them)."""
+        return list(self._routes.values())
 
     async def load_all(self) -> None:
         """Load every function from the store, dropping routes of functions deleted meanwhile."""
@@ -152,6 +158,7 @@ class RoutingCache:
                 rate_limit=rate_limit.get("rateLimit"),
                 max_request_concurrency=concurrency.get(v.version_id, 1),
                 shared_with=frozenset(a.nca_id for a in shares if a.version_id == v.version_id),
+                llm=llm_route(spec),
             )
         return FunctionRoute(
             function_id=function_id,
