@@ -200,8 +200,9 @@ class Gateway:
         )
         if self._replies is not None:
             await self._replies.start()
-        if isinstance(runtime.queues, RedisQueue):
-            await runtime.queues.start()
+        redis_queue = _redis_queue(runtime.queues)
+        if redis_queue is not None:
+            await redis_queue.start()
         runtime.catalog.undeploy_hooks.append(lambda _fid, vid, graceful: dispatcher.undeploy(vid, graceful))
         self._invocations = InvocationService(
             runtime.routes,
@@ -289,8 +290,9 @@ class Gateway:
             await self._workers.stop(grace=5)
             self._workers = None
         if self._runtime is not None:
-            if isinstance(self._runtime.queues, RedisQueue):
-                await self._runtime.queues.stop()
+            redis_queue = _redis_queue(self._runtime.queues)
+            if redis_queue is not None:
+                await redis_queue.stop()
             if self._replies is not None:
                 await self._replies.stop()
             if self._runtime.presence is not None:
@@ -468,6 +470,12 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _redis_queue(queue: object) -> RedisQueue | None:
+    """The Redis Streams queue under the priority lanes (``invoker.queues.priority``), if that is the backend."""
+    inner = getattr(queue, "inner", queue)
+    return inner if isinstance(inner, RedisQueue) else None
 
 
 def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:

@@ -74,6 +74,7 @@ class RoutingCache:
         self._authorizations = authorizations
         self._deployments = deployments
         self._routes: dict[str, FunctionRoute] = {}
+        self._function_of: dict[str, str] = {}  # version id → function id, of the routes held
         self.listeners: list[RefreshListener] = []
         self._generation = 0
         # Per function with a reload in flight: how many, and the generation last written. Both
@@ -86,6 +87,11 @@ class RoutingCache:
 
     def __len__(self) -> int:
         return len(self._routes)
+
+    def version(self, version_id: str) -> VersionRoute | None:
+        function_id = self._function_of.get(version_id)
+        route = self._routes.get(function_id) if function_id is not None else None
+        return route.versions.get(version_id) if route is not None else None
 
     def all(self) -> list[FunctionRoute]:
         """Every function known here (a snapshot: reloads replace entries, never mutate them)."""
@@ -126,10 +132,14 @@ class RoutingCache:
             else:
                 self._written.pop(function_id, None)
         if generation > newest:
+            previous = self._routes.get(function_id)
+            for version_id in previous.versions if previous is not None else ():
+                self._function_of.pop(version_id, None)
             if route is None:
                 self._routes.pop(function_id, None)
             else:
                 self._routes[function_id] = route
+                self._function_of.update(dict.fromkeys(route.versions, function_id))
             if left:
                 self._written[function_id] = generation
 
