@@ -2,7 +2,8 @@
 
 Answers are deterministic: the completion repeats the words of the prompt (``echo`` when there
 are none) up to ``max_tokens`` (default 16) tokens, one word a token; usage counts prompt words
-and generated tokens. Streams send one chunk per token, ``delay`` seconds apart, OpenAI's SSE
+and generated tokens. Streams send one chunk per token, ``delay`` seconds apart (the first after
+``first_delay``, a stand-in for prefill; whole answers wait both), OpenAI's SSE
 framing and ``data: [DONE]`` (chat/completions; with ``stream_options.include_usage`` a last
 usage-only chunk), or the Responses API events. Only the served model names are accepted (404
 ``model_not_found`` otherwise), so a caller sees whether a gateway rewrote ``model``.
@@ -10,7 +11,7 @@ usage-only chunk), or the Responses API events. Only the served model names are 
 Test hooks, not OpenAI: a request field ``hold`` (any name) makes a stream stop after its first
 chunk until ``POST /release/<name>``; ``GET /stats`` tells how many streams are running and done.
 
-    python -m gateway.llm.container --port P [--model NAME ...] [--delay SECONDS]
+    python -m gateway.llm.container --port P [--model NAME ...] [--delay S] [--first-delay S]
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class Stats:
 class SampleLlm:
     """The ASGI app (raw: no framework, as the other sample containers)."""
 
-    def __init__(self, models: tuple[str, ...] = (DEFAULT_MODEL,), delay: float = 0.0) -> None:
+    def __init__(
+        self, models: tuple[str, ...] = (DEFAULT_MODEL,), delay: float = 0.0, first_delay: float = 0.0
+    ) -> None:
         self.models = models
         self.delay = delay
+        self.first_delay = first_delay
         self.stats = Stats()
         self._gates: dict[str, asyncio.Event] = {}
 
@@ -91,6 +95,8 @@ class SampleLlm:
                 detail = f"The model `{request.get('model')}` does not exist"
                 await _respond(send, 404, _error(404, detail, "invalid_request_error", "model_not_found"))
                 return
+            if self.first_delay:
+                await asyncio.sleep(self.first_delay)
             await _HANDLERS[path](self, request, send)
         else:
             await _respond(send, 404, _error(404, f"Invalid URL ({method} {path})", "invalid_request_error", None))
@@ -276,9 +282,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", action="append", help=f"a model name served (repeatable; {DEFAULT_MODEL})")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--first-delay", type=float, default=0.0, help="seconds before the first chunk (prefill)")
     args = parser.parse_args()
     uvicorn.run(
-        SampleLlm(tuple(args.model or [DEFAULT_MODEL]), args.delay),
+        SampleLlm(tuple(args.model or [DEFAULT_MODEL]), args.delay, args.first_delay),
         host=args.host,
         port=args.port,
         loop="uvloop",
