@@ -22,12 +22,12 @@ log = logging.getLogger("gateway.llm.budget")
 
 
 class TokenBudget(Protocol):
-    async def wait_seconds(self, key: str, rate: str) -> int:
+    async def wait_seconds(self, key: str, rate: str, now: float | None = None) -> int:
         """0 when ``key`` (function id/model) has tokens left in every window, else the seconds
-        until the spent window ends."""
+        until the spent window ends (``now``: the clock, for tests)."""
         ...
 
-    async def charge(self, key: str, rate: str, tokens: int) -> None: ...
+    async def charge(self, key: str, rate: str, tokens: int, now: float | None = None) -> None: ...
 
 
 def _windows(rate: str, now: float) -> list[tuple[int, int, int]]:

@@ -9,7 +9,9 @@ lane. The inner queue (memory or Redis Streams) is untouched, so both backends k
 
 Which lanes a version has comes from its configuration (``lanes_of``, read by every process
 alike) plus the priorities enqueued here. A version with one lane (every function without
-priorities) takes the inner queue's path unchanged.
+priorities) takes the inner queue's path unchanged. With several lanes the queue bound is checked
+against the other lanes' depth read just before the enqueue: on Redis, enqueues racing in other
+processes may pass the bound by their number (each lane's own bound stays exact).
 """
 
 from __future__ import annotations
