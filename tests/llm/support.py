@@ -18,6 +18,7 @@ from tests.servers import find_free_port
 
 MODEL = "cfgate-sample"
 LIMITED_MODEL = "cfgate-limited"
+STREAM_LIMITED_MODEL = "cfgate-stream-limited"
 
 
 def llm_function_body(port: int, models: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tests.gateway.helpers import create_key, key_body
 from tests.llm.support import (
     LIMITED_MODEL,
     MODEL,
+    STREAM_LIMITED_MODEL,
     create_llm_function,
     llm_function_body,
     sample_container,
@@ -55,9 +56,10 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     models = [
         {"name": MODEL, "llmConfig": {"uris": ["/v1"]}},
         {"name": LIMITED_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "20-H"}},
+        {"name": STREAM_LIMITED_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "12-H"}},
     ]
     with serve_process(tmp) as gateway:
-        async with sample_container((MODEL, LIMITED_MODEL), delay=0.02) as (app, port):
+        async with sample_container((MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL), delay=0.02) as (app, port):
             async with httpx.AsyncClient(base_url=gateway.base, timeout=30) as http:
                 token = await sample.admin_token(http)
                 function = await create_llm_function(http, token, llm_function_body(port, models))
@@ -141,7 +143,7 @@ async def test_models_list_names_the_callers_llm_functions(site: Site) -> None:
         listed = [m.id async for m in client.models.list()]
     async with site.client(site.bound_key) as client:
         hidden = [m.id async for m in client.models.list()]
-    assert sorted(listed) == sorted([model_id(site), model_id(site, LIMITED_MODEL)])
+    assert sorted(listed) == sorted([model_id(site, m) for m in (MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL)])
     assert hidden == []
 
 
@@ -203,6 +205,39 @@ async def test_token_rate_limit_answers_429_with_openais_body(site: Site) -> Non
             model=model_id(site), messages=[{"role": "user", "content": "x"}], max_tokens=1
         )
     assert other.choices[0].message.content == "x"
+
+
+async def test_streamed_usage_counts_against_the_token_rate_limit(site: Site) -> None:
+    """The client does not ask for usage; the gateway does, counts it, and drops the usage chunk."""
+    model = model_id(site, STREAM_LIMITED_MODEL)
+    async with site.client() as client:
+        stream = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "two words"}], max_tokens=10, stream=True
+        )
+        chunks = [chunk async for chunk in stream]  # 2 prompt + 10 completion tokens: the 12 of the hour
+        assert all(chunk.choices for chunk in chunks) and all(chunk.usage is None for chunk in chunks)
+        with pytest.raises(openai.RateLimitError) as caught:
+            for _ in range(50):
+                await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": "x"}], max_tokens=1, stream=True
+                )
+                await asyncio.sleep(0.05)
+    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "tokens"
+
+
+async def test_responses_api_whole_and_streamed(site: Site) -> None:
+    async with site.client() as client:
+        whole = await client.responses.create(model=model_id(site), input="alpha beta", max_output_tokens=3)
+        events = [
+            event.type
+            async for event in await client.responses.create(
+                model=model_id(site), input="alpha", max_output_tokens=2, stream=True
+            )
+        ]
+    assert whole.output_text == "alpha beta alpha"
+    assert whole.usage is not None and whole.usage.total_tokens == 5
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    assert events.count("response.output_text.delta") == 2
 
 
 async def test_bad_body_and_paths_are_openai_errors(site: Site) -> None:
