@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -66,6 +67,17 @@ class LlmService:
                 raise _not_allowed(request.method, path, "GET")
             principal = await self.authenticate(request.header(b"authorization"))
             body = orjson.dumps({"object": "list", "data": self.models(principal)})
+            exchange.respond(200, [(b"content-type", b"application/json"), _length(body)], body)
+            return
+        if path.startswith(MODELS_PATH + "/"):  # models.retrieve: one model the caller may invoke
+            if request.method != "GET":
+                raise _not_allowed(request.method, path, "GET")
+            principal = await self.authenticate(request.header(b"authorization"))
+            model = unquote(path.removeprefix(MODELS_PATH + "/"))
+            card = next((m for m in self.models(principal) if m["id"] == model), None)
+            if card is None:
+                raise model_not_found(model)
+            body = orjson.dumps(card)
             exchange.respond(200, [(b"content-type", b"application/json"), _length(body)], body)
             return
         if path not in INVOKED_PATHS:

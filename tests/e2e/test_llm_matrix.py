@@ -30,6 +30,7 @@ OTHER = "llm-matrix-other"
 INVOKE = ("invoke_function",)
 ENDPOINTS = (
     ("GET", "/v1/models"),
+    ("GET", "/v1/models/{model}"),
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
@@ -66,18 +67,18 @@ CREDENTIALS = (
 )
 
 
-def expected(method: str, credential: Credential) -> tuple[int, str | None]:
+def expected(method: str, path: str, credential: Credential) -> tuple[int, str | None]:
     """(status, OpenAI error code) from the authority table; GET /v1/models lists, never 404s."""
     if credential.kind is CredentialKind.NONE:
         return 401, "invalid_api_key"
     if not allows(credential.kind, Surface.LLM, credential.scopes, INVOKE, False):
         return 403, "permission_denied"
-    if method == "GET":
+    if method == "GET" and path == "/v1/models":
         return 200, None
     if credential.other_account and rule(credential.kind, Surface.LLM).reach is Reach.OWN:
         return 404, "model_not_found"
-    if credential.bound:
-        return 403, "permission_denied"
+    if credential.bound:  # reading the model: it is not among the key's (as the listing says)
+        return (404, "model_not_found") if method == "GET" else (403, "permission_denied")
     return 200, None
 
 
@@ -152,8 +153,8 @@ async def test_llm_matrix(world: World, host: str) -> None:
             headers = await bearer(world, credential)
             for method, path in ENDPOINTS:
                 body = None if method == "GET" else {"model": model, "input": "x", "messages": []}
-                response = await http.request(method, path, json=body, headers=headers)
-                status, code = expected(method, credential)
+                response = await http.request(method, path.format(model=model), json=body, headers=headers)
+                status, code = expected(method, path, credential)
                 got = response.json()
                 if response.status_code != status:
                     failures.append(f"{method} {path} x {credential.name}: {response.status_code} {response.text}")
@@ -161,7 +162,9 @@ async def test_llm_matrix(world: World, host: str) -> None:
                     failures.append(f"{method} {path} x {credential.name}: body {got}")
                 elif status == 200 and method == "POST" and got != {"object": "answer", "model": MODEL}:
                     failures.append(f"{method} {path} x {credential.name}: container saw {got}")
-                elif status == 200 and method == "GET":
+                elif status == 200 and path == "/v1/models/{model}" and got["id"] != model:
+                    failures.append(f"{method} {path} x {credential.name}: read {got}")
+                elif status == 200 and path == "/v1/models":
                     listed = [m["id"] for m in got["data"]]
                     visible = not credential.other_account and not credential.bound
                     if (model in listed) is not visible:

@@ -145,6 +145,12 @@ async def test_models_list_names_the_callers_llm_functions(site: Site) -> None:
         hidden = [m.id async for m in client.models.list()]
     assert sorted(listed) == sorted([model_id(site, m) for m in (MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL)])
     assert hidden == []
+    async with site.client() as client:
+        card = await client.models.retrieve(model_id(site))
+        assert (card.id, card.object) == (model_id(site), "model")
+    async with site.client(site.bound_key) as client:
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve(model_id(site))
 
 
 async def test_unknown_model_is_404_model_not_found(site: Site) -> None:
