@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import nginx, rayserve, redis, tls
+from bench.llm_stack import start_llm_stack
 from bench.loadgen.target import Target, body_1k
 from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
 from bench.stack import Stack, start_gateway, start_stack
+from gateway import sample
 
 
 @dataclass
@@ -160,6 +163,45 @@ def sse(ctx: Context) -> Iterator[list[Subject]]:
         ]
 
 
+LLM_TOKENS = 64  # tokens per stream: each a chunk, plus the finish chunk and [DONE]
+
+
+def _chat_stream(port: int, model: str, host: str = "", headers: dict[str, str] | None = None) -> Target:
+    messages = [{"role": "user", "content": "bench tokens please"}]
+    body = {"model": model, "messages": messages, "max_tokens": LLM_TOKENS, "stream": True}
+    wire = json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **(headers or {})}
+    return Target(port, "/v1/chat/completions", "POST", host, all_headers, wire)
+
+
+@contextlib.contextmanager
+def llm_stream(ctx: Context) -> Iterator[list[Subject]]:
+    """Streaming chat completions of the sample OpenAI container, through the LLM host and direct."""
+    stack = start_llm_stack("llm-stream", ctx.server_cpus, ctx.client_cpus, ctx.work_dir)
+    try:
+        model = f"{stack.function.function_id}/{sample.LLM_MODEL}"
+        auth = {"Authorization": f"Bearer {stack.key}"}
+        notes = [f"{LLM_TOKENS} tokens/stream, OpenAI SSE"]
+        yield [
+            Subject(
+                "llm-stream",
+                _chat_stream(stack.port, model, "llm.invocation.localhost", auth),
+                [stack.gateway],
+                kind="sse",
+                notes=[*notes, "llm.invocation host"],
+            ),
+            Subject(
+                "llm-stream-direct",
+                _chat_stream(stack.container_port, sample.LLM_MODEL),
+                [stack.container],
+                kind="sse",
+                notes=[*notes, "the container, no gateway"],
+            ),
+        ]
+    finally:
+        stack.stop()
+
+
 @contextlib.contextmanager
 def proxy(ctx: Context) -> Iterator[list[Subject]]:
     upstream_port = free_port()
@@ -201,6 +243,7 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-redis-1p": _redis_scenario(1),
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,
+    "llm-stream": llm_stream,
     "proxy": proxy,
     "rayserve": ray_serve,
 }

@@ -35,6 +35,7 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_LLM,
     SERVICE_NICO,
     SERVICE_SIS,
     SERVICE_TASKS,
@@ -52,6 +53,8 @@ from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
+from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
+from gateway.llm.service import LlmService
 from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
@@ -93,6 +96,9 @@ SERVICE_LABELS: dict[str, int] = {
     "sis": SERVICE_SIS,
     "tasks": SERVICE_TASKS,
     "nico": SERVICE_NICO,
+    # The OpenAI-compatible LLM gateway answers on both (reference §2).
+    "llm": SERVICE_LLM,
+    "llm.invocation": SERVICE_LLM,
 }
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
@@ -115,6 +121,7 @@ class Gateway:
         self._proxies: dict[int, UpstreamProxy] = {}
         self._hot: HotPath | None = None
         self._invocations: InvocationService | None = None
+        self._llm: LlmService | None = None
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._task_loop: asyncio.Task[None] | None = None
@@ -192,8 +199,9 @@ class Gateway:
         )
         if self._replies is not None:
             await self._replies.start()
-        if isinstance(runtime.queues, RedisQueue):
-            await runtime.queues.start()
+        redis_queue = _redis_queue(runtime.queues)
+        if redis_queue is not None:
+            await redis_queue.start()
         runtime.catalog.undeploy_hooks.append(lambda _fid, vid, graceful: dispatcher.undeploy(vid, graceful))
         self._invocations = InvocationService(
             runtime.routes,
@@ -213,6 +221,8 @@ class Gateway:
             stream_backlog=settings.max_stream_backlog_bytes,
             result_files=S3ResultFiles(runtime.object_store) if runtime.object_store is not None else None,
         )
+        tokens = RedisTokenBudget(runtime.redis) if runtime.redis is not None else LocalTokenBudget()
+        self._llm = LlmService(self._invocations, self._invoker, tokens)
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
@@ -279,8 +289,9 @@ class Gateway:
             await self._workers.stop(grace=5)
             self._workers = None
         if self._runtime is not None:
-            if isinstance(self._runtime.queues, RedisQueue):
-                await self._runtime.queues.stop()
+            redis_queue = _redis_queue(self._runtime.queues)
+            if redis_queue is not None:
+                await redis_queue.stop()
             if self._replies is not None:
                 await self._replies.stop()
             if self._runtime.presence is not None:
@@ -320,7 +331,7 @@ class Gateway:
             )
             return self._invocation
         if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
-            return None
+            return self._serve_llm if decision.service == SERVICE_LLM else None
         if request.path.startswith(RESULTS_PREFIX) and request.method in ("GET", "HEAD"):
             return self._download
         if decision.service == SERVICE_INVOCATION and request.header(b"function-id") is not None:
@@ -342,6 +353,11 @@ class Gateway:
 
     async def _serve_health(self, exchange: Exchange) -> None:
         exchange.respond(200, *self._health)
+
+    async def _serve_llm(self, exchange: Exchange) -> None:
+        llm = self._llm
+        assert llm is not None, "gateway not started"
+        await llm.handle(exchange)
 
     async def _download(self, exchange: Exchange) -> None:
         try:
@@ -453,6 +469,12 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _redis_queue(queue: object) -> RedisQueue | None:
+    """The Redis Streams queue under the priority lanes (``invoker.queues.priority``), if that is the backend."""
+    inner = getattr(queue, "inner", queue)
+    return inner if isinstance(inner, RedisQueue) else None
 
 
 def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:

@@ -1,6 +1,8 @@
 """``cfgate demo``: a gateway on embedded defaults, a sample echo function and its worker, one
 invocation, and the curl command that repeats it; with ``--nico``, also one call of the embedded
-NICo REST (bare metal) on ``nico.<domain>`` and its curl.
+NICo REST (bare metal) on ``nico.<domain>`` and its curl; with ``--llm``, also the sample OpenAI
+container as an LLM function, one chat completion on ``llm.invocation.<domain>`` and the ``openai``
+snippet that repeats it (``gateway.llm.demo``).
 
 Everything runs on loopback: the gateway and the echo "container" in this process, the worker
 agent (``python -m invoker.worker``) as a child process, exactly as it would run beside a real
@@ -29,6 +31,7 @@ from gateway import sample
 from gateway.app import Gateway
 from gateway.asgi import Receive, Scope, Send
 from gateway.date_header import DatedServer
+from gateway.llm.demo import llm_demo
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
 
@@ -122,15 +125,17 @@ async def _nico_call(http: httpx.AsyncClient, settings: Settings) -> bool:
     return answer.status_code == 200
 
 
-async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
+async def run_demo(
+    port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False, llm: bool = False
+) -> int:
     if data_dir is not None:
-        return await _run_demo(port, grpc_port, data_dir, once, nico)
+        return await _run_demo(port, grpc_port, data_dir, once, nico, llm)
     # The default data directory is the demo's own: removed at exit, however the demo ends.
     with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
-        return await _run_demo(port, grpc_port, Path(data), once, nico)
+        return await _run_demo(port, grpc_port, Path(data), once, nico, llm)
 
 
-async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: bool) -> int:
+async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: bool, llm: bool = False) -> int:
     if port:
         _check_port_free(port, "--port", "HTTP")
     if grpc_port:
@@ -156,6 +161,7 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     )
     _say(f"sample echo container on http://127.0.0.1:{echo_port}")
     worker: subprocess.Popen[bytes] | None = None
+    extras = contextlib.AsyncExitStack()  # --llm: its container and worker
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             token = await sample.admin_token(http)
@@ -197,10 +203,16 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
                 return 1
             if nico and not await _nico_call(http, settings):
                 return 1
+            worker_target = f"127.0.0.1:{gateway.grpc_port}"
+            if llm and not await extras.enter_async_context(
+                llm_demo(http, settings, token, worker_target, _free_port())
+            ):
+                return 1
             if not once:
                 _say("running until Ctrl-C")
                 await asyncio.Event().wait()
     finally:
+        await extras.aclose()
         if worker is not None:
             worker.terminate()
             await asyncio.to_thread(worker.wait, 30)
@@ -210,11 +222,11 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     return 0
 
 
-def main(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
+def main(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False, llm: bool = False) -> int:
     import uvloop
 
     try:
-        return uvloop.run(run_demo(port, grpc_port, data_dir, once, nico))
+        return uvloop.run(run_demo(port, grpc_port, data_dir, once, nico, llm))
     except DemoError as exc:
         print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -22,6 +22,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.llm.priority import queue_lanes, queue_priority
 from gateway.objectstore import S3Bucket
 from gateway.private_files import make_private_dir
 from gateway.redis_client import connect
@@ -47,6 +48,7 @@ from invoker.instance_redis import RedisInstanceRegistry
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
 from invoker.presence import Presence
 from invoker.queues import InvocationQueue, MemoryQueue
+from invoker.queues.priority import PriorityLanes
 from invoker.queues.redis import RedisQueue
 from invoker.wire import RequestCodec
 
@@ -132,6 +134,8 @@ class Runtime:
                 instances = MemoryInstanceRegistry()
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
+            # Per-account queue priority of LLM functions: lanes over the memory or Redis queue.
+            queues = PriorityLanes(queues, queue_priority(routes), queue_lanes(routes))
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
             cluster_repository = ClusterRepository(store.engine)
             object_config = settings.object_store_config()

@@ -143,7 +143,10 @@ def rotate_command(**options: Any) -> int:
 )
 @click.option("--once", is_flag=True, help="Exit after the sample invocation.")
 @click.option("--nico", is_flag=True, help="Also one NICo REST call (service account) on nico.<domain>.")
-def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool) -> int:
+@click.option(
+    "--llm", is_flag=True, help="Also a sample LLM function and one OpenAI chat completion on llm.invocation."
+)
+def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool, llm: bool) -> int:
     """Gateway, sample function and worker; one invocation.
 
     Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
@@ -151,7 +154,7 @@ def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, n
     _logging()
     from gateway.demo import main as demo_main
 
-    return demo_main(port, grpc_port, data_dir, once, nico)
+    return demo_main(port, grpc_port, data_dir, once, nico, llm)
 
 
 @click.command(

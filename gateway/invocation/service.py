@@ -133,6 +133,25 @@ class InvocationService:
         invocation = await self._submit(principal, route, version, exchange, target, compat=False, window=window)
         self._serve(invocation, exchange, window, polling=False)
 
+    def target(
+        self, principal: Principal, function_id: str, version_id: str | None
+    ) -> tuple[FunctionRoute, VersionRoute]:
+        """The function and version an invocation by ``principal`` goes to (pexec's access rules)."""
+        return self._target(principal, function_id, version_id)
+
+    async def invoke_direct(
+        self,
+        principal: Principal,
+        route: FunctionRoute,
+        version: VersionRoute,
+        exchange: Exchange,
+        path: str,
+        window: int,
+    ) -> None:
+        """Queue a direct invocation of ``path`` on a resolved target (the LLM gateway's); stream its answer."""
+        invocation = await self._submit(principal, route, version, exchange, path, compat=False, window=window)
+        self._serve(invocation, exchange, window, polling=False)
+
     async def status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
         request = exchange.request
         window = poll_seconds(request.header(b"nvcf-poll-seconds"), DEFAULT_POLL_SECONDS)

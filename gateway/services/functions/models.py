@@ -79,7 +79,8 @@ class ContainerEnvironmentEntry(ApiModel):
 class LlmConfig(ApiModel):
     uris: list[Uri] | None = None
     routingMethod: str | None = None
-    tokenRateLimit: str | None = None
+    # Tokens per window, in rateLimit's form ("10000-M"), counted from the usage the container reports.
+    tokenRateLimit: Annotated[str, StringConstraints(pattern=RATE_LIMIT_PATTERN, max_length=128)] | None = None
 
 
 class FunctionModel(ApiModel):
