@@ -39,6 +39,7 @@ from gateway.invocation.answer import (
     send_accepted,
     send_problem,
 )
+from gateway.invocation.envelope import EnvelopeExchange, inner_request, parse_envelope
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.objectstore.errors import ObjectStoreError
@@ -132,6 +133,17 @@ class InvocationService:
             target += "?" + request.query.decode("latin-1")
         invocation = await self._submit(principal, route, version, exchange, target, compat=False, window=window)
         self._serve(invocation, exchange, window, polling=False)
+
+    async def exec(self, principal: Principal, function_id: str, version_id: str | None, exchange: Exchange) -> None:
+        """The envelope form of pexec (``gateway.invocation.envelope``)."""
+        body, headers = parse_envelope(await exchange.body(self.max_body_bytes))
+        wrapped = EnvelopeExchange(exchange, inner_request(exchange.request, headers), body)
+        await self.pexec(principal, function_id, version_id, wrapped)
+
+    async def exec_status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
+        poll = exchange.request.header(b"nvcf-poll-seconds")
+        headers = [(b"nvcf-poll-seconds", poll)] if poll is not None else []
+        await self.status(principal, request_id, EnvelopeExchange(exchange, inner_request(exchange.request, headers)))
 
     async def status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
         request = exchange.request
