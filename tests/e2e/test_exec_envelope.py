@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -32,6 +31,7 @@ from tests.support.serve_process import (
     wait_active,
 )
 
+
 class Container:
     """What the scripted worker answers, chosen by the body's ``do`` (and what it received)."""
 
@@ -43,6 +43,7 @@ class Container:
         do = body.get("do") if isinstance(body, dict) else None
         rid = invocation.request_id
         if do == "hold":
+            assert isinstance(body, dict)
             gate = self.gates.setdefault(body["gate"], asyncio.Event())
             worker.send(pb.WorkerMessage(progress=[pb.Progress(request_id=rid, percent=40)]))
             await gate.wait()
@@ -140,7 +141,9 @@ async def test_fulfilled_envelope_carries_the_container_json(site: Site) -> None
             content=orjson.dumps({"requestBody": [1, "two"], "unknownField": True}),
             headers=site.auth,  # no Content-Type at all: the envelope is JSON anyway
         )
-    assert_envelope(plain, 200, status="fulfilled", percentComplete=100, response=seen(envelope["requestBody"], poll=30))
+    assert_envelope(
+        plain, 200, status="fulfilled", percentComplete=100, response=seen(envelope["requestBody"], poll=30)
+    )
     assert_envelope(pinned, 200, status="fulfilled", percentComplete=100, response=seen([1, "two"]))
 
 
@@ -179,12 +182,12 @@ async def test_large_result_is_a_response_reference(site: Site) -> None:
         answer = await http.post(
             f"/v2/nvcf/exec/functions/{site.fid}", json={"requestBody": {"do": "large"}}, headers=site.auth
         )
-        document = assert_envelope(
-            answer, 200, status="fulfilled", percentComplete=100, responseReference=answer.json().get("responseReference")
-        )
-        reference = httpx.URL(str(document["responseReference"]))
-        assert reference.path == f"/v2/nvcf/pexec/results/{document['reqId']}"
-        download = await http.get(reference.raw_path.decode())
+        reference = str(answer.json()["responseReference"])
+        document = assert_envelope(answer, 200, status="fulfilled", percentComplete=100, responseReference=reference)
+        assert reference.startswith(f"http://invocation.localhost:{site.gateway.port}/v2/nvcf/pexec/results/")
+        url = httpx.URL(reference)
+        assert url.path == f"/v2/nvcf/pexec/results/{document['reqId']}"
+        download = await http.get(url.raw_path.decode())
     assert download.status_code == 200 and download.content == b"PK\x03\x04large"
 
 
@@ -224,7 +227,9 @@ async def test_a_bad_envelope_is_a_400_problem_and_reaches_no_worker(site: Site,
     before = len(site.worker.received)
     async with site.http() as http:
         response = await http.post(
-            f"/v2/nvcf/exec/functions/{site.fid}", content=body, headers={**site.auth, "Content-Type": "application/json"}
+            f"/v2/nvcf/exec/functions/{site.fid}",
+            content=body,
+            headers={**site.auth, "Content-Type": "application/json"},
         )
     problem = assert_problem(response, 400, "bad-request")
     assert problem["detail"] == detail
