@@ -41,6 +41,7 @@ from gateway.invocation.answer import (
 )
 from gateway.invocation.envelope import EnvelopeExchange, inner_request, parse_envelope
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
+from gateway.invocation.rate_policy import RatePolicy
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.objectstore.errors import ObjectStoreError
 from gateway.objectstore.problems import object_store_problem
@@ -346,8 +347,8 @@ class InvocationService:
         window: int,
         assets: list[tuple[str, str, str]] | None = None,
     ) -> Invocation:
-        if version.rate_limit and not await self.rate.allow(route.function_id, version.rate_limit):
-            raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
+        if version.rate_limit is not None:
+            await self._within_rate(principal, route, version, version.rate_limit)
         http = exchange.request
         body = await exchange.body(self.max_body_bytes)
         now = time.time()
@@ -387,6 +388,16 @@ class InvocationService:
         if held:
             self.budget.hold_until_final(invocation, held)
         return invocation
+
+    async def _within_rate(
+        self, principal: Principal, route: FunctionRoute, version: VersionRoute, policy: RatePolicy
+    ) -> None:
+        checks = policy.checks(version.version_id, principal.nca_id, principal.subject)
+        if checks and (retry := await self.rate.check(checks)):
+            raise TooManyRequests(
+                f"Rate limit exceeded for function '{route.function_id}' ({policy.describe(checks)})",
+                headers={"Retry-After": str(retry)},
+            )
 
     def _serve(self, invocation: Invocation, exchange: Exchange, window: int, *, polling: bool) -> None:
         """Answer by callbacks; cancel the invocation if the client leaves while it waits for it."""
