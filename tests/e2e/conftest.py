@@ -30,9 +30,7 @@ class LiveGateway:
     def client(self, host: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base, headers={"Host": host}, timeout=30.0)
 
-    async def create_deployed_function(
-        self, *, max_request_concurrency: int = 10, **overrides: Any
-    ) -> tuple[str, str]:
+    async def create_deployed_function(self, *, max_request_concurrency: int = 10, **overrides: Any) -> tuple[str, str]:
         """Create and deploy a function (minInstances 1, each instance serving at most
         ``max_request_concurrency`` at once); returns (function id, version id)."""
         headers = {"Authorization": f"Bearer {self.admin_token}"}
