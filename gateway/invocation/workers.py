@@ -17,6 +17,10 @@ The rules are ``gateway.auth.worker_authority``'s table (``Operation.REGISTER``)
   A declared ``cluster_id`` must be the credential's cluster. The grant's metadata carries
   ``clusterId`` (and ``clusterName``), by which deleting the cluster finds and disconnects its
   sessions. An unknown, malformed or revoked cluster credential is UNAUTHENTICATED.
+
+The grant carries the deployment's ``maxRequestConcurrency`` for the worker (its specification's;
+for a JWT or key worker the one matching its declared GPU / instance type, else the largest): the
+session never holds more invocations at once, and the worker is told so at Register.
 """
 
 from __future__ import annotations
