@@ -29,7 +29,7 @@ from cext.hotpath import KIND_JWT, Principal
 from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.auth.authority import principal_may_use_function
-from gateway.edge.budget import ByteBudget
+from gateway.edge.budget import RETRY_AFTER_SECONDS, ByteBudget
 from gateway.edge.exchange import Exchange
 from gateway.invocation.answer import (
     STREAM_BACKLOG_BYTES,
@@ -378,7 +378,9 @@ class InvocationService:
             await self.dispatcher.submit(invocation)
         except QueueFull:
             self.budget.release(held)
-            raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
+            raise TooManyRequests(
+                f"Queue of function '{route.function_id}' is full", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
         except BackendUnavailable:
             self.budget.release(held)
             raise ServiceUnavailable("The invocation queue is unavailable: Redis cannot be reached") from None
