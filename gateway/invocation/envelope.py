@@ -32,7 +32,7 @@ import orjson
 
 from gateway.edge.exchange import Exchange, Headers, HotRequest
 from gateway.invocation.answer import STREAM_BACKLOG_BYTES
-from gateway.problems import BadRequest, GatewayError, error_body, problem_headers
+from gateway.problems import BadRequest, GatewayError, PayloadTooLarge, error_body, problem_headers
 
 JSON = b"application/json"
 
@@ -96,7 +96,9 @@ class EnvelopeExchange(Exchange):
         self._done = False
 
     async def body(self, limit: int) -> bytes:
-        return self._body  # the envelope, read within the limit, held it
+        if len(self._body) > limit:  # re-serialised, ``requestBody`` may be a little longer than read
+            raise PayloadTooLarge(f"The request body exceeds {limit} bytes")
+        return self._body
 
     def respond(self, status: int, headers: Headers, body: bytes) -> None:
         self._started = True
