@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from tests.e2e.driver import ScriptedWorker
+from tests.e2e.test_worker_input_assets import uploaded_asset
 from tests.gateway.helpers import assert_problem
 from tests.support.serve_process import (
     ServeProcess,
@@ -67,6 +68,7 @@ class Container:
                 "headers": sorted(h.key.lower() for h in invocation.headers),
                 "contentType": next((h.value for h in invocation.headers if h.key.lower() == "content-type"), None),
                 "body": body,
+                "assets": [a.asset_id for a in invocation.assets],
             }
             worker.answer(rid, 200, orjson.dumps(seen))
 
@@ -117,7 +119,7 @@ def assert_envelope(answer: httpx.Response, code: int, /, **fields: object) -> d
     return document
 
 
-def seen(body: object, *, poll: int = 60) -> dict[str, object]:
+def seen(body: object, *, poll: int = 60, assets: list[str] | None = None) -> dict[str, object]:
     """What the container saw of an envelope's pexec: only the JSON body, no client header."""
     return {
         "path": "/echo",
@@ -127,6 +129,7 @@ def seen(body: object, *, poll: int = 60) -> dict[str, object]:
         "headers": ["content-type", "nvcf-invocation-region"],
         "contentType": "application/json",
         "body": body,
+        "assets": assets or [],
     }
 
 
@@ -235,6 +238,15 @@ async def test_a_bad_envelope_is_a_400_problem_and_reaches_no_worker(site: Site,
     assert problem["detail"] == detail
     assert response.headers["nvcf-status"] == "errored"
     assert len(site.worker.received) == before
+
+
+async def test_input_asset_references_reach_the_worker(site: Site) -> None:
+    asset_id = await uploaded_asset(site.gateway, site.key, b"input bytes")
+    envelope = {"requestHeader": {"inputAssetReferences": [asset_id.upper()]}, "requestBody": {"use": "asset"}}
+    async with site.http() as http:
+        answer = await http.post(f"/v2/nvcf/exec/functions/{site.fid}", json=envelope, headers=site.auth)
+    expected = seen({"use": "asset"}, assets=[asset_id])
+    assert_envelope(answer, 200, status="fulfilled", percentComplete=100, response=expected)
 
 
 async def test_an_unknown_asset_and_an_unknown_function_are_404_problems(site: Site) -> None:
