@@ -98,9 +98,12 @@ class RateLimiter:
 
 
 class RateLimit(Protocol):
-    """What the invocation service asks: 0 if this request may go ahead, else its Retry-After."""
+    """What the invocation service asks: 0 if this request may go ahead, else its Retry-After
+    (``allow``: one rate under one key, as a yes or no)."""
 
     async def check(self, checks: Sequence[RateCheck]) -> int: ...
+
+    async def allow(self, key: str, rate: str) -> bool: ...
 
 
 class LocalRateLimit:
@@ -111,6 +114,9 @@ class LocalRateLimit:
 
     async def check(self, checks: Sequence[RateCheck]) -> int:
         return self.limiter.check(checks)
+
+    async def allow(self, key: str, rate: str) -> bool:
+        return self.limiter.allow(key, rate)
 
 
 # Every window is checked before any is counted, as in RateLimiter: a refused request uses up
