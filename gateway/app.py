@@ -28,6 +28,9 @@ from cext.hotpath import (
     DECIDE_NOT_HOT,
     DECIDE_OK,
     DECIDE_UNKNOWN_HOST,
+    ROUTE_EXEC,
+    ROUTE_EXEC_STATUS,
+    ROUTE_EXEC_VERSION,
     ROUTE_PEXEC,
     ROUTE_PEXEC_STATUS,
     ROUTE_PEXEC_VERSION,
@@ -451,8 +454,14 @@ class Gateway:
         elif route == ROUTE_PEXEC_STATUS:
             assert decision.request_id is not None
             await service.status(principal, decision.request_id, exchange)
+        elif route in (ROUTE_EXEC, ROUTE_EXEC_VERSION):
+            assert decision.function_id is not None
+            await service.exec(principal, decision.function_id, decision.version_id, exchange)
+        elif route == ROUTE_EXEC_STATUS:
+            assert decision.request_id is not None
+            await service.exec_status(principal, decision.request_id, exchange)
         else:
-            raise NotFound("The exec envelope endpoints are not served by this gateway yet")
+            raise NotFound(f"No invocation route {route}")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

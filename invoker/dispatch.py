@@ -180,7 +180,7 @@ class Dispatcher:
             self._pumping.discard(version_id)
 
     def _free_credits(self, version_id: str) -> int:
-        return sum(s.credits for s in self._by_version.get(version_id, ()) if s.accepting)
+        return sum(s.free for s in self._by_version.get(version_id, ()) if s.accepting)
 
     def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> Coroutine[Any, Any, None] | None:
         """Assign the entry to ``session`` at once; the queue round trips of the rare outcomes

@@ -87,8 +87,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             await context.abort(code, str(exc))
         self._expire_registrations()
         session_id = str(uuid.uuid4())
+        concurrency = grant.concurrency(request.max_concurrency)
         self._registrations[session_id] = _Registration(
-            grant, request.instance_id or str(uuid.uuid4()), max(1, request.max_concurrency or 1), time.monotonic()
+            grant, request.instance_id or str(uuid.uuid4()), concurrency, time.monotonic()
         )
         return pb.RegisterResponse(
             session_id=session_id,
@@ -101,6 +102,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             max_direct_response_bytes=self.max_direct_response_bytes,
             metadata=grant.metadata,
+            max_concurrency=concurrency,
         )
 
     async def Work(

@@ -28,6 +28,13 @@ class WorkerGrant:
     inference_url: str
     inference_port: int
     metadata: dict[str, str] = field(default_factory=dict)
+    # The deployment's maxRequestConcurrency for this worker (0: no bound from the deployment).
+    max_request_concurrency: int = 0
+
+    def concurrency(self, declared: int) -> int:
+        """Invocations at once for a worker declaring ``declared``: the smaller of the two bounds."""
+        declared = max(1, declared)
+        return min(declared, self.max_request_concurrency) if self.max_request_concurrency > 0 else declared
 
 
 def add_invocation(batch: pb.GatewayMessage, request: InvocationRequest, attempt: int) -> None:
@@ -57,6 +64,8 @@ class WorkerSession:
         self.session_id = session_id
         self.instance_id = instance_id
         self.grant = grant
+        # Never more in flight than this, whatever credits the worker grants (an older worker
+        # may grant its own flag's worth, ignoring the bound it was told at Register).
         self.max_concurrency = max_concurrency
         self.credits = 0
         self.inflight: dict[str, Invocation] = {}
@@ -75,7 +84,12 @@ class WorkerSession:
 
     @property
     def accepting(self) -> bool:
-        return self.credits > 0 and not self.draining and not self.closed
+        return self.free > 0 and not self.draining and not self.closed
+
+    @property
+    def free(self) -> int:
+        """Invocations it may take now: its credits, within its concurrency bound."""
+        return min(self.credits, self.max_concurrency - len(self.inflight))
 
     def assign(self, invocation: Invocation) -> None:
         self.credits -= 1

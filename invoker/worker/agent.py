@@ -3,7 +3,8 @@ reconnect when it breaks, drain on request.
 
 A session is ``Register`` (credential in the request and as ``authorization: Bearer`` metadata)
 followed by ONE bidirectional ``Work`` stream opened with ``cfgate-session-id`` (and the same
-authorization) metadata. The first message the worker sends grants ``max_concurrency`` credits;
+authorization) metadata. The first message the worker sends grants ``max_concurrency`` credits
+(or fewer: the ``max_concurrency`` of the RegisterResponse, the deployment's bound, wins);
 each finished invocation gives its credit back on the message that carries its end. One sender
 task drains the outbox (``outbox.py``) in greedy batches and sends a heartbeat when nothing was sent
 for the session's ``heartbeat_interval_ms`` (default 5 s) or the gateway sent ``ping``.
@@ -240,17 +241,19 @@ class WorkerAgent:
             return
         info = self._session_info(register)
         self.sessions += 1
+        # The gateway's bound (the deployment's maxRequestConcurrency within our own flag) wins.
+        concurrency = min(config.max_concurrency, register.max_concurrency or config.max_concurrency)
         log.info(
             "registered session %s: function %s version %s, %d credits",
             info.session_id,
             register.function_id,
             register.version_id,
-            config.max_concurrency,
+            concurrency,
         )
         metadata = (("cfgate-session-id", info.session_id), ("authorization", f"Bearer {config.token}"))
         call = stub.Work(metadata=metadata)
         outbox = Outbox()
-        outbox.grant(config.max_concurrency)
+        outbox.grant(concurrency)
         endpoint = config.inference
         runner = InvocationRunner(
             client=client,

@@ -118,7 +118,9 @@ class Cluster:
             assert created.status_code == 200, created.text
             dto = created.json()["function"]
             url = f"/v2/nvcf/deployments/functions/{dto['id']}/versions/{dto['versionId']}"
-            deployed = await api.post(url, json=deployment_body(minInstances=0), headers=self.auth_admin)
+            # Each instance may hold as many as the fault tests' workers take at once (up to 50).
+            body = deployment_body(minInstances=0, maxRequestConcurrency=64)
+            deployed = await api.post(url, json=body, headers=self.auth_admin)
             assert deployed.status_code == 200, deployed.text
         return dto["id"], dto["versionId"]
 

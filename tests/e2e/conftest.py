@@ -30,15 +30,17 @@ class LiveGateway:
     def client(self, host: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base, headers={"Host": host}, timeout=30.0)
 
-    async def create_deployed_function(self, **overrides: Any) -> tuple[str, str]:
-        """Create and deploy a function (minInstances 1); returns (function id, version id)."""
+    async def create_deployed_function(self, *, max_request_concurrency: int = 10, **overrides: Any) -> tuple[str, str]:
+        """Create and deploy a function (minInstances 1, each instance serving at most
+        ``max_request_concurrency`` at once); returns (function id, version id)."""
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         async with self.client("api.localhost") as api:
             created = await api.post("/v2/nvcf/functions", json=function_body(**overrides), headers=headers)
             assert created.status_code == 200, created.text
             dto = created.json()["function"]
             url = f"/v2/nvcf/deployments/functions/{dto['id']}/versions/{dto['versionId']}"
-            deployed = await api.post(url, json=deployment_body(), headers=headers)
+            body = deployment_body(maxRequestConcurrency=max_request_concurrency)
+            deployed = await api.post(url, json=body, headers=headers)
             assert deployed.status_code == 200, deployed.text
         return dto["id"], dto["versionId"]
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from gateway.invocation.rate_policy import RatePolicy
 from gateway.llm.catalog import LlmRoute, llm_route
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import FUNCTION_LEVEL, AuthorizationRepository, FunctionRepository
@@ -36,7 +37,7 @@ class VersionRoute:
     inference_port: int
     function_type: str
     api_body_format: str
-    rate_limit: str | None
+    rate_limit: RatePolicy | None
     max_request_concurrency: int
     shared_with: frozenset[str]  # accounts this version alone is shared with
     llm: LlmRoute | None = None  # functionType LLM: its models and queue priorities
@@ -156,7 +157,6 @@ class RoutingCache:
         routes = {}
         for v in versions:
             spec = v.spec
-            rate_limit = spec.get("rateLimit") or {}
             routes[v.version_id] = VersionRoute(
                 version_id=v.version_id,
                 name=v.name,
@@ -165,7 +165,7 @@ class RoutingCache:
                 inference_port=int(spec.get("inferencePort") or 8000),
                 function_type=spec.get("functionType", "DEFAULT"),
                 api_body_format=spec.get("apiBodyFormat", "CUSTOM"),
-                rate_limit=rate_limit.get("rateLimit"),
+                rate_limit=RatePolicy.from_spec(spec.get("rateLimit")),
                 max_request_concurrency=concurrency.get(v.version_id, 1),
                 shared_with=frozenset(a.nca_id for a in shares if a.version_id == v.version_id),
                 llm=llm_route(spec),

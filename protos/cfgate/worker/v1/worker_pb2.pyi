@@ -63,7 +63,7 @@ class RegisterRequest(_message.Message):
     def __init__(self, credential: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., gpu: _Optional[str] = ..., instance_type: _Optional[str] = ..., backend: _Optional[str] = ..., location: _Optional[str] = ..., cluster_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata")
+    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata", "max_concurrency")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class RegisterResponse(_message.Message):
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_DIRECT_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     function_id: str
     version_id: str
@@ -91,7 +92,8 @@ class RegisterResponse(_message.Message):
     heartbeat_interval_ms: int
     max_direct_response_bytes: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    max_concurrency: int
+    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
