@@ -39,7 +39,7 @@ class Skipped(BenchError):
 class Stack:
     gateway: Proc
     port: int
-    grpc_port: int
+    worker_port: int
     echo_port: int
     function: sample.SampleFunction
     key: str
@@ -63,8 +63,8 @@ def start_gateway(
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
 ) -> tuple[Proc, int, int]:
-    port, grpc_port = free_port(), free_port()
-    argv = python("gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port))
+    port, worker_port = free_port(), free_port()
+    argv = python("gateway", "serve", "--port", str(port), "--grpc-port", "0", "--worker-port", str(worker_port))
     argv += ["--data-dir", str(work_dir / f"{name}-data"), "--log-level", "warning", *extra]
     gateway = Proc(name, argv, server_cpus, work_dir, env=env)
     try:
@@ -74,7 +74,7 @@ def start_gateway(
         if gateway.popen.returncode == 2:  # a SettingsError: this build refuses the configuration
             raise NotAvailable(gateway.output(400).strip().splitlines()[-1]) from exc
         raise
-    return gateway, port, grpc_port
+    return gateway, port, worker_port
 
 
 def start_stack(
@@ -95,11 +95,11 @@ def start_stack(
         echo_port = free_port()
         echo = Proc(f"{name}-echo", python("bench.servers.echo", "--port", str(echo_port)), client_cpus, work_dir)
         procs.append(echo)
-        gateway, port, grpc_port = start_gateway(name, server_cpus, work_dir, extra, env)
+        gateway, port, worker_port = start_gateway(name, server_cpus, work_dir, extra, env)
         procs.append(gateway)
         wait_port(echo_port, echo)
         function, key = asyncio.run(_create(f"{scheme}://{LOOPBACK}:{port}", echo_port))
-        worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
+        worker_argv = sample.worker_command(f"{LOOPBACK}:{worker_port}", function, echo_port, WORKER_CONCURRENCY)
         worker_argv += worker_flags()
         procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
         asyncio.run(_wait_active(f"{scheme}://{LOOPBACK}:{port}", function))
@@ -107,7 +107,7 @@ def start_stack(
         for proc in reversed(procs):
             proc.stop()
         raise
-    return Stack(gateway, port, grpc_port, echo_port, function, key, procs, scheme)
+    return Stack(gateway, port, worker_port, echo_port, function, key, procs, scheme)
 
 
 async def _create(base: str, echo_port: int) -> tuple[sample.SampleFunction, str]:

@@ -19,7 +19,8 @@ their container connections are closed and nothing more is sent for them; the ga
 them — and the worker reconnects and registers again, with exponential backoff and jitter
 (``backoff_initial`` doubling up to ``backoff_max``; each delay is drawn from [d/2, d]). The backoff
 resets after a session that received a message from the gateway or lasted ``backoff_max``.
-``Register`` refused with UNAUTHENTICATED (bad credential) or INVALID_ARGUMENT is final (``run()``
+``Register`` refused with UNAUTHENTICATED (bad credential), INVALID_ARGUMENT or FAILED_PRECONDITION
+(the address is the gateway's gRPC invocation port, not its worker port) is final (``run()``
 returns 3); other refusals are retried with the same backoff — including PERMISSION_DENIED, which
 cfgate's gateway also answers while the function has no deployed version yet.
 
@@ -67,7 +68,10 @@ DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
 _MESSAGE_LIMIT = 64 * 1024 * 1024
 _CLOSE_WAIT = 5.0
-_FATAL_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
+# FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
+_FATAL_CODES = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+)
 
 
 class SessionBroken(Exception):
