@@ -52,6 +52,8 @@ from gateway.edge.asgi_exchange import AsgiExchange, Handler
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.grpc_invocation.endpoint import GrpcInvocationEndpoint
+from gateway.grpc_invocation.proxy import GrpcInvocations
+from gateway.grpc_invocation.sessions import grpc_sessions
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.objectstore.results import S3ResultFiles
@@ -249,7 +251,12 @@ class Gateway:
         runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
         self._workers = WorkerEndpoint(service, settings.host, settings.worker_port)
         self.worker_port = await self._workers.start()
-        self._grpc = GrpcInvocationEndpoint(settings.host, settings.grpc_port, worker_port=self.worker_port)
+        self._grpc = GrpcInvocationEndpoint(
+            GrpcInvocations(self._invocations, runtime.authenticator, invoke, grpc_sessions(runtime.redis)),
+            settings.host,
+            settings.grpc_port,
+            worker_port=self.worker_port,
+        )
         self.grpc_port = await self._grpc.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())

@@ -291,6 +291,12 @@ class InvocationService:
 
     # --- steps ------------------------------------------------------------------------------
 
+    def target(
+        self, principal: Principal, function_id: str, version_id: str | None
+    ) -> tuple[FunctionRoute, VersionRoute]:
+        """The version to invoke, as pexec picks it (the gRPC proxy asks the same question)."""
+        return self._target(principal, function_id, version_id)
+
     def _target(
         self, principal: Principal, function_id: str, version_id: str | None
     ) -> tuple[FunctionRoute, VersionRoute]:

@@ -47,6 +47,7 @@ import grpc.aio
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
 from invoker.worker.container import metadata_value, static_headers
+from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient
 from invoker.worker.invocation import InvocationRunner, SessionInfo
 from invoker.worker.outbox import Outbox
@@ -87,6 +88,7 @@ class WorkerAgent:
         self.config = config
         self.sessions = 0  # sessions registered so far
         self._stop = asyncio.Event()
+        self._grpc: GrpcContainer | None = None
         self._force = asyncio.Event()
         self._received = False
 
@@ -113,6 +115,7 @@ class WorkerAgent:
                 return EXIT_NOT_READY
             endpoint = config.inference
             client = HttpClient(endpoint.host, endpoint.port, max_connections=config.max_concurrency)
+            self._grpc = grpc_container = GrpcContainer(endpoint.host, endpoint.port)
             progress = ProgressWatcher(config.progress_interval)
             assets = AssetFetcher()
             try:
@@ -120,6 +123,7 @@ class WorkerAgent:
             finally:
                 dirs.close()
                 client.close()
+                await grpc_container.close()
                 await progress.close()
                 await assets.close()
         finally:
@@ -265,6 +269,7 @@ class WorkerAgent:
             assets=assets,
             host_header=f"{endpoint.host}:{endpoint.port}",
             large_outputs=config.large_outputs,
+            grpc=self._grpc,
         )
         sender = asyncio.ensure_future(self._send_loop(call, outbox, info.heartbeat_interval))
         reader = asyncio.ensure_future(self._read_loop(call, runner, outbox))
@@ -360,6 +365,8 @@ class WorkerAgent:
                 runner.start(invocation)
             for cancel in message.cancels:
                 runner.cancel(cancel.request_id, "cancelled")
+            for frames in message.grpc_requests:
+                runner.grpc_requests(frames)
             if message.ping:
                 outbox.heartbeat()
             if message.drain and not self._stop.is_set():

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/cfgate/worker/v1/worker.proto\x12\x10\x63\x66gate.worker.v1\"\xc5\x02\n\x0fRegisterRequest\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x0b\n\x03gpu\x18\x06 \x01(\t\x12\x15\n\rinstance_type\x18\x07 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x10\n\x08location\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\x12=\n\x06labels\x18\x0b \x03(\x0b\x32-.cfgate.worker.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdc\x02\n\x10RegisterResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x0e\n\x06nca_id\x18\x05 \x01(\t\x12\x15\n\rinference_url\x18\x06 \x01(\t\x12\x16\n\x0einference_port\x18\x07 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x08 \x01(\r\x12!\n\x19max_direct_response_bytes\x18\t \x01(\x04\x12\x42\n\x08metadata\x18\n \x03(\x0b\x32\x30.cfgate.worker.v1.RegisterResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\nInputAsset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xaa\x02\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12)\n\x07headers\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x0e\n\x06\x63ompat\x18\x08 \x01(\x08\x12,\n\x06\x61ssets\x18\t \x03(\x0b\x32\x1c.cfgate.worker.v1.InputAsset\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x0e\n\x06nca_id\x18\x0b \x01(\t\x12\x14\n\x0cpoll_seconds\x18\x0c \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\r \x01(\x03\",\n\x06\x43\x61ncel\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8b\x01\n\x0eGatewayMessage\x12\x31\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1c.cfgate.worker.v1.Invocation\x12)\n\x07\x63\x61ncels\x18\x02 \x03(\x0b\x32\x18.cfgate.worker.v1.Cancel\x12\x0c\n\x04ping\x18\x03 \x01(\x08\x12\r\n\x05\x64rain\x18\x04 \x01(\x08\"\x8a\x01\n\rResponseStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\r\x12)\n\x07headers\x18\x03 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12*\n\x04kind\x18\x04 \x01(\x0e\x32\x1c.cfgate.worker.v1.ResultKind\"1\n\rResponseChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"0\n\x0bResponseEnd\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"I\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\r\x12\x18\n\x10partial_response\x18\x03 \x01(\x0c\"\x82\x02\n\rWorkerMessage\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\x12/\n\x06starts\x18\x02 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseStart\x12/\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseChunk\x12,\n\x08progress\x18\x04 \x03(\x0b\x32\x1a.cfgate.worker.v1.Progress\x12+\n\x04\x65nds\x18\x05 \x03(\x0b\x32\x1d.cfgate.worker.v1.ResponseEnd\x12\x11\n\theartbeat\x18\x06 \x01(\x08\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\"\xf8\x01\n\tTaskHello\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03gpu\x18\x03 \x01(\t\x12\x15\n\rinstance_type\x18\x04 \x01(\t\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x11\n\tmax_tasks\x18\x07 \x01(\r\x12\x37\n\x06labels\x18\x08 \x03(\x0b\x32\'.cfgate.worker.v1.TaskHello.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x0bTaskWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xd0\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06nca_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x63ontainer_image\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontainer_args\x18\x05 \x01(\t\x12\x46\n\x0b\x65nvironment\x18\x06 \x03(\x0b\x32\x31.cfgate.worker.v1.TaskAssignment.EnvironmentEntry\x12\x16\n\x0emax_runtime_ms\x18\x07 \x01(\x03\x12\x1c\n\x14termination_grace_ms\x18\x08 \x01(\x03\x12\x14\n\x0csecrets_json\x18\t \x01(\x0c\x12\x16\n\x0elaunched_at_ms\x18\n \x01(\x03\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb4\x01\n\x12TaskGatewayMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.cfgate.worker.v1.TaskWelcome\x12\x35\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32 .cfgate.worker.v1.TaskAssignment\x12)\n\x05stops\x18\x03 \x03(\x0b\x32\x1a.cfgate.worker.v1.TaskStop\x12\x0c\n\x04ping\x18\x04 \x01(\x08\"\x90\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.cfgate.worker.v1.TaskState\x12\x18\n\x10percent_complete\x18\x03 \x01(\r\x12\x1a\n\x12last_updated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\"H\n\x10TaskResultReport\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\x0c\"\xc7\x01\n\x11TaskWorkerMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.cfgate.worker.v1.TaskHello\x12\x33\n\x07results\x18\x02 \x03(\x0b\x32\".cfgate.worker.v1.TaskResultReport\x12-\n\x07updates\x18\x03 \x03(\x0b\x32\x1c.cfgate.worker.v1.TaskUpdate\x12\x11\n\theartbeat\x18\x04 \x01(\x08\x12\x0f\n\x07running\x18\x05 \x03(\t**\n\nResultKind\x12\n\n\x06\x44IRECT\x10\x00\x12\x10\n\x0cLARGE_RESULT\x10\x01*\x9a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTASK_RUNNING\x10\x01\x12\x12\n\x0eTASK_COMPLETED\x10\x02\x12\x10\n\x0cTASK_ERRORED\x10\x03\x12\x11\n\rTASK_CANCELED\x10\x04\x12&\n\"TASK_EXCEEDED_MAX_RUNTIME_DURATION\x10\x05\x32\x89\x02\n\rWorkerService\x12Q\n\x08Register\x12!.cfgate.worker.v1.RegisterRequest\x1a\".cfgate.worker.v1.RegisterResponse\x12M\n\x04Work\x12\x1f.cfgate.worker.v1.WorkerMessage\x1a .cfgate.worker.v1.GatewayMessage(\x01\x30\x01\x12V\n\x05Tasks\x12#.cfgate.worker.v1.TaskWorkerMessage\x1a$.cfgate.worker.v1.TaskGatewayMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/cfgate/worker/v1/worker.proto\x12\x10\x63\x66gate.worker.v1\"\xc5\x02\n\x0fRegisterRequest\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x0b\n\x03gpu\x18\x06 \x01(\t\x12\x15\n\rinstance_type\x18\x07 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x10\n\x08location\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\x12=\n\x06labels\x18\x0b \x03(\x0b\x32-.cfgate.worker.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdc\x02\n\x10RegisterResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x0e\n\x06nca_id\x18\x05 \x01(\t\x12\x15\n\rinference_url\x18\x06 \x01(\t\x12\x16\n\x0einference_port\x18\x07 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x08 \x01(\r\x12!\n\x19max_direct_response_bytes\x18\t \x01(\x04\x12\x42\n\x08metadata\x18\n \x03(\x0b\x32\x30.cfgate.worker.v1.RegisterResponse.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\nInputAsset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xd4\x02\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12)\n\x07headers\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x0e\n\x06\x63ompat\x18\x08 \x01(\x08\x12,\n\x06\x61ssets\x18\t \x03(\x0b\x32\x1c.cfgate.worker.v1.InputAsset\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x0e\n\x06nca_id\x18\x0b \x01(\t\x12\x14\n\x0cpoll_seconds\x18\x0c \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\r \x01(\x03\x12(\n\x04grpc\x18\x14 \x01(\x0b\x32\x1a.cfgate.worker.v1.GrpcCall\"&\n\x08GrpcCall\x12\x1a\n\x12streaming_requests\x18\x01 \x01(\x08\"I\n\x11GrpcRequestFrames\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\nhalf_close\x18\x03 \x01(\x08\"m\n\x0cGrpcTrailers\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x08metadata\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\",\n\x06\x43\x61ncel\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xc7\x01\n\x0eGatewayMessage\x12\x31\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1c.cfgate.worker.v1.Invocation\x12)\n\x07\x63\x61ncels\x18\x02 \x03(\x0b\x32\x18.cfgate.worker.v1.Cancel\x12\x0c\n\x04ping\x18\x03 \x01(\x08\x12\r\n\x05\x64rain\x18\x04 \x01(\x08\x12:\n\rgrpc_requests\x18\n \x03(\x0b\x32#.cfgate.worker.v1.GrpcRequestFrames\"\x8a\x01\n\rResponseStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\r\x12)\n\x07headers\x18\x03 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12*\n\x04kind\x18\x04 \x01(\x0e\x32\x1c.cfgate.worker.v1.ResultKind\"1\n\rResponseChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"0\n\x0bResponseEnd\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"I\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\r\x12\x18\n\x10partial_response\x18\x03 \x01(\x0c\"\xb9\x02\n\rWorkerMessage\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\x12/\n\x06starts\x18\x02 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseStart\x12/\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseChunk\x12,\n\x08progress\x18\x04 \x03(\x0b\x32\x1a.cfgate.worker.v1.Progress\x12+\n\x04\x65nds\x18\x05 \x03(\x0b\x32\x1d.cfgate.worker.v1.ResponseEnd\x12\x11\n\theartbeat\x18\x06 \x01(\x08\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x35\n\rgrpc_trailers\x18\n \x03(\x0b\x32\x1e.cfgate.worker.v1.GrpcTrailers\"\xf8\x01\n\tTaskHello\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03gpu\x18\x03 \x01(\t\x12\x15\n\rinstance_type\x18\x04 \x01(\t\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x11\n\tmax_tasks\x18\x07 \x01(\r\x12\x37\n\x06labels\x18\x08 \x03(\x0b\x32\'.cfgate.worker.v1.TaskHello.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x0bTaskWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xd0\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06nca_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x63ontainer_image\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontainer_args\x18\x05 \x01(\t\x12\x46\n\x0b\x65nvironment\x18\x06 \x03(\x0b\x32\x31.cfgate.worker.v1.TaskAssignment.EnvironmentEntry\x12\x16\n\x0emax_runtime_ms\x18\x07 \x01(\x03\x12\x1c\n\x14termination_grace_ms\x18\x08 \x01(\x03\x12\x14\n\x0csecrets_json\x18\t \x01(\x0c\x12\x16\n\x0elaunched_at_ms\x18\n \x01(\x03\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb4\x01\n\x12TaskGatewayMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.cfgate.worker.v1.TaskWelcome\x12\x35\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32 .cfgate.worker.v1.TaskAssignment\x12)\n\x05stops\x18\x03 \x03(\x0b\x32\x1a.cfgate.worker.v1.TaskStop\x12\x0c\n\x04ping\x18\x04 \x01(\x08\"\x90\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.cfgate.worker.v1.TaskState\x12\x18\n\x10percent_complete\x18\x03 \x01(\r\x12\x1a\n\x12last_updated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\"H\n\x10TaskResultReport\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\x0c\"\xc7\x01\n\x11TaskWorkerMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.cfgate.worker.v1.TaskHello\x12\x33\n\x07results\x18\x02 \x03(\x0b\x32\".cfgate.worker.v1.TaskResultReport\x12-\n\x07updates\x18\x03 \x03(\x0b\x32\x1c.cfgate.worker.v1.TaskUpdate\x12\x11\n\theartbeat\x18\x04 \x01(\x08\x12\x0f\n\x07running\x18\x05 \x03(\t**\n\nResultKind\x12\n\n\x06\x44IRECT\x10\x00\x12\x10\n\x0cLARGE_RESULT\x10\x01*\x9a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTASK_RUNNING\x10\x01\x12\x12\n\x0eTASK_COMPLETED\x10\x02\x12\x10\n\x0cTASK_ERRORED\x10\x03\x12\x11\n\rTASK_CANCELED\x10\x04\x12&\n\"TASK_EXCEEDED_MAX_RUNTIME_DURATION\x10\x05\x32\x89\x02\n\rWorkerService\x12Q\n\x08Register\x12!.cfgate.worker.v1.RegisterRequest\x1a\".cfgate.worker.v1.RegisterResponse\x12M\n\x04Work\x12\x1f.cfgate.worker.v1.WorkerMessage\x1a .cfgate.worker.v1.GatewayMessage(\x01\x30\x01\x12V\n\x05Tasks\x12#.cfgate.worker.v1.TaskWorkerMessage\x1a$.cfgate.worker.v1.TaskGatewayMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKHELLO_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_RESULTKIND']._serialized_start=3216
-  _globals['_RESULTKIND']._serialized_end=3258
-  _globals['_TASKSTATE']._serialized_start=3261
-  _globals['_TASKSTATE']._serialized_end=3415
+  _globals['_RESULTKIND']._serialized_start=3599
+  _globals['_RESULTKIND']._serialized_end=3641
+  _globals['_TASKSTATE']._serialized_start=3644
+  _globals['_TASKSTATE']._serialized_end=3798
   _globals['_REGISTERREQUEST']._serialized_start=59
   _globals['_REGISTERREQUEST']._serialized_end=384
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=339
@@ -56,41 +56,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INPUTASSET']._serialized_start=775
   _globals['_INPUTASSET']._serialized_end=840
   _globals['_INVOCATION']._serialized_start=843
-  _globals['_INVOCATION']._serialized_end=1141
-  _globals['_CANCEL']._serialized_start=1143
-  _globals['_CANCEL']._serialized_end=1187
-  _globals['_GATEWAYMESSAGE']._serialized_start=1190
-  _globals['_GATEWAYMESSAGE']._serialized_end=1329
-  _globals['_RESPONSESTART']._serialized_start=1332
-  _globals['_RESPONSESTART']._serialized_end=1470
-  _globals['_RESPONSECHUNK']._serialized_start=1472
-  _globals['_RESPONSECHUNK']._serialized_end=1521
-  _globals['_RESPONSEEND']._serialized_start=1523
-  _globals['_RESPONSEEND']._serialized_end=1571
-  _globals['_PROGRESS']._serialized_start=1573
-  _globals['_PROGRESS']._serialized_end=1646
-  _globals['_WORKERMESSAGE']._serialized_start=1649
-  _globals['_WORKERMESSAGE']._serialized_end=1907
-  _globals['_TASKHELLO']._serialized_start=1910
-  _globals['_TASKHELLO']._serialized_end=2158
+  _globals['_INVOCATION']._serialized_end=1183
+  _globals['_GRPCCALL']._serialized_start=1185
+  _globals['_GRPCCALL']._serialized_end=1223
+  _globals['_GRPCREQUESTFRAMES']._serialized_start=1225
+  _globals['_GRPCREQUESTFRAMES']._serialized_end=1298
+  _globals['_GRPCTRAILERS']._serialized_start=1300
+  _globals['_GRPCTRAILERS']._serialized_end=1409
+  _globals['_CANCEL']._serialized_start=1411
+  _globals['_CANCEL']._serialized_end=1455
+  _globals['_GATEWAYMESSAGE']._serialized_start=1458
+  _globals['_GATEWAYMESSAGE']._serialized_end=1657
+  _globals['_RESPONSESTART']._serialized_start=1660
+  _globals['_RESPONSESTART']._serialized_end=1798
+  _globals['_RESPONSECHUNK']._serialized_start=1800
+  _globals['_RESPONSECHUNK']._serialized_end=1849
+  _globals['_RESPONSEEND']._serialized_start=1851
+  _globals['_RESPONSEEND']._serialized_end=1899
+  _globals['_PROGRESS']._serialized_start=1901
+  _globals['_PROGRESS']._serialized_end=1974
+  _globals['_WORKERMESSAGE']._serialized_start=1977
+  _globals['_WORKERMESSAGE']._serialized_end=2290
+  _globals['_TASKHELLO']._serialized_start=2293
+  _globals['_TASKHELLO']._serialized_end=2541
   _globals['_TASKHELLO_LABELSENTRY']._serialized_start=339
   _globals['_TASKHELLO_LABELSENTRY']._serialized_end=384
-  _globals['_TASKWELCOME']._serialized_start=2160
-  _globals['_TASKWELCOME']._serialized_end=2224
-  _globals['_TASKASSIGNMENT']._serialized_start=2227
-  _globals['_TASKASSIGNMENT']._serialized_end=2563
-  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_start=2513
-  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_end=2563
-  _globals['_TASKSTOP']._serialized_start=2565
-  _globals['_TASKSTOP']._serialized_end=2608
-  _globals['_TASKGATEWAYMESSAGE']._serialized_start=2611
-  _globals['_TASKGATEWAYMESSAGE']._serialized_end=2791
-  _globals['_TASKUPDATE']._serialized_start=2794
-  _globals['_TASKUPDATE']._serialized_end=2938
-  _globals['_TASKRESULTREPORT']._serialized_start=2940
-  _globals['_TASKRESULTREPORT']._serialized_end=3012
-  _globals['_TASKWORKERMESSAGE']._serialized_start=3015
-  _globals['_TASKWORKERMESSAGE']._serialized_end=3214
-  _globals['_WORKERSERVICE']._serialized_start=3418
-  _globals['_WORKERSERVICE']._serialized_end=3683
+  _globals['_TASKWELCOME']._serialized_start=2543
+  _globals['_TASKWELCOME']._serialized_end=2607
+  _globals['_TASKASSIGNMENT']._serialized_start=2610
+  _globals['_TASKASSIGNMENT']._serialized_end=2946
+  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_start=2896
+  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_end=2946
+  _globals['_TASKSTOP']._serialized_start=2948
+  _globals['_TASKSTOP']._serialized_end=2991
+  _globals['_TASKGATEWAYMESSAGE']._serialized_start=2994
+  _globals['_TASKGATEWAYMESSAGE']._serialized_end=3174
+  _globals['_TASKUPDATE']._serialized_start=3177
+  _globals['_TASKUPDATE']._serialized_end=3321
+  _globals['_TASKRESULTREPORT']._serialized_start=3323
+  _globals['_TASKRESULTREPORT']._serialized_end=3395
+  _globals['_TASKWORKERMESSAGE']._serialized_start=3398
+  _globals['_TASKWORKERMESSAGE']._serialized_end=3597
+  _globals['_WORKERSERVICE']._serialized_start=3801
+  _globals['_WORKERSERVICE']._serialized_end=4066
 # @@protoc_insertion_point(module_scope)
