@@ -62,3 +62,20 @@ async def test_a_worker_pointed_at_the_invocation_port_says_so_and_exits(gateway
         _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 3, err
     assert b"registration refused: FAILED_PRECONDITION: this is the gateway's gRPC invocation port" in err
+
+
+async def test_a_task_worker_pointed_at_the_invocation_port_says_so_and_exits(gateway: Gateway) -> None:
+    argv = [
+        sys.executable, "-m", "invoker.worker", "--tasks", "--gateway", f"127.0.0.1:{gateway.grpc_port}",
+        "--gpu", "H100", "--instance-type", "NCP.GPU.H100_1x",
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "CFGATE_WORKER_TOKEN": "some-token"},
+        cwd=ROOT,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 3, err
+    assert b"FAILED_PRECONDITION: this is the gateway's gRPC invocation port" in err
