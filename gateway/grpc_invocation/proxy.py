@@ -16,8 +16,8 @@ server speaks first in a bidi call, before any client message, is therefore not 
 Errors as gRPC status: UNAUTHENTICATED (no or bad bearer), PERMISSION_DENIED (no
 ``invoke_function``, or a key without the function), NOT_FOUND (unknown function or version,
 stale session), INVALID_ARGUMENT (bad metadata), RESOURCE_EXHAUSTED (queue bound, rate limit,
-size), UNAVAILABLE (no worker took it within the poll window, worker lost, Redis away),
-DEADLINE_EXCEEDED (the client's deadline passed at the worker); the container's own status is
+size, a client reading a stream more than ``stream_backlog`` bytes behind), UNAVAILABLE (no
+worker took it within the poll window, worker lost, Redis away), DEADLINE_EXCEEDED (the client's deadline passed at the worker); the container's own status is
 relayed as it is. A client that cancels cancels the invocation and the container call.
 """
 
@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import grpc
+from redis.exceptions import RedisError
 
 from cext.hotpath import Principal, extract_bearer
 from gateway.auth.authenticator import Authenticator
@@ -118,6 +119,7 @@ class GrpcInvocations:
     async def call(self, method: str, requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[bytes]:
         metadata = _text_metadata(context)
         session_id = ""
+        more: _Rest | None = None
         try:
             principal = await self._principal(metadata.get("authorization"))
             function_id = _uuid(metadata.get("function-id"), "function-id", required=True)
@@ -141,19 +143,19 @@ class GrpcInvocations:
             invocation = await self._submit(
                 principal, route.function_id, version.version_id, method, headers, body, more, window, context
             )
-        except GatewayError as exc:
-            await _abort(context, _refusal(exc), session_id)
-            return
-        except GrpcRefused as refused:
-            await _abort(context, refused, session_id)
+        except (GatewayError, GrpcRefused) as exc:
+            if more is not None:
+                more.close()
+            await _abort(context, _refusal(exc) if isinstance(exc, GatewayError) else exc, session_id)
             return
         pump = None if more is None else asyncio.ensure_future(self._pump(invocation, more))
         try:
             async for message in self._answer(invocation, window, session_id, context):
                 yield message
         finally:
-            if pump is not None:
+            if pump is not None and more is not None:
                 pump.cancel()
+                more.close()
             self.dispatcher.forget_grpc(invocation.request_id)
             if not invocation.final:
                 # The client cancelled (or its deadline passed): stop it at the worker and container.
@@ -178,7 +180,7 @@ class GrpcInvocations:
                 return session_id
             if await self.sessions.resume(resume, function_id, nca_id):
                 return resume
-        except (OSError, ConnectionError) as exc:
+        except (RedisError, OSError) as exc:
             raise GrpcRefused(grpc.StatusCode.UNAVAILABLE, f"the session store is unavailable: {exc}") from None
         raise GrpcRefused(grpc.StatusCode.NOT_FOUND, "no existing session found")
 
@@ -190,7 +192,7 @@ class GrpcInvocations:
         method: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        more: AsyncIterator[bytes] | None,
+        more: _Rest | None,
         window: int,
         context: Context,
     ) -> Invocation:
@@ -227,7 +229,7 @@ class GrpcInvocations:
             ) from None
         return invocation
 
-    async def _pump(self, invocation: Invocation, more: AsyncIterator[bytes]) -> None:
+    async def _pump(self, invocation: Invocation, more: _Rest) -> None:
         """The client's further request messages, to wherever the invocation runs."""
         try:
             async for message in more:
@@ -254,6 +256,12 @@ class GrpcInvocations:
                 await context.send_initial_metadata((*initial, ("nvcf-reqid", session_id)))
             if started:
                 for chunk in invocation.drain_chunks():
+                    if len(invocation.chunks) > 64 and _backlog(invocation) > self.service.stream_backlog:
+                        # The client reads slower than the container answers: not held without bound.
+                        refused = GrpcRefused(grpc.StatusCode.RESOURCE_EXHAUSTED, "the client fell too far behind")
+                        await self.dispatcher.cancel(invocation, "gRPC client too slow")
+                        await _abort(context, refused, "")
+                        return
                     try:
                         messages = reader.feed(chunk)
                     except FrameError as exc:
@@ -300,7 +308,31 @@ class GrpcInvocations:
         task.add_done_callback(self._tasks.discard)
 
 
-async def _first_messages(requests: AsyncIterator[bytes]) -> tuple[list[bytes], AsyncIterator[bytes] | None]:
+class _Rest:
+    """The client's request messages after the first, while the call streams."""
+
+    def __init__(self, pending: asyncio.Future[bytes] | None, first: bytes | None, rest: AsyncIterator[bytes]) -> None:
+        self._pending = pending  # the read in progress when the call was submitted
+        self._first = first  # or a message already read
+        self._rest = rest
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._pending is not None:
+            try:
+                yield await self._pending
+            except StopAsyncIteration:
+                return
+        elif self._first is not None:
+            yield self._first
+        async for message in self._rest:
+            yield message
+
+
+async def _first_messages(requests: AsyncIterator[bytes]) -> tuple[list[bytes], _Rest | None]:
     """The messages before the call is submitted; the rest of the stream, or None after a half-close."""
     iterator = aiter(requests)
     try:
@@ -310,27 +342,16 @@ async def _first_messages(requests: AsyncIterator[bytes]) -> tuple[list[bytes], 
     following = asyncio.ensure_future(anext(iterator))
     done, _ = await asyncio.wait({following}, timeout=_HALF_CLOSE_WAIT)
     if not done:
-        return [first], _continue(following, iterator)
+        return [first], _Rest(following, None, iterator)
     try:
         second = following.result()
     except StopAsyncIteration:
         return [first], None
-    return [first], _continue_with(second, iterator)
+    return [first], _Rest(None, second, iterator)
 
 
-async def _continue(pending: asyncio.Future[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        yield await pending
-    except StopAsyncIteration:
-        return
-    async for message in rest:
-        yield message
-
-
-async def _continue_with(message: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield message
-    async for item in rest:
-        yield item
+def _backlog(invocation: Invocation) -> int:
+    return sum(len(chunk) for chunk in invocation.chunks)
 
 
 def _text_metadata(context: Context) -> dict[str, str]:
