@@ -17,8 +17,9 @@ Errors as gRPC status: UNAUTHENTICATED (no or bad bearer), PERMISSION_DENIED (no
 ``invoke_function``, or a key without the function), NOT_FOUND (unknown function or version,
 stale session), INVALID_ARGUMENT (bad metadata), RESOURCE_EXHAUSTED (queue bound, rate limit,
 size, a client reading a stream more than ``stream_backlog`` bytes behind), UNAVAILABLE (no
-worker took it within the poll window, worker lost, Redis away), DEADLINE_EXCEEDED (the client's deadline passed at the worker); the container's own status is
-relayed as it is. A client that cancels cancels the invocation and the container call.
+worker took it within the poll window, worker lost, Redis away), DEADLINE_EXCEEDED (the
+client's deadline passed at the worker); the container's own status is relayed as it is. A
+client that cancels cancels the invocation and the container call.
 """
 
 from __future__ import annotations
