@@ -1,7 +1,9 @@
-"""A real gRPC function container for the tests: ``python -m tests.grpc_invocation.container PORT DIR``.
+"""A real gRPC function container for the tests:
+``python -m tests.grpc_invocation.container PORT DIR [not-serving]``.
 
 Service ``test.Echo`` on raw bytes (the proxy must not need its protobuf), with the standard
-health service. ``Slow`` writes ``<DIR>/cancelled`` when its caller cancels it.
+health service (answering NOT_SERVING with ``not-serving``). ``Slow`` writes ``<DIR>/cancelled``
+when its caller cancels it.
 """
 
 from __future__ import annotations
@@ -65,16 +67,17 @@ def build_handler(state: Path) -> grpc.GenericRpcHandler:
     )
 
 
-async def main(port: int, state: Path) -> None:
+async def main(port: int, state: Path, serving: bool) -> None:
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((build_handler(state),))
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
-    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    await servicer.set("", status)
     await server.wait_for_termination()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2])))
+    asyncio.run(main(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] != ["not-serving"]))

@@ -29,10 +29,11 @@ class GrpcFunction:
     state: Path
 
 
-def start_container(state: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_container(state: Path, *, serving: bool = True) -> tuple[subprocess.Popen[bytes], int]:
     port = find_free_port()
     state.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "tests.grpc_invocation.container", str(port), str(state)], cwd=ROOT)
+    argv = [sys.executable, "-m", "tests.grpc_invocation.container", str(port), str(state)]
+    proc = subprocess.Popen(argv if serving else [*argv, "not-serving"], cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

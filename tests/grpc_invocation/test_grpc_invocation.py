@@ -38,6 +38,7 @@ class Live:
     # A deployed function whose only worker left (DEGRADED: invocable, nobody takes its calls).
     orphan: GrpcFunction
     limited: GrpcFunction  # rateLimit 1-M
+    unhealthy: GrpcFunction  # its container's health service answers NOT_SERVING
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env["CFGATE_MAX_QUEUE_DEPTH"] = str(QUEUE_BOUND)
     with serve_process(tmp, env=env) as gateway:
         container, port = start_container(tmp / "container")
-        procs: list[subprocess.Popen[bytes]] = [container]
+        sick, sick_port = start_container(tmp / "sick", serving=False)
+        procs: list[subprocess.Popen[bytes]] = [container, sick]
         try:
 
             async def setup() -> Live:
@@ -59,13 +61,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 )
                 procs.append(start_worker(gateway.grpc_target, token, function, tmp / "worker.log"))
                 procs.append(start_worker(gateway.grpc_target, token, limited, tmp / "worker-limited.log"))
+                unhealthy = await deploy_grpc_function(gateway.base, token, sick_port, tmp / "sick")
+                procs.append(start_worker(gateway.grpc_target, token, unhealthy, tmp / "worker-sick.log"))
                 leaving = start_worker(gateway.grpc_target, token, orphan, tmp / "worker-orphan.log")
                 await wait_status(gateway.base, token, function, "ACTIVE")
                 await wait_status(gateway.base, token, orphan, "ACTIVE")
                 await wait_status(gateway.base, token, limited, "ACTIVE")
+                await wait_status(gateway.base, token, unhealthy, "ACTIVE")
                 stop(leaving)
                 await wait_status(gateway.base, token, orphan, "DEGRADED")
-                return Live(gateway, token, await api_key(gateway.base, token), function, orphan, limited)
+                return Live(gateway, token, await api_key(gateway.base, token), function, orphan, limited, unhealthy)
 
             yield asyncio.run(setup())
         finally:
@@ -125,6 +130,15 @@ async def test_the_function_rate_limit_is_resource_exhausted(live: Live, channel
         await calls.unary(channel, "/test.Echo/Unary", b"two", metadata)
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert limited.value.details() == f"Rate limit 1-M of function '{live.limited.function_id}' exceeded"
+
+
+async def test_a_container_whose_health_service_is_not_serving_is_unavailable(
+    live: Live, channel: grpc.aio.Channel
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as down:
+        await calls.unary(channel, "/test.Echo/Unary", b"x", calls.meta(live.key, live.unhealthy))
+    assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert down.value.details() == "the container's gRPC health service answers NOT_SERVING"
 
 
 def test_the_readme_example_with_a_blocking_channel(live: Live) -> None:
