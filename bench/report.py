@@ -88,7 +88,15 @@ def targets(results: Results) -> list[dict[str, Any]]:
     rows.append(_at_most("llm-stream / llm-stream-direct (time to first token p50)", ttft_ratio, 1.25, "x"))
     # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
     rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
+    # Not a DESIGN §8 row either (issue 16): gRPC unary calls through cfgate vs the container itself.
+    grpc_through, grpc_direct = _grpc_peak(results, "grpc-unary"), _grpc_peak(results, "grpc-unary-direct")
+    rows.append(_ratio("grpc-unary / grpc-unary-direct (calls/s)", grpc_through, grpc_direct, 0.3))
     return rows
+
+
+def _grpc_peak(results: Results, name: str) -> float | None:
+    entry = results.get(name, {})
+    return float(entry["closed"]["rps"]) if entry.get("status") == "ok" and entry.get("kind") == "grpc" else None
 
 
 def _ms(value: float | None) -> str:
@@ -112,6 +120,16 @@ def markdown(run: dict[str, Any]) -> str:
             )
         elif entry.get("kind") == "http":
             lines.append(_http_row(name, entry))
+        elif entry.get("kind") == "grpc":
+            closed = entry["closed"]
+            lat = closed["latency_ms"]
+            lines.append(
+                f"| {name} | {closed['rps']:.0f} calls/s | {_us_per_request(closed)} "
+                f"| {_us_per_request(closed, 'agent_cpu')} | {_ms(lat['p50'])} / {_ms(lat['p99'])} "
+                f"| {closed['errors']} | {_cpu(closed['server_cpu'])} | {closed['generator_cpu']:.2f} | – | – "
+                f"| {closed['generator_cpu']:.2f} | gRPC unary, {closed['concurrency']} in flight; "
+                f"{'; '.join(entry.get('notes', []))} |"
+            )
         elif entry.get("kind") == "sse":
             sse = entry["sse"]
             ttfe = sse["ttfe_ms"]

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from bench import nginx, rayserve, redis, tls
 from bench.llm_stack import start_llm_stack
+from bench.loadgen.grpc_unary import GrpcTarget
 from bench.loadgen.target import Target, body_1k
 from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
-from bench.stack import Stack, start_gateway, start_stack
+from bench.servers.grpc_echo import METHOD as GRPC_ECHO_METHOD
+from bench.stack import Stack, start_gateway, start_grpc_stack, start_stack
 from gateway import sample
 
 
@@ -42,9 +44,9 @@ class Context:
 @dataclass
 class Subject:
     name: str
-    target: Target
+    target: Target | GrpcTarget
     server: list[Proc]
-    kind: str = "http"  # "http": wrk + open loop; "sse": streams
+    kind: str = "http"  # "http": wrk + open loop; "sse": streams; "grpc": gRPC unary calls
     # Run after the warm-up; raises NotAvailable when the build does not do what the scenario measures.
     check: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
@@ -203,6 +205,22 @@ def llm_stream(ctx: Context) -> Iterator[list[Subject]]:
 
 
 @contextlib.contextmanager
+def grpc_unary(ctx: Context) -> Iterator[list[Subject]]:
+    """gRPC unary calls (1 KiB) through cfgate's gRPC port, then straight to the container."""
+    stack, grpc_port = start_grpc_stack("grpc-unary", ctx.server_cpus, ctx.client_cpus, ctx.work_dir)
+    try:
+        metadata = [("authorization", f"Bearer {stack.key}"), ("function-id", stack.function.function_id)]
+        through = GrpcTarget(f"{LOOPBACK}:{grpc_port}", GRPC_ECHO_METHOD, metadata)
+        direct_target = GrpcTarget(f"{LOOPBACK}:{stack.echo_port}", GRPC_ECHO_METHOD, [])
+        yield [
+            Subject("grpc-unary", through, [stack.gateway], kind="grpc", agents=[stack.worker]),
+            Subject("grpc-unary-direct", direct_target, [stack.procs[0]], kind="grpc", notes=["the container"]),
+        ]
+    finally:
+        stack.stop()
+
+
+@contextlib.contextmanager
 def proxy(ctx: Context) -> Iterator[list[Subject]]:
     upstream_port = free_port()
     upstream = Proc(
@@ -244,6 +262,7 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,
     "llm-stream": llm_stream,
+    "grpc-unary": grpc_unary,
     "proxy": proxy,
     "rayserve": ray_serve,
 }

@@ -54,6 +54,9 @@ from gateway.auth.worker_authority import Operator
 from gateway.edge.asgi_exchange import AsgiExchange, Handler
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
+from gateway.grpc_invocation.endpoint import GrpcInvocationEndpoint
+from gateway.grpc_invocation.proxy import GrpcInvocations
+from gateway.grpc_invocation.sessions import grpc_sessions
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
@@ -135,7 +138,9 @@ class Gateway:
         self._invoke_mask = 0
         self._eager = False
         self._health = health_response("")
+        self.worker_port = 0
         self.grpc_port = 0
+        self._grpc: GrpcInvocationEndpoint | None = None
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
         self.budget = ByteBudget(settings.max_queued_body_bytes)
 
@@ -256,8 +261,15 @@ class Gateway:
             )
         )
         runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
-        self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
-        self.grpc_port = await self._workers.start()
+        self._workers = WorkerEndpoint(service, settings.host, settings.worker_port)
+        self.worker_port = await self._workers.start()
+        self._grpc = GrpcInvocationEndpoint(
+            GrpcInvocations(self._invocations, runtime.authenticator, invoke, grpc_sessions(runtime.redis)),
+            settings.host,
+            settings.grpc_port,
+            worker_port=self.worker_port,
+        )
+        self.grpc_port = await self._grpc.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
         if self.owns_process:
@@ -288,6 +300,9 @@ class Gateway:
             except TimeoutError:
                 log.warning("task scheduler did not stop in time")
             self._task_loop = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
+            self._grpc = None
         if self._workers is not None:
             await self._workers.stop(grace=5)
             self._workers = None

@@ -126,24 +126,35 @@ async def _nico_call(http: httpx.AsyncClient, settings: Settings) -> bool:
 
 
 async def run_demo(
-    port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False, llm: bool = False
+    port: int,
+    grpc_port: int,
+    worker_port: int,
+    data_dir: Path | None,
+    once: bool,
+    nico: bool = False,
+    llm: bool = False,
 ) -> int:
     if data_dir is not None:
-        return await _run_demo(port, grpc_port, data_dir, once, nico, llm)
+        return await _run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm)
     # The default data directory is the demo's own: removed at exit, however the demo ends.
     with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
-        return await _run_demo(port, grpc_port, Path(data), once, nico, llm)
+        return await _run_demo(port, grpc_port, worker_port, Path(data), once, nico, llm)
 
 
-async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: bool, llm: bool = False) -> int:
+async def _run_demo(
+    port: int, grpc_port: int, worker_port: int, data: Path, once: bool, nico: bool, llm: bool = False
+) -> int:
     if port:
         _check_port_free(port, "--port", "HTTP")
     if grpc_port:
         _check_port_free(grpc_port, "--grpc-port", "gRPC")
+    if worker_port:
+        _check_port_free(worker_port, "--worker-port", "worker")
     settings = Settings.load(
         {
             "port": port or _free_port(),
             "grpc_port": grpc_port or _free_port(),
+            "worker_port": worker_port or _free_port(),
             "data_dir": data,
             "log_level": "warning",
         },
@@ -154,7 +165,7 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     gateway = gateway_config.app
     assert isinstance(gateway, Gateway)
     base = settings.http_url
-    _say(f"gateway on {base} (gRPC {gateway.grpc_port}), data in {data}")
+    _say(f"gateway on {base} (gRPC invocation {gateway.grpc_port}, workers {gateway.worker_port}), data in {data}")
     echo_port = _free_port()
     echo_server, echo_task = await _serve(
         uvicorn.Config(echo_app, host="127.0.0.1", port=echo_port, log_level="warning", lifespan="off")
@@ -169,7 +180,7 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
             fid = function.function_id
             _say(f"function echo registered and deployed: {fid} (version {function.version_id})")
             worker = subprocess.Popen(
-                sample.worker_command(f"127.0.0.1:{gateway.grpc_port}", function, echo_port),
+                sample.worker_command(f"127.0.0.1:{gateway.worker_port}", function, echo_port),
                 env=sample.worker_env(function),
             )
             try:
@@ -203,7 +214,7 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
                 return 1
             if nico and not await _nico_call(http, settings):
                 return 1
-            worker_target = f"127.0.0.1:{gateway.grpc_port}"
+            worker_target = f"127.0.0.1:{gateway.worker_port}"
             if llm and not await extras.enter_async_context(
                 llm_demo(http, settings, token, worker_target, _free_port())
             ):
@@ -222,11 +233,19 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     return 0
 
 
-def main(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False, llm: bool = False) -> int:
+def main(
+    port: int,
+    grpc_port: int,
+    worker_port: int,
+    data_dir: Path | None,
+    once: bool,
+    nico: bool = False,
+    llm: bool = False,
+) -> int:
     import uvloop
 
     try:
-        return uvloop.run(run_demo(port, grpc_port, data_dir, once, nico, llm))
+        return uvloop.run(run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm))
     except DemoError as exc:
         print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from invoker.invocations import Invocation, InvocationRequest
+from invoker.invocations import GRPC_STREAMING, Invocation, InvocationRequest, is_grpc
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
 MAX_BATCH_BYTES = 4 << 20  # keep one GatewayMessage well under the stream's message limit
@@ -52,6 +52,8 @@ def add_invocation(batch: pb.GatewayMessage, request: InvocationRequest, attempt
         poll_seconds=request.poll_seconds,
         enqueued_at_ms=request.enqueued_at_ms,
     )
+    if is_grpc(request.method):
+        item.grpc.streaming_requests = request.method == GRPC_STREAMING
     headers = item.headers
     for key, value in request.headers:
         headers.add(key=key, value=value)
@@ -74,6 +76,7 @@ class WorkerSession:
         self.last_seen = time.monotonic()
         self._outbox: list[tuple[InvocationRequest, int]] = []
         self._cancels: list[pb.Cancel] = []
+        self._grpc_requests: list[pb.GrpcRequestFrames] = []
         self._ping = False
         self._drain = False
         self._wake = asyncio.Event()
@@ -103,6 +106,11 @@ class WorkerSession:
         self._cancels.append(pb.Cancel(request_id=request_id, reason=reason))
         self._wake.set()
 
+    def grpc_requests(self, request_id: str, data: bytes, half_close: bool) -> None:
+        """More request messages of a streaming gRPC invocation in flight here."""
+        self._grpc_requests.append(pb.GrpcRequestFrames(request_id=request_id, data=data, half_close=half_close))
+        self._wake.set()
+
     def ping(self) -> None:
         self._ping = True
         self._wake.set()
@@ -118,7 +126,7 @@ class WorkerSession:
 
     async def next_message(self) -> pb.GatewayMessage | None:
         """The next batch to send; ``None`` once the session is closed and nothing is left."""
-        while not (self._outbox or self._cancels or self._ping or self._drain):
+        while not (self._outbox or self._cancels or self._ping or self._drain or self._grpc_requests):
             if self.closed:
                 return None
             self._wake.clear()
@@ -134,4 +142,9 @@ class WorkerSession:
             if size > MAX_BATCH_BYTES or taken >= MAX_BATCH_ITEMS:
                 break
         del self._outbox[:taken]
+        if self._grpc_requests and not self._outbox:
+            # Only once every invocation went out: the worker reads invocations first, and
+            # frames for an invocation it has not seen yet would be lost.
+            message.grpc_requests.extend(self._grpc_requests)
+            self._grpc_requests = []
         return message

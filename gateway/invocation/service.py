@@ -135,12 +135,6 @@ class InvocationService:
         invocation = await self._submit(principal, route, version, exchange, target, compat=False, window=window)
         self._serve(invocation, exchange, window, polling=False)
 
-    def target(
-        self, principal: Principal, function_id: str, version_id: str | None
-    ) -> tuple[FunctionRoute, VersionRoute]:
-        """The function and version an invocation by ``principal`` goes to (pexec's access rules)."""
-        return self._target(principal, function_id, version_id)
-
     async def invoke_direct(
         self,
         principal: Principal,
@@ -323,6 +317,12 @@ class InvocationService:
 
     # --- steps ------------------------------------------------------------------------------
 
+    def target(
+        self, principal: Principal, function_id: str, version_id: str | None
+    ) -> tuple[FunctionRoute, VersionRoute]:
+        """The version to invoke, as pexec picks it (the gRPC proxy asks the same question)."""
+        return self._target(principal, function_id, version_id)
+
     def _target(
         self, principal: Principal, function_id: str, version_id: str | None
     ) -> tuple[FunctionRoute, VersionRoute]:
@@ -413,12 +413,19 @@ class InvocationService:
     async def _within_rate(
         self, principal: Principal, route: FunctionRoute, version: VersionRoute, policy: RatePolicy
     ) -> None:
+        refusal = await self.over_rate(principal, route, version, policy)
+        if refusal is not None:
+            retry, detail = refusal
+            raise TooManyRequests(detail, headers={"Retry-After": str(retry)})
+
+    async def over_rate(
+        self, principal: Principal, route: FunctionRoute, version: VersionRoute, policy: RatePolicy
+    ) -> tuple[int, str] | None:
+        """(seconds to wait, detail) when this call exceeds the version's rate policy; else it counts."""
         checks = policy.checks(version.version_id, principal.nca_id, principal.subject)
         if checks and (retry := await self.rate.check(checks)):
-            raise TooManyRequests(
-                f"Rate limit exceeded for function '{route.function_id}' ({policy.describe(checks)})",
-                headers={"Retry-After": str(retry)},
-            )
+            return retry, f"Rate limit exceeded for function '{route.function_id}' ({policy.describe(checks)})"
+        return None
 
     def _serve(self, invocation: Invocation, exchange: Exchange, window: int, *, polling: bool) -> None:
         """Answer by callbacks; cancel the invocation if the client leaves while it waits for it."""

@@ -20,7 +20,8 @@ their container connections are closed and nothing more is sent for them; the ga
 them — and the worker reconnects and registers again, with exponential backoff and jitter
 (``backoff_initial`` doubling up to ``backoff_max``; each delay is drawn from [d/2, d]). The backoff
 resets after a session that received a message from the gateway or lasted ``backoff_max``.
-``Register`` refused with UNAUTHENTICATED (bad credential) or INVALID_ARGUMENT is final (``run()``
+``Register`` refused with UNAUTHENTICATED (bad credential), INVALID_ARGUMENT or FAILED_PRECONDITION
+(the address is the gateway's gRPC invocation port, not its worker port) is final (``run()``
 returns 3); other refusals are retried with the same backoff — including PERMISSION_DENIED, which
 cfgate's gateway also answers while the function has no deployed version yet.
 
@@ -47,6 +48,7 @@ import grpc.aio
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
 from invoker.worker.container import metadata_value, static_headers
+from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient
 from invoker.worker.invocation import InvocationRunner, SessionInfo
 from invoker.worker.outbox import Outbox
@@ -68,7 +70,10 @@ DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
 _MESSAGE_LIMIT = 64 * 1024 * 1024
 _CLOSE_WAIT = 5.0
-_FATAL_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
+# FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
+_FATAL_CODES = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+)
 
 
 class SessionBroken(Exception):
@@ -84,6 +89,7 @@ class WorkerAgent:
         self.config = config
         self.sessions = 0  # sessions registered so far
         self._stop = asyncio.Event()
+        self._grpc: GrpcContainer | None = None
         self._force = asyncio.Event()
         self._received = False
 
@@ -110,6 +116,7 @@ class WorkerAgent:
                 return EXIT_NOT_READY
             endpoint = config.inference
             client = HttpClient(endpoint.host, endpoint.port, max_connections=config.max_concurrency)
+            self._grpc = grpc_container = GrpcContainer(endpoint.host, endpoint.port)
             progress = ProgressWatcher(config.progress_interval)
             assets = AssetFetcher()
             try:
@@ -117,6 +124,7 @@ class WorkerAgent:
             finally:
                 dirs.close()
                 client.close()
+                await grpc_container.close()
                 await progress.close()
                 await assets.close()
         finally:
@@ -264,6 +272,7 @@ class WorkerAgent:
             assets=assets,
             host_header=f"{endpoint.host}:{endpoint.port}",
             large_outputs=config.large_outputs,
+            grpc=self._grpc,
         )
         sender = asyncio.ensure_future(self._send_loop(call, outbox, info.heartbeat_interval))
         reader = asyncio.ensure_future(self._read_loop(call, runner, outbox))
@@ -359,6 +368,8 @@ class WorkerAgent:
                 runner.start(invocation)
             for cancel in message.cancels:
                 runner.cancel(cancel.request_id, "cancelled")
+            for frames in message.grpc_requests:
+                runner.grpc_requests(frames)
             if message.ping:
                 outbox.heartbeat()
             if message.drain and not self._stop.is_set():

@@ -69,7 +69,9 @@ def queue_redis(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def live_gateway(tmp_path: Path, database_url: str, queue_redis: str | None) -> AsyncIterator[LiveGateway]:
     port = find_free_port()
-    settings = make_settings(tmp_path, database=database_url, port=port, grpc_port=find_free_port(), redis=queue_redis)
+    settings = make_settings(
+        tmp_path, database=database_url, port=port, worker_port=find_free_port(), redis=queue_redis
+    )
     config = uvicorn_config(settings)
     config.log_level = "warning"
     server = uvicorn.Server(config)
@@ -84,7 +86,7 @@ async def live_gateway(tmp_path: Path, database_url: str, queue_redis: str | Non
     async with httpx.AsyncClient(base_url=base, headers={"Host": "api-keys.localhost"}) as keys:
         token = (await keys.post("/v1/admin/keys")).json()["value"]
     try:
-        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.grpc_port}", token)
+        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.worker_port}", token)
     finally:
         server.should_exit = True
         await task

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def test_demo_llm_answers_and_its_openai_snippet_repeats_the_call(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--llm", "--port", "0", "--grpc-port", "0"],
+        [sys.executable, "-m", "gateway", "demo", "--llm", "--port", "0", "--grpc-port", "0", "--worker-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

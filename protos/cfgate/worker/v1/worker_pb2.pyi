@@ -114,7 +114,7 @@ class InputAsset(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class Invocation(_message.Message):
-    __slots__ = ("request_id", "method", "path", "headers", "body", "deadline_ms", "attempt", "compat", "assets", "subject", "nca_id", "poll_seconds", "enqueued_at_ms")
+    __slots__ = ("request_id", "method", "path", "headers", "body", "deadline_ms", "attempt", "compat", "assets", "subject", "nca_id", "poll_seconds", "enqueued_at_ms", "grpc")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Invocation(_message.Message):
     NCA_ID_FIELD_NUMBER: _ClassVar[int]
     POLL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENQUEUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     method: str
     path: str
@@ -141,7 +142,36 @@ class Invocation(_message.Message):
     nca_id: str
     poll_seconds: int
     enqueued_at_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., compat: _Optional[bool] = ..., assets: _Optional[_Iterable[_Union[InputAsset, _Mapping]]] = ..., subject: _Optional[str] = ..., nca_id: _Optional[str] = ..., poll_seconds: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ...) -> None: ...
+    grpc: GrpcCall
+    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., compat: _Optional[bool] = ..., assets: _Optional[_Iterable[_Union[InputAsset, _Mapping]]] = ..., subject: _Optional[str] = ..., nca_id: _Optional[str] = ..., poll_seconds: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ..., grpc: _Optional[_Union[GrpcCall, _Mapping]] = ...) -> None: ...
+
+class GrpcCall(_message.Message):
+    __slots__ = ("streaming_requests",)
+    STREAMING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    streaming_requests: bool
+    def __init__(self, streaming_requests: _Optional[bool] = ...) -> None: ...
+
+class GrpcRequestFrames(_message.Message):
+    __slots__ = ("request_id", "data", "half_close")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    HALF_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    data: bytes
+    half_close: bool
+    def __init__(self, request_id: _Optional[str] = ..., data: _Optional[bytes] = ..., half_close: _Optional[bool] = ...) -> None: ...
+
+class GrpcTrailers(_message.Message):
+    __slots__ = ("request_id", "code", "message", "metadata")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    code: int
+    message: str
+    metadata: _containers.RepeatedCompositeFieldContainer[Header]
+    def __init__(self, request_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[Header, _Mapping]]] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("request_id", "reason")
@@ -152,16 +182,18 @@ class Cancel(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("invocations", "cancels", "ping", "drain")
+    __slots__ = ("invocations", "cancels", "ping", "drain", "grpc_requests")
     INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    GRPC_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     invocations: _containers.RepeatedCompositeFieldContainer[Invocation]
     cancels: _containers.RepeatedCompositeFieldContainer[Cancel]
     ping: bool
     drain: bool
-    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ...) -> None: ...
+    grpc_requests: _containers.RepeatedCompositeFieldContainer[GrpcRequestFrames]
+    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ..., grpc_requests: _Optional[_Iterable[_Union[GrpcRequestFrames, _Mapping]]] = ...) -> None: ...
 
 class ResponseStart(_message.Message):
     __slots__ = ("request_id", "status", "headers", "kind")
@@ -202,7 +234,7 @@ class Progress(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., percent: _Optional[int] = ..., partial_response: _Optional[bytes] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining")
+    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining", "grpc_trailers")
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     STARTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +242,7 @@ class WorkerMessage(_message.Message):
     ENDS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    GRPC_TRAILERS_FIELD_NUMBER: _ClassVar[int]
     credits: int
     starts: _containers.RepeatedCompositeFieldContainer[ResponseStart]
     chunks: _containers.RepeatedCompositeFieldContainer[ResponseChunk]
@@ -217,7 +250,8 @@ class WorkerMessage(_message.Message):
     ends: _containers.RepeatedCompositeFieldContainer[ResponseEnd]
     heartbeat: bool
     draining: bool
-    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ...) -> None: ...
+    grpc_trailers: _containers.RepeatedCompositeFieldContainer[GrpcTrailers]
+    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ..., grpc_trailers: _Optional[_Iterable[_Union[GrpcTrailers, _Mapping]]] = ...) -> None: ...
 
 class TaskHello(_message.Message):
     __slots__ = ("credential", "instance_id", "gpu", "instance_type", "cluster_id", "backend", "max_tasks", "labels")
