@@ -44,6 +44,7 @@ from cext.hotpath import (
     Principal,
     extract_bearer,
 )
+from gateway.access_log import LoggedSend, logged_handler
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
@@ -52,6 +53,7 @@ from gateway.edge.asgi_exchange import AsgiExchange, Handler
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
+from gateway.invocation.tracing import InvocationTracing
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
@@ -77,6 +79,7 @@ from gateway.services.tasks.workers import authorize_task_worker
 from gateway.settings import Settings
 from gateway.store.clusters import Cluster
 from gateway.store.tasks import TaskRepository
+from invoker import tracing
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
 from invoker.queues.redis import RedisQueue
@@ -126,6 +129,8 @@ class Gateway:
         self._invoke_mask = 0
         self._eager = False
         self._health = health_response("")
+        # --access-log: one line per request (gateway.access_log); off, handlers are not wrapped.
+        self._access_log = settings.access_log
         self.grpc_port = 0
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
         self.budget = ByteBudget(settings.max_queued_body_bytes)
@@ -214,6 +219,9 @@ class Gateway:
             stream_backlog=settings.max_stream_backlog_bytes,
             result_files=S3ResultFiles(runtime.object_store) if runtime.object_store is not None else None,
         )
+        tracer = tracing.process_tracer("cfgate-gateway")
+        if tracer is not None:
+            self._invocations.trace = InvocationTracing(tracer)
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
@@ -288,6 +296,8 @@ class Gateway:
                 await self._runtime.presence.stop()
             await self._runtime.close()
             self._runtime = None
+        if self.owns_process:
+            tracing.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -305,6 +315,12 @@ class Gateway:
 
     def hot_handler(self, request: HotRequest) -> Handler | None:
         """The hot-path handler for a request, decided from its head; None: the control plane's."""
+        handler = self._hot_route(request)
+        if handler is None or not self._access_log:
+            return handler
+        return logged_handler(request, handler)
+
+    def _hot_route(self, request: HotRequest) -> Handler | None:
         if request.path == "/health":
             return self._serve_health
         hot = self._hot
@@ -331,6 +347,16 @@ class Gateway:
     async def control(self, scope: Scope, receive: Receive, send: Send, decision: object) -> None:
         """A request for a control-plane service (embedded Starlette app or upstream proxy)."""
         assert isinstance(decision, Decision)
+        if not self._access_log:
+            await self._control(scope, receive, send, decision)
+            return
+        logged = LoggedSend(scope, decision, send)
+        try:
+            await self._control(scope, receive, logged, decision)
+        finally:
+            logged.finish()
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:
         service = self._proxies.get(decision.service) or self._services.get(decision.service)
         if service is None:
             await _send_problem(send, NotFound("Unknown host"), scope["path"])

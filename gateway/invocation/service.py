@@ -58,6 +58,7 @@ from invoker.dispatch import Dispatcher
 from invoker.errors import BackendUnavailable, QueueFull
 from invoker.invocations import Invocation, InvocationRequest, InvocationTable, ResultKind
 from invoker.limits import WORKER_MESSAGE_BYTES, invocation_message_bytes
+from invoker.logs import invocation_fields
 from invoker.results import ResultStore
 
 RESULTS_PREFIX = "/v2/nvcf/pexec/results/"
@@ -85,6 +86,7 @@ class InvocationService:
         budget: ByteBudget | None = None,
         stream_backlog: int = STREAM_BACKLOG_BYTES,
         result_files: ResultFiles | None = None,
+        trace: Callable[[Invocation], None] | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -106,6 +108,8 @@ class InvocationService:
         # Bytes of request bodies held by queued and running invocations (past it: 429).
         self.budget = budget or ByteBudget(0)
         self.stream_backlog = stream_backlog
+        # With tracing on (gateway.invocation.tracing): sees each invocation before it is queued.
+        self.trace = trace
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -257,7 +261,8 @@ class InvocationService:
             await self.results.publish(invocation)
             invocation.published = True
         except BackendUnavailable as exc:  # then polls reaching this process still work
-            log.warning("invocation %s not published: %s", invocation.request_id, exc)
+            fields = invocation_fields(invocation.request)
+            log.warning("invocation %s not published: %s", invocation.request_id, exc, extra=fields)
         if invocation.published:
             self._spawn(self._keep_published(invocation))
         if not exchange.closed:
@@ -285,7 +290,8 @@ class InvocationService:
                 await self.results.store_final(invocation, b"".join(invocation.chunks), only_if_exists=True)
                 return
             except BackendUnavailable as exc:  # keep trying until Redis is back: pollers wait for it
-                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc)
+                fields = invocation_fields(invocation.request)
+                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc, extra=fields)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -357,9 +363,11 @@ class InvocationService:
         )
         if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
             request.headers.append(("Content-Type", "application/json"))
+        invocation = Invocation(request)
+        if self.trace is not None:
+            self.trace(invocation)
         if invocation_message_bytes(request) > WORKER_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The invocation exceeds the worker's message limit of {WORKER_MESSAGE_BYTES} bytes")
-        invocation = Invocation(request)
         held = self.budget.take_over(http, len(body))
         try:
             await self.dispatcher.submit(invocation)
