@@ -189,13 +189,13 @@ def test_json_log_lines_carry_request_ids_and_no_secret_values(observed: Observe
     time.sleep(0.5)  # the last lines flushed
 
     gateway_lines = observed.json_lines("gateway.log")
-    for line in (observed.gateway.work / "gateway.log").read_text().splitlines():
+    for raw in (observed.gateway.work / "gateway.log").read_text().splitlines():
         # Every log line is JSON; only the banner is printed as text.
-        assert line.startswith(("{", "cfgate:", "  ")), line
+        assert raw.startswith(("{", "cfgate:", "  ")), raw
     access = [line for line in gateway_lines if line["logger"] == "gateway.access"]
     ours = [line for line in access if line.get("request_id") == request_id]
     assert len(ours) == 1, access[-5:]
-    line = ours[0]
+    (line,) = ours
     assert line["level"] == "INFO" and line["time"].endswith("Z")
     assert (line["method"], line["service"], line["status"]) == ("POST", "invocation", 200)
     assert line["path"] == "/v2/nvcf/pexec/functions/{id}"
