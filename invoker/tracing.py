@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import secrets
+import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -59,7 +59,8 @@ def shutdown() -> None:
 
 
 def new_span_id() -> int:
-    return secrets.randbits(64) or 1
+    # As the SDK's own ids: span ids need to be unique, not secret (os.urandom costs far more).
+    return random.getrandbits(64) or 1
 
 
 @contextmanager

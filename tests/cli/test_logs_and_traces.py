@@ -22,6 +22,7 @@ import pytest
 from invoker import logs
 from tests.cli.conftest import ROOT, CliGateway, clean_env, start_gateway, state_of, stop
 from tests.gateway.helpers import KEY_HEADERS, key_body
+from tests.servers import RedisServer
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 
 CPU = ["--gpu", "CPU", "--instance-type", "cfgate.local", "--max-request-concurrency", "4"]
@@ -71,14 +72,21 @@ def _wait_for_status(gateway: CliGateway, function_id: str, wanted: str) -> None
     raise AssertionError(f"{function_id} never became {wanted}")
 
 
-@pytest.fixture(scope="module")
-def observed(tmp_path_factory: pytest.TempPathFactory, echo_container: str) -> Iterator[Observed]:
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def observed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, echo_container: str
+) -> Iterator[Observed]:
+    """A gateway on the memory queue, or on Redis (the traceparent then travels through the queue)."""
     work = tmp_path_factory.mktemp("observed")
+    queue: tuple[str, ...] = ()
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flushall()
+        queue = ("--redis", server.url)
     with otlp_receiver() as receiver:
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
-        gateway, proc = start_gateway(
-            work, "--log-format", "json", "--access-log", "--bootstrap-secret", BOOTSTRAP_SECRET, env=otel
-        )
+        flags = ("--log-format", "json", "--access-log", "--bootstrap-secret", BOOTSTRAP_SECRET, *queue)
+        gateway, proc = start_gateway(work, *flags, env=otel)
         try:
             assert gateway.cli("init", "--gateway", gateway.base).code == 0
             port = echo_container.rsplit(":", 1)[1]
@@ -96,6 +104,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory, echo_container: str) -> I
             )
             deploying.communicate(timeout=120)
             assert deploying.returncode == 0
+            if request.param == "redis":  # the gateway keeps its presence and queues there
+                assert int(str(server.command("DBSIZE"))) > 0
             generated = gateway.cli("api-key", "generate", "--json")
             assert generated.code == 0, generated.err
             yield Observed(gateway, receiver, fid, vid, generated.json()["value"], admin_token)
