@@ -93,27 +93,46 @@ def take_trace_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 def parent_context(carrier: Mapping[str, str]) -> Any:
     """The OpenTelemetry context of an incoming ``traceparent`` (an empty one without it)."""
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    return TraceContextTextMapPropagator().extract(dict(carrier))
+    if not carrier:
+        return None
+    return _api().propagator.extract(carrier)
 
 
 def context_with(span: Any) -> Any:
-    from opentelemetry import trace
-
-    return trace.set_span_in_context(span)
+    return _api().set_span_in_context(span)
 
 
 def span_kind(name: str) -> Any:
-    from opentelemetry.trace import SpanKind
-
-    return getattr(SpanKind, name)
+    return getattr(_api().SpanKind, name)
 
 
 def set_error(span: Any, description: str) -> None:
-    from opentelemetry.trace import Status, StatusCode
+    api = _api()
+    span.set_status(api.Status(api.StatusCode.ERROR, description))
 
-    span.set_status(Status(StatusCode.ERROR, description))
+
+class _Api:
+    """The OpenTelemetry API names used per span, imported once (only once tracing is on)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.SpanKind = SpanKind
+        self.Status = Status
+        self.StatusCode = StatusCode
+        self.set_span_in_context = set_span_in_context
+        self.propagator = TraceContextTextMapPropagator()
+
+
+_api_names: _Api | None = None
+
+
+def _api() -> _Api:
+    global _api_names
+    if _api_names is None:
+        _api_names = _Api()
+    return _api_names
 
 
 def _start(default_service: str) -> Any | None:
