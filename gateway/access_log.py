@@ -21,6 +21,8 @@ from cext.hotpath import Decision
 from gateway.asgi import Message, Scope, Send
 from gateway.edge.exchange import Exchange, Headers, HotRequest
 from gateway.edge.hot_exchange import Handler
+from invoker.invocations import InvocationRequest
+from invoker.logs import invocation_fields
 
 log = logging.getLogger("gateway.access")
 
@@ -81,17 +83,18 @@ class AccessLine:
             "status": self.status,
             "duration_ms": elapsed,
         }
+        fields = self.fields
         decision = self.decision
-        if isinstance(decision, Decision):
-            if decision.request_id and "request_id" not in self.fields:
-                self.fields["request_id"] = decision.request_id
+        if isinstance(decision, Decision):  # what the head said, where the answer did not say more
+            if decision.request_id:
+                fields.setdefault("request_id", decision.request_id)
             if decision.function_id:
-                self.fields["function_id"] = decision.function_id
+                fields.setdefault("function_id", decision.function_id)
             if decision.version_id:
-                self.fields["version_id"] = decision.version_id
+                fields.setdefault("version_id", decision.version_id)
             if decision.principal is not None and decision.principal.nca_id:
-                self.fields["account"] = decision.principal.nca_id
-        extra.update(self.fields)
+                fields.setdefault("account", decision.principal.nca_id)
+        extra.update(fields)
         log.info("%s %s %s %d %.1fms", self.method, service, template, self.status, elapsed, extra=extra)
 
 
@@ -156,6 +159,12 @@ class LoggedExchange(Exchange):
         callback, self._close_callback = self._close_callback, None
         if callback is not None:
             callback()
+
+
+def annotate(exchange: Exchange, request: InvocationRequest) -> None:
+    """The invocation's ids (the version chosen, the caller's account) on its request's line."""
+    if isinstance(exchange, LoggedExchange):
+        exchange.line.fields.update(invocation_fields(request))
 
 
 def logged_handler(request: HotRequest, handler: Handler) -> Handler:

@@ -45,6 +45,7 @@ from cext.hotpath import (
     extract_bearer,
 )
 from gateway.access_log import LoggedSend, logged_handler
+from gateway.access_log import annotate as annotate_access_line
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
 from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
@@ -222,6 +223,8 @@ class Gateway:
         tracer = tracing.process_tracer("cfgate-gateway")
         if tracer is not None:
             self._invocations.trace = InvocationTracing(tracer)
+        if self._access_log:
+            self._invocations.annotate = annotate_access_line
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,

@@ -87,6 +87,7 @@ class InvocationService:
         stream_backlog: int = STREAM_BACKLOG_BYTES,
         result_files: ResultFiles | None = None,
         trace: Callable[[Invocation], None] | None = None,
+        annotate: Callable[[Exchange, InvocationRequest], None] | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -110,6 +111,8 @@ class InvocationService:
         self.stream_backlog = stream_backlog
         # With tracing on (gateway.invocation.tracing): sees each invocation before it is queued.
         self.trace = trace
+        # With the access log on (gateway.access_log): the request's line learns the invocation's ids.
+        self.annotate = annotate
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -366,6 +369,8 @@ class InvocationService:
         invocation = Invocation(request)
         if self.trace is not None:
             self.trace(invocation)
+        if self.annotate is not None:
+            self.annotate(exchange, request)
         if invocation_message_bytes(request) > WORKER_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The invocation exceeds the worker's message limit of {WORKER_MESSAGE_BYTES} bytes")
         held = self.budget.take_over(http, len(body))

@@ -22,7 +22,7 @@ import pytest
 from invoker import logs
 from tests.cli.conftest import ROOT, CliGateway, clean_env, start_gateway, state_of, stop
 from tests.gateway.helpers import KEY_HEADERS, key_body
-from tests.servers import RedisServer
+from tests.servers import RedisServer, find_free_port
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 
 CPU = ["--gpu", "CPU", "--instance-type", "cfgate.local", "--max-request-concurrency", "4"]
@@ -236,6 +236,50 @@ def test_json_log_lines_carry_request_ids_and_no_secret_values(observed: Observe
     everything = "\n".join(observed.log_lines())
     leaked = [what for what, value in values.items() if value in everything]
     assert not leaked
+
+
+def test_a_worker_line_about_an_invocation_names_its_request_function_version_and_account(
+    observed: Observed, echo_container: str
+) -> None:
+    """A worker whose container cannot be reached (its health URL answers, its inference port is
+    closed): the 502 and the worker's warning about it carry the same ids."""
+    gateway = observed.gateway
+    created = gateway.cli(
+        "function", "create", "--name", "unreachable", "--inference-url", "/echo", "--inference-port", "9",
+        "--image", "cfgate/unreachable:1", "--json",
+    )  # fmt: skip
+    assert created.code == 0, created.err
+    fid, vid = created.json()["id"], created.json()["versionId"]
+    deploying = gateway.cli_background("function", "deploy", "create", fid, *CPU, "--wait", "--timeout", "90")
+    _wait_for_status(gateway, fid, "DEPLOYING")
+    argv = [
+        sys.executable, "-m", "gateway", "worker", "--gateway", f"127.0.0.1:{gateway.grpc_port}",
+        "--function-id", fid, "--inference-url", f"http://127.0.0.1:{find_free_port()}",
+        "--health-url", echo_container + "/health", "--log-format", "json",
+    ]  # fmt: skip
+    gateway.start(argv, {"CFGATE_WORKER_TOKEN": observed.admin_token}, "worker-unreachable")
+    deploying.communicate(timeout=120)
+    assert deploying.returncode == 0
+    answer = httpx.post(
+        f"{gateway.base}/v2/nvcf/pexec/functions/{fid}",
+        headers={"Host": "invocation.localhost", "Authorization": f"Bearer {observed.api_key}"},
+        json={},
+        timeout=30,
+    )
+    assert answer.status_code == 502, answer.text
+    request_id = answer.headers["nvcf-reqid"]
+    wanted = {"request_id": request_id, "function_id": fid, "version_id": vid, "account": "nvcf-default"}
+    for _ in range(50):  # the client may have its answer before either process wrote its line
+        about = [line for line in observed.json_lines("worker-unreachable.log") if line.get("request_id") == request_id]
+        access = [line for line in observed.json_lines("gateway.log") if line.get("request_id") == request_id]
+        if about and access:
+            break
+        time.sleep(0.1)
+    assert about and about[0]["level"] == "WARNING" and "container call failed" in about[0]["message"]
+    assert {k: about[0][k] for k in wanted} == wanted
+    assert [(a["logger"], a["status"]) for a in access] == [("gateway.access", 502)]
+    # The version was not in the path: the invocation told the line which one served it.
+    assert {k: access[0][k] for k in wanted} == wanted
 
 
 def test_the_redaction_filter_catches_what_a_careless_line_would_leak() -> None:
