@@ -63,6 +63,9 @@ _PATTERNS = (
 # Fields bound to the running task (``bind``): a control-plane request's account.
 _bound: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("cfgate_log_fields", default=None)
 
+# What each of _PATTERNS needs to find somewhere in the text.
+_MAY_MATCH = re.compile(r"bearer|eyj|nvapi-|signature|secret|password|token|api[_-]?key|credential")
+
 _registered: set[str] = set()
 _registered_pattern: re.Pattern[str] | None = None
 
@@ -90,11 +93,20 @@ def bind(**fields: str) -> None:
 
 
 def redact(text: str) -> str:
+    if not _may_hold_secrets(text):
+        return text
     if _registered_pattern is not None:
         text = _registered_pattern.sub(REDACTED, text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _may_hold_secrets(text: str) -> bool:
+    """One scan for what any pattern needs (most lines have none of it)."""
+    if _registered_pattern is not None and _registered_pattern.search(text) is not None:
+        return True
+    return _MAY_MATCH.search(text.lower()) is not None
 
 
 def invocation_fields(request: _Request) -> dict[str, str]:
@@ -123,16 +135,19 @@ class RedactingFilter(logging.Filter):
                 if key not in record.__dict__:
                     setattr(record, key, value)
         message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, None
+        if record.args:
+            record.msg, record.args = message, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
+        texts = {key: value for key, value in record_fields(record).items() if isinstance(value, str)}
+        everything = "\n".join((message, record.exc_text or "", *texts.values()))
+        if not _may_hold_secrets(everything):
+            return True
+        record.msg = redact(message)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
-        for key, value in record_fields(record).items():
-            if isinstance(value, str):
-                setattr(record, key, redact(value))
+        for key, value in texts.items():
+            setattr(record, key, redact(value))
         return True
 
 
