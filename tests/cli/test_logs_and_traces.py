@@ -345,3 +345,36 @@ def test_tracing_is_requested_by_the_standard_variables(env: dict[str, str], req
     from invoker.tracing import tracing_requested
 
     assert tracing_requested(env) is requested
+
+
+def test_text_lines_end_with_the_requests_fields_before_any_traceback() -> None:
+    record = logging.makeLogRecord(
+        {"name": "gateway.invocation", "levelno": logging.WARNING, "levelname": "WARNING", "msg": "late %s"}
+    )
+    record.args = ("r-1",)
+    record.request_id, record.account = "r-1", "nca"
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    line = logs.TextFormatter().format(record)
+    head, traceback = line.split("\n", 1)
+    assert head.endswith(" WARNING gateway.invocation: late r-1 request_id=r-1 account=nca")
+    assert traceback.startswith("Traceback") and traceback.endswith("RuntimeError: boom")
+
+
+def test_an_unknown_log_format_is_a_settings_error_and_a_usage_error() -> None:
+    from gateway.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="log format must be one of text, json"):
+        Settings.load(env={"CFGATE_LOG_FORMAT": "xml"})
+    assert Settings.load(env={"CFGATE_LOG_FORMAT": "json", "CFGATE_ACCESS_LOG": "true"}).access_log is True
+    ran = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--log-format", "xml"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert ran.returncode == 2 and "'xml' is not one of 'text', 'json'" in ran.stderr
