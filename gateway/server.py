@@ -6,7 +6,6 @@ import logging
 import os
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from gateway.app import build_app
 from gateway.date_header import DatedServer
@@ -36,8 +35,9 @@ def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn
         proxy_headers=False,
         server_header=False,
         access_log=False,
-        # JSON lines: uvicorn's own loggers write through the process's handler (invoker.logs).
-        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+        # uvicorn's loggers write through the process's one handler (invoker.logs: text or JSON,
+        # redacted), not handlers of their own.
+        log_config=None,
         log_level=settings.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
