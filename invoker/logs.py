@@ -152,14 +152,16 @@ class RedactingFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """The classic line, with the request's fields (and other extras) as ``key=value`` at its end."""
+    """The classic line, with the request's fields as ``key=value`` at its end (other extras are
+    for JSON lines: a text message already says them)."""
 
     def __init__(self) -> None:
         super().__init__(_TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = record_fields(record)
+        values = record.__dict__
+        fields = {name: values[name] for name in REQUEST_FIELDS if values.get(name)}
         if not fields:
             return line
         head, sep, tail = line.partition("\n")  # fields before a traceback, on the message's line
