@@ -24,6 +24,7 @@ from invoker.errors import BackendUnavailable
 from invoker.instances import InstanceRegistry, LiveInstance
 from invoker.invocations import Answer, Invocation, InvocationRequest, InvocationTable, ResultKind
 from invoker.lifecycle import Event, State
+from invoker.metrics.dispatch import DispatchMetrics
 from invoker.queues.base import InvocationQueue, QueueEntry
 from invoker.remote import RemoteInvocation
 from invoker.replies import CANCEL, CHUNK, END, PROGRESS, START, Reply, ReplyBus
@@ -49,8 +50,10 @@ class Dispatcher:
         max_queue_depth: int = 10_000,
         replies: ReplyBus | None = None,
         results: ResultStore | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics
         self.table = table
         self.instances = instances
         self.max_attempts = max_attempts
@@ -80,6 +83,8 @@ class Dispatcher:
     async def submit(self, invocation: Invocation) -> None:
         request = invocation.request
         request.origin = self.process_id
+        if self.metrics is not None:
+            invocation.final_hook = self.metrics.finished
         self.table.add(invocation)
         try:
             await self.queue.enqueue(
@@ -96,6 +101,8 @@ class Dispatcher:
         """The client gave up (or the function was undeployed): stop it wherever it is."""
         if invocation.final:
             return
+        if self.metrics is not None:
+            self.metrics.cancellations += 1
         session = invocation.session
         if isinstance(session, WorkerSession) and invocation.request_id in session.inflight:
             session.cancel(invocation.request_id, reason)
@@ -124,6 +131,8 @@ class Dispatcher:
             if invocation.state not in WAITING:
                 return
             invocation.error = "no worker took the invocation within its queue lifetime"
+            if self.metrics is not None:
+                self.metrics.expirations += 1
             invocation.apply(Event.EXPIRE)
 
     def _restart_timer(self, invocation: Invocation, delay: float) -> None:
@@ -197,6 +206,8 @@ class Dispatcher:
             return self._give_up(invocation, entry.request_id)
         invocation.apply(Event.DISPATCH)
         session.assign(invocation)
+        if self.metrics is not None:
+            self.metrics.dispatched(invocation, time.time())
         return None
 
     async def _ack(self, request_id: str) -> None:
@@ -207,6 +218,8 @@ class Dispatcher:
         self.kick(entry.version_id)  # within a running pump: marks it dirty, so it looks again
 
     async def _give_up(self, invocation: Invocation | RemoteInvocation, request_id: str) -> None:
+        if self.metrics is not None:
+            self.metrics.attempts_exhausted += 1
         await self.queue.ack(request_id)
         invocation.fail(f"worker lost {self.max_attempts} times")
 
@@ -378,10 +391,14 @@ class Dispatcher:
         invocation.session = None
         if invocation.state == State.DISPATCHED:
             if invocation.attempt >= self.max_attempts:
+                if self.metrics is not None:
+                    self.metrics.attempts_exhausted += 1
                 await self.queue.ack(invocation.request_id)
                 invocation.fail(f"worker lost {self.max_attempts} times ({reason})")
                 return
             invocation.apply(Event.REQUEUE)
+            if self.metrics is not None:
+                self.metrics.redeliveries += 1
             self._remote.pop(invocation.request_id, None)
             await self.queue.requeue(invocation.request_id)
             self.kick(invocation.request.version_id)
@@ -418,9 +435,14 @@ class Dispatcher:
         if message.draining:
             session.draining = True
         if message.credits:
-            session.credits += message.credits
+            self._grant(session, message.credits)
         if message.credits or message.ends:
             self.kick(session.version_id)
+
+    def _grant(self, session: WorkerSession, credits: int) -> None:
+        session.credits += credits
+        if self.metrics is not None:
+            self.metrics.credits_granted += credits
 
     def _end(self, session: WorkerSession, end: pb.ResponseEnd) -> bool:
         """Finish the invocation; True when its queue entry is now done (to be acked)."""
@@ -456,6 +478,8 @@ class Dispatcher:
             if invocation is not None and not invocation.final:
                 invocation.error = "function version undeployed"
                 if invocation.state in WAITING:
+                    if self.metrics is not None:
+                        self.metrics.cancellations += 1
                     invocation.apply(Event.CANCEL)
         for session in self.sessions(version_id):
             if graceful:

@@ -106,6 +106,9 @@ class InvocationService:
         # Bytes of request bodies held by queued and running invocations (past it: 429).
         self.budget = budget or ByteBudget(0)
         self.stream_backlog = stream_backlog
+        # Invocations refused with 429, for the metrics (the byte budget counts its own).
+        self.rate_limited = 0
+        self.queue_full = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -335,6 +338,7 @@ class InvocationService:
         assets: list[tuple[str, str, str]] | None = None,
     ) -> Invocation:
         if version.rate_limit and not await self.rate.allow(route.function_id, version.rate_limit):
+            self.rate_limited += 1
             raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
         http = exchange.request
         body = await exchange.body(self.max_body_bytes)
@@ -364,6 +368,7 @@ class InvocationService:
         try:
             await self.dispatcher.submit(invocation)
         except QueueFull:
+            self.queue_full += 1
             self.budget.release(held)
             raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
         except BackendUnavailable:

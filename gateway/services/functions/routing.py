@@ -85,6 +85,9 @@ class RoutingCache:
     def __len__(self) -> int:
         return len(self._routes)
 
+    def all(self) -> list[FunctionRoute]:
+        return list(self._routes.values())
+
     async def load_all(self) -> None:
         """Load every function from the store, dropping routes of functions deleted meanwhile."""
         known = set(await self._functions.all_function_ids())
