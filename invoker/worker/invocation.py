@@ -51,6 +51,7 @@ from invoker.worker.container import (
 )
 from invoker.worker.http_client import HttpClient, HttpClientError, Response
 from invoker.worker.large_output import build_large_result, scan_artifacts
+from invoker.worker.metrics import WorkerMetrics
 from invoker.worker.outbox import MAX_CHUNK, Outbox
 from invoker.worker.progress import ProgressCallback, ProgressWatcher
 from invoker.worker.workdirs import WorkDirs, is_empty, remove_tree
@@ -126,8 +127,10 @@ class InvocationRunner:
         assets: AssetFetcher,
         host_header: str,
         large_outputs: bool = True,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics
         self.session = session
         self.outbox = outbox
         self.progress = progress
@@ -198,6 +201,8 @@ class InvocationRunner:
                 error = await self._serve(invocation)
             except asyncio.CancelledError:
                 if flight.abort_reason is None:
+                    if self.metrics is not None:
+                        self.metrics.outcomes["abandoned"] += 1
                     raise  # abandoned: no answer
                 task = asyncio.current_task()
                 if task is not None:
@@ -207,7 +212,11 @@ class InvocationRunner:
                 error = "deadline exceeded"
             except Exception:
                 log.exception("invocation %s failed in the worker", request_id)
+                if self.metrics is not None:
+                    self.metrics.errors["worker"] += 1
                 error = "worker error"
+            if self.metrics is not None:
+                self.metrics.ended(error)
             self.outbox.end(request_id, error, credit=not self.draining)
         finally:
             if flight.deadline is not None:
@@ -236,19 +245,26 @@ class InvocationRunner:
                     )
                 except AssetError as exc:
                     log.error("invocation %s: %s", request_id, exc)
+                    if self.metrics is not None:
+                        self.metrics.errors["asset_download"] += 1
                     self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")
                     return ""
             if watching:
                 self.progress.watch(request_id, output.path, self._progress_callback(request_id))
+            began = time.monotonic()
             response = await self._call(invocation, asset_dir, output.path)
             if response is None:
                 return ""
             async with response:
                 if invocation.compat and not _is_event_stream(response):
-                    return await self._compat(invocation, response, output)
-                if watching:
-                    self.progress.unwatch(request_id)
-                return await self._relay(request_id, response)
+                    error = await self._compat(invocation, response, output)
+                else:
+                    if watching:
+                        self.progress.unwatch(request_id)
+                    error = await self._relay(request_id, response)
+            if self.metrics is not None:
+                self.metrics.answered(response.status, time.monotonic() - began)
+            return error
         finally:
             if watching:
                 self.progress.unwatch(request_id)
@@ -278,6 +294,8 @@ class InvocationRunner:
             self._problem(request_id, SOURCE_WORKER, 500, "Internal error while making inference request")
         except (HttpClientError, OSError) as exc:
             log.warning("invocation %s: container call failed: %s", request_id, exc)
+            if self.metrics is not None:
+                self.metrics.errors["container_unreachable"] += 1
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
         return None
 
@@ -291,6 +309,8 @@ class InvocationRunner:
                     await outbox.wait_space()
         except HttpClientError as exc:
             log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            if self.metrics is not None:
+                self.metrics.errors["container_broke_answer"] += 1
             return f"the inference container broke the response: {exc}"
         return ""
 
@@ -325,6 +345,8 @@ class InvocationRunner:
             output.empty = None  # listed before the awaits above: look again when releasing
         except HttpClientError as exc:
             log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            if self.metrics is not None:
+                self.metrics.errors["container_broke_answer"] += 1
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
             return ""
         try:
