@@ -25,12 +25,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from invoker.metrics.exposition import render_families
+from invoker.metrics.exposition import CONTENT_TYPE, render_families
 
 log = logging.getLogger("gateway.metrics")
 
@@ -111,7 +110,7 @@ class HostMetricsServer:
                     return
                 body = render_host(sockets)
                 self.send_response(200)
-                self.send_header("content-type", CONTENT_TYPE_LATEST)
+                self.send_header("content-type", CONTENT_TYPE)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -13,12 +13,13 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
 log = logging.getLogger("invoker.metrics")
 
 Render = Callable[[], Awaitable[bytes]]
 
+# The classic text format, which every Prometheus reads (prometheus-client's CONTENT_TYPE_LATEST
+# names a newer version in recent releases; what generate_latest writes for these names is the same).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HEAD_LIMIT = 8 << 10
 HEAD_TIMEOUT_SECONDS = 10.0
 
@@ -77,7 +78,7 @@ class MetricsServer:
         except Exception:
             log.exception("metrics collection failed")
             return 500, b"metrics collection failed\n", b"text/plain"
-        return 200, body, CONTENT_TYPE_LATEST.encode()
+        return 200, body, CONTENT_TYPE.encode()
 
 
 _REASONS = {
