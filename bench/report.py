@@ -63,9 +63,28 @@ def targets(results: Results) -> list[dict[str, Any]]:
     )
     rows.append(_ratio("pexec-embedded / rayserve", pexec, _peak(results, "rayserve"), 20.0))
     rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.5))
+    rows.append(_metrics_cost(results))
     # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
     rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
     return rows
+
+
+def _metrics_cost(results: Results) -> dict[str, Any]:
+    """Issue 17: /metrics (on, function labels, scraped every second) costs at most 5 % of the
+    gateway's CPU per pexec invocation."""
+    costs = []
+    for name in ("pexec-metrics-on", "pexec-metrics-off"):
+        entry = results.get(name, {})
+        ok = entry.get("status") == "ok" and entry.get("kind") == "http"
+        costs.append(cpu_us_per_request(entry["closed"]) if ok else None)
+    on, off = costs
+    value = None if on is None or not off else on / off
+    return {
+        "target": "metrics on / off, gateway CPU us per pexec",
+        "value": None if value is None else round(value, 3),
+        "goal": "<= 1.05x",
+        "met": None if value is None else value <= 1.05,
+    }
 
 
 def _ms(value: float | None) -> str:

@@ -121,6 +121,50 @@ def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
         yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway], agents=[stack.worker])]
 
 
+def _metrics_scenario(on: bool) -> Scenario:
+    """pexec-embedded with ``/metrics`` off, or on (function labels too) and scraped every second
+    while measured: the pair's gateway CPU per invocation is the metrics' cost (issue 17)."""
+    name = f"pexec-metrics-{'on' if on else 'off'}"
+
+    @contextlib.contextmanager
+    def scenario(ctx: Context) -> Iterator[list[Subject]]:
+        port = free_port()
+        extra = ["--metrics-port", str(port), "--metrics-function-labels"] if on else []
+        with _stack(ctx, name, extra=extra) as stack, _scraping(port if on else None):
+            notes = ["/metrics on, function labels, scraped every 1 s"] if on else ["/metrics off"]
+            yield [Subject(name, _pexec(stack), [stack.gateway], notes=notes, agents=[stack.worker])]
+
+    return scenario
+
+
+@contextlib.contextmanager
+def _scraping(port: int | None, every: float = 1.0) -> Iterator[None]:
+    """A Prometheus stand-in: GET /metrics every ``every`` seconds until the block ends."""
+    if port is None:
+        yield
+        return
+    import threading
+    import urllib.request
+
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(every):
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as r,
+            ):
+                r.read()
+
+    thread = threading.Thread(target=scrape, name="bench-scraper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _redis_scenario(processes: int) -> Scenario:
     name = f"pexec-redis-{processes}p"
 
@@ -198,6 +242,8 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-tls": pexec_tls,
     "direct": direct,
     "tlb-embedded": tlb_embedded,
+    "pexec-metrics-off": _metrics_scenario(False),
+    "pexec-metrics-on": _metrics_scenario(True),
     "pexec-redis-1p": _redis_scenario(1),
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,

@@ -79,6 +79,10 @@ def merge(expositions: Iterable[str]) -> list[Metric]:
     return list(families.values())
 
 
+def render_merged(expositions: Iterable[str]) -> bytes:
+    return render_families(_Merged(merge(expositions)))
+
+
 def render_host(sockets: Sequence[str]) -> bytes:
     texts = []
     for path in sockets:
@@ -86,7 +90,7 @@ def render_host(sockets: Sequence[str]) -> bytes:
             texts.append(read_child(path))
         except OSError as exc:
             log.debug("metrics of %s not read: %s", path, exc)
-    return render_families(_Merged(merge(texts)))
+    return render_merged(texts)
 
 
 class _Merged:

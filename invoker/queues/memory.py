@@ -272,10 +272,10 @@ class MemoryQueue:
         return len(queue) if queue is not None else 0
 
     async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
-        """Per version (those asked for, and every one with a queue): how many wait, and the
-        first enqueue time of the next to be served (None: nothing waits)."""
+        """Per version asked for: how many wait, and the first enqueue time of the next to be
+        served (None: nothing waits)."""
         found: dict[str, tuple[int, float | None]] = {}
-        for version_id in {*version_ids, *self._versions}:
+        for version_id in version_ids:
             queue = self._versions.get(version_id)
             head = queue.head() if queue is not None else None
             found[version_id] = (len(queue) if queue is not None else 0, head.enqueued_at if head else None)

@@ -109,6 +109,10 @@ async def exercise(gateway: ServeProcess, metrics_port: int) -> None:
         async with httpx.AsyncClient(base_url=gateway.base, timeout=30) as client:
             unknown = await client.post("/anything", headers={"Host": "nope.localhost"})
             assert unknown.status_code == 404
+            # Not on the public port, under any host: only on --metrics-port, which clients never reach.
+            for host in ("api.localhost", "invocation.localhost", "metrics.localhost"):
+                public = await client.get("/metrics", headers={"Host": host})
+                assert public.status_code == 404, (host, public.text)
             # Direct invocation of B, nobody serves it: 504 after the window, and it is cancelled.
             direct = await client.post(
                 "/echo",
