@@ -47,6 +47,10 @@ class Subject:
     notes: list[str] = field(default_factory=list)
     # Worker agents serving the subject: their CPU per request is reported beside the server's.
     agents: list[Proc] = field(default_factory=list)
+    # Subjects of one scenario that all set it are also measured at this absolute rate, in turns
+    # (``runner.alternate``): compared at equal load, where CPU per request does not depend on how
+    # much each batched at its own peak, and with the machine's drift spread over both.
+    fixed_rate: float | None = None
 
 
 Scenario = Callable[[Context], contextlib.AbstractContextManager[list[Subject]]]
@@ -121,20 +125,28 @@ def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
         yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway], agents=[stack.worker])]
 
 
-def _metrics_scenario(on: bool) -> Scenario:
-    """pexec-embedded with ``/metrics`` off, or on (function labels too) and scraped every second
-    while measured: the pair's gateway CPU per invocation is the metrics' cost (issue 17)."""
-    name = f"pexec-metrics-{'on' if on else 'off'}"
+# The pair's common load: well under either's peak on the slow shared machine.
+METRICS_FIXED_RATE = 600.0
 
-    @contextlib.contextmanager
-    def scenario(ctx: Context) -> Iterator[list[Subject]]:
-        port = free_port()
-        extra = ["--metrics-port", str(port), "--metrics-function-labels"] if on else []
-        with _stack(ctx, name, extra=extra) as stack, _scraping(port if on else None):
-            notes = ["/metrics on, function labels, scraped every 1 s"] if on else ["/metrics off"]
-            yield [Subject(name, _pexec(stack), [stack.gateway], notes=notes, agents=[stack.worker])]
 
-    return scenario
+@contextlib.contextmanager
+def pexec_metrics(ctx: Context) -> Iterator[list[Subject]]:
+    """pexec-embedded twice, side by side: ``/metrics`` off, and on (function labels too, scraped
+    every second). Besides each one's sweep, the runner alternates fixed-rate points between the
+    two (``fixed_rate``), so a noisy machine's drift hits both alike: their CPU per invocation at
+    equal load is the metrics' cost (issue 17)."""
+    port = free_port()
+    on = ["--metrics-port", str(port), "--metrics-function-labels"]
+    with _stack(ctx, "pexec-metrics-off") as off_stack, _stack(ctx, "pexec-metrics-on", extra=on) as on_stack:
+        with _scraping(port):
+            subjects = [
+                Subject("pexec-metrics-off", _pexec(off_stack), [off_stack.gateway], notes=["/metrics off"],
+                        agents=[off_stack.worker], fixed_rate=METRICS_FIXED_RATE),
+                Subject("pexec-metrics-on", _pexec(on_stack), [on_stack.gateway],
+                        notes=["/metrics on, function labels, scraped every 1 s"], agents=[on_stack.worker],
+                        fixed_rate=METRICS_FIXED_RATE),
+            ]  # fmt: skip
+            yield subjects
 
 
 @contextlib.contextmanager
@@ -242,8 +254,7 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-tls": pexec_tls,
     "direct": direct,
     "tlb-embedded": tlb_embedded,
-    "pexec-metrics-off": _metrics_scenario(False),
-    "pexec-metrics-on": _metrics_scenario(True),
+    "pexec-metrics": pexec_metrics,
     "pexec-redis-1p": _redis_scenario(1),
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,

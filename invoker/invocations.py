@@ -94,7 +94,7 @@ class Invocation:
         self.delivered = False
         self.published = False  # a 202 went out and the result is kept in Redis for any process
         self.finished_at: float | None = None
-        self.started_at = 0.0  # time.time() of the worker's response start (first byte)
+        self.started_at = 0.0  # time.time() of the worker's response start (first byte; metrics on)
         # Called once when the invocation becomes final (the metrics' latency observer).
         self.final_hook: Callable[[Invocation], None] | None = None
         self.session: object | None = None  # the worker session holding it, while dispatched
@@ -132,7 +132,8 @@ class Invocation:
     def start(self, answer: Answer) -> None:
         self.apply(Event.START)
         self.answer = answer
-        self.started_at = time.time()
+        if self.final_hook is not None:  # only the metrics read it
+            self.started_at = time.time()
 
     def chunk(self, data: bytes) -> None:
         if data:

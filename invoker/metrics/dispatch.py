@@ -17,8 +17,6 @@ multiply every series by thousands.
 
 from __future__ import annotations
 
-import time
-
 from invoker.invocations import Invocation
 from invoker.lifecycle import State
 from invoker.metrics.histogram import LabeledHistograms
@@ -60,15 +58,23 @@ class DispatchMetrics:
         self.credits_used += 1
         request = invocation.request
         waited = now - request.enqueued_at_ms / 1000
-        self.queue_wait.get(request.function_id).observe(waited if waited > 0 else 0.0)
+        histograms = self.queue_wait
+        histogram = histograms.get(request.function_id) if self.function_labels else histograms.single
+        histogram.observe(waited if waited > 0 else 0.0)
 
     def finished(self, invocation: Invocation) -> None:
-        """The invocation is final in the process holding its client (``Invocation.on_final``)."""
-        end = invocation.finished_at or time.time()
+        """The invocation is final in the process holding its client (``Invocation.final_hook``)."""
         created = invocation.created
-        function_id = invocation.request.function_id if self.function_labels else ""
-        if invocation.started_at:
-            self.first_byte.get(function_id).observe(max(0.0, invocation.started_at - created))
-        self.total.get(function_id).observe(max(0.0, end - created))
+        end = invocation.finished_at or created
+        if self.function_labels:
+            function_id = invocation.request.function_id
+            first, total = self.first_byte.get(function_id), self.total.get(function_id)
+        else:
+            function_id, first, total = "", self.first_byte.single, self.total.single
+        started = invocation.started_at
+        if started:
+            first.observe(started - created if started > created else 0.0)
+        total.observe(end - created if end > created else 0.0)
         key = (function_id, invocation.state)
-        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        outcomes = self.outcomes
+        outcomes[key] = outcomes.get(key, 0) + 1
