@@ -97,6 +97,9 @@ async def exercise(gateway: ServeProcess, metrics_port: int) -> None:
     try:
         await wait_active(gateway, token, fid_a, vid_a)
         await wait_active(gateway, token, fid_c, vid_c)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}", timeout=10) as metrics:
+            assert (await metrics.post("/metrics")).status_code == 405
+            assert (await metrics.get("/v2/nvcf/functions")).status_code == 404
         before = await scrape(metrics_port)
         # Series labeled by function exist once a function had an invocation.
         assert {n for n in FAMILIES if "seconds" not in n and n != "cfgate_invocations_total"} <= names(before)

@@ -56,3 +56,15 @@ def test_the_merge_adds_counters_and_buckets_and_takes_the_max_of_shared_queue_g
     assert samples[("h_seconds_bucket", (("le", "+Inf"),))] == 3
     assert samples[("h_seconds_count", ())] == 3
     assert abs(samples[("h_seconds_sum", ())] - 2.55) < 1e-9
+
+
+def test_the_bench_reports_the_median_per_round_ratio_of_metrics_on_to_off() -> None:
+    from bench.report import targets
+
+    off = {"status": "ok", "kind": "http", "fixed": {"rate": 600.0, "seconds": 4.0, "cpu_us": [100.0, 100.0, 200.0]}}
+    on = {"status": "ok", "kind": "http", "fixed": {"rate": 600.0, "seconds": 4.0, "cpu_us": [103.0, None, 180.0]}}
+    rows = {row["target"]: row for row in targets({"pexec-metrics-off": off, "pexec-metrics-on": on})}
+    row = rows["metrics on / off, gateway CPU us per pexec (median of 2 alternated rounds)"]
+    assert row["value"] == 1.03 and row["met"] is True  # ratios 0.9 and 1.03: the upper middle
+    missing = [r for r in targets({}) if r["target"].startswith("metrics on / off")]
+    assert [r["value"] for r in missing] == [None]  # not run: not measured
