@@ -112,6 +112,20 @@ def _settings(options: dict[str, Any]) -> Settings:
     type=click.Path(),
     help="Embedded NICo site inventory (JSON file).",
 )
+@click.option(
+    "--metrics-port",
+    "metrics_port",
+    type=int,
+    help="Serve Prometheus /metrics on this port of --host (default: off). Not on the public port: "
+    "scrapers reach it, clients do not. With --processes N one scrape covers every process.",
+)
+@click.option(
+    "--metrics-function-labels",
+    "metrics_function_labels",
+    flag_value=True,
+    default=None,
+    help="Label the invocation latency and outcome series with the function id (one series per function).",
+)
 @click.option("--tls-cert", "tls_cert", metavar="PEM", help="Serve HTTPS with this certificate (chain).")
 @click.option("--tls-key", "tls_key", metavar="PEM", help="The private key of --tls-cert.")
 @_master_key_option
