@@ -233,11 +233,13 @@ async def test_lanes_serve_the_lower_priority_first_and_count_every_lane() -> No
 async def test_heads_give_depth_and_the_enqueue_time_of_the_next_to_be_served(queue: InvocationQueue) -> None:
     times = iter([10.0, 20.0, 30.0])
     clocked: InvocationQueue = queue
-    if isinstance(queue, MemoryQueue):
-        clocked = MemoryQueue(clock=lambda: next(times))
+    inner = queue.inner if isinstance(queue, PriorityLanes) else queue
+    if isinstance(inner, MemoryQueue):
+        fresh = MemoryQueue(clock=lambda: next(times))
+        clocked = with_lanes(fresh) if isinstance(queue, PriorityLanes) else fresh
     else:
-        assert isinstance(queue, RedisQueue)
-        queue._clock = lambda: next(times)
+        assert isinstance(inner, RedisQueue)
+        inner._clock = lambda: next(times)
     assert await clocked.heads([V, W]) == {V: (0, None), W: (0, None)}
     await clocked.enqueue(V, F, "a", {})
     await clocked.enqueue(V, F, "b", {})
