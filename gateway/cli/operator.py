@@ -196,9 +196,10 @@ def demo_command(
     Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
     """
     _logging()
+    from gateway.demo import DemoOptions
     from gateway.demo import main as demo_main
 
-    return demo_main(port, grpc_port, worker_port, data_dir, once, nico, llm)
+    return demo_main(DemoOptions(port, grpc_port, worker_port, data_dir, once, nico, llm))
 
 
 @click.command(
