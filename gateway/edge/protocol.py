@@ -33,6 +33,7 @@ from gateway.edge.exchange import Exchange, HotRequest
 from gateway.edge.hot_exchange import Handler, HotExchange
 from gateway.problems import GatewayError, error_body, problem_body, problem_headers
 from gateway.settings import Settings
+from gateway.tracebacks import log_failure
 
 log = logging.getLogger("gateway.edge")
 
@@ -168,7 +169,7 @@ class EdgeProtocol(asyncio.Protocol):
             if isinstance(refused, _Refused):
                 self._refuse(refused.status, refused.detail, refused.headers)
             else:
-                log.error("edge parser callback failed", exc_info=refused or exc)
+                log_failure(log, "edge parser callback failed", refused or exc)
                 self._refuse(500, "Internal error")
         except httptools.HttpParserError as exc:
             self._refuse(400, f"Malformed HTTP request: {_parser_reason(exc)}")
@@ -347,7 +348,7 @@ class EdgeProtocol(asyncio.Protocol):
             error = exc
         else:
             if not isinstance(exc, asyncio.CancelledError):
-                log.error("exception on the hot path", exc_info=exc)
+                log_failure(log, "exception on the hot path", exc)
             error = GatewayError("Internal error")
         if not exchange.started and not exchange.closed:
             body = error_body(error, exchange.request.path)

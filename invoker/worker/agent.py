@@ -43,6 +43,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from invoker.limits import WORKER_MESSAGE_BYTES
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
 from invoker.worker.container import metadata_value, static_headers
@@ -65,7 +66,7 @@ EXIT_REFUSED = 3
 
 DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
-_MESSAGE_LIMIT = 64 * 1024 * 1024
+_MESSAGE_LIMIT = WORKER_MESSAGE_BYTES  # what the gateway's body limit is sized for
 _CLOSE_WAIT = 5.0
 _FATAL_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
 
