@@ -52,10 +52,24 @@ class ByteBudget:
         return size
 
     def hold_until_final(self, invocation: Invocation, size: int) -> None:
-        def check() -> None:
-            if invocation.final:
-                self.release(size)
-            else:
-                invocation.on_change(check)
+        _Hold(self, invocation, size).check()
 
-        check()
+
+class _Hold:
+    """Releases an invocation's bytes once it is final. An object, not a closure that listens
+    again by its own name: such a closure is a reference cycle, which made every invocation
+    (request, body, answer) garbage only the cycle collector could free (GC was ~15 % of the
+    gateway's CPU)."""
+
+    __slots__ = ("budget", "invocation", "size")
+
+    def __init__(self, budget: ByteBudget, invocation: Invocation, size: int) -> None:
+        self.budget = budget
+        self.invocation = invocation
+        self.size = size
+
+    def check(self) -> None:
+        if self.invocation.final:
+            self.budget.release(self.size)
+        else:
+            self.invocation.on_change(self.check)
