@@ -1,18 +1,21 @@
 """The gateway's own CPU per invocation, in one process, without sockets or gRPC.
 
-    python -m bench.inproc [--invocations 30000] [--connections 64] [--tlb] [--rounds 3]
+    python -m bench.inproc [--invocations 30000] [--connections 64] [--tlb] [--rounds 3] [--redis URL]
 
-A real ``Gateway`` (embedded SQLite, in-memory queue) with a function deployed and an invoke key
-made through its own API; ``--connections`` ``EdgeProtocol`` connections on fake transports send
-the bench's 1 KiB pexec (or TLB) POST back to back; one worker session is attached to the
-dispatcher, and a fake worker answers every ``GatewayMessage`` (serialized and parsed as gRPC
-would) with a ``WorkerMessage`` carrying start, chunk and end (serialized and parsed too).
+A real ``Gateway`` (embedded SQLite, in-memory queue, or the Redis queue with ``--redis``) with a
+function deployed and an invoke key made through its own API; ``--connections`` ``EdgeProtocol``
+connections on fake transports send the bench's 1 KiB pexec (or TLB) POST back to back; one worker
+session is attached to the dispatcher, and a fake worker answers every ``GatewayMessage``
+(serialized and parsed as gRPC would) with a ``WorkerMessage`` carrying start, chunk and end
+(serialized and parsed too).
 
 What it measures is everything of the gateway's Python path between a request's bytes and its
 answer's bytes — parser callbacks, hot-path decision, queue, dispatcher, outbox batching, protobuf
-building, answer writing — with the socket I/O and grpc.aio hand-offs left out. It is CPU time of
-one process, so it barely moves with the machine's other load: use it to A/B a change to that path
-(``python -m bench profile`` and the bench scenarios show the whole picture).
+building, answer writing — with the socket I/O and grpc.aio hand-offs left out (the fake worker's
+own protobuf work is in it too, a few us). It is the CPU time of one process with no client core
+to starve, so it moves less with the machine's load than the bench scenarios; on a shared machine
+still run A and B interleaved and compare the lower rounds. ``python -m bench profile`` and the
+scenarios show the whole picture.
 """
 
 from __future__ import annotations
@@ -172,9 +175,12 @@ def _request(function_id: str, key: str, tlb: bool) -> bytes:
     return head.encode() + body
 
 
-async def measure(invocations: int, connections: int, tlb: bool, rounds: int) -> list[float]:
+async def measure(invocations: int, connections: int, tlb: bool, rounds: int, redis: str | None = None) -> list[float]:
     data = Path(tempfile.mkdtemp(prefix="cfgate-inproc-"))
-    gateway = Gateway(Settings.load({"data_dir": data / "data", "grpc_port": 0}, env={}), owns_process=True)
+    values: dict[str, Any] = {"data_dir": data / "data", "grpc_port": 0}
+    if redis:
+        values["redis"] = redis
+    gateway = Gateway(Settings.load(values, env={}), owns_process=True)
     await gateway.startup()
     try:
         function_id, version_id, key = await _setup(gateway)
@@ -218,9 +224,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tlb", action="store_true", help="direct invocation (TLB) instead of pexec")
+    parser.add_argument("--redis", help="a Redis URL: the gateway queues through Redis (a throwaway database!)")
     args = parser.parse_args()
-    results = uvloop.run(measure(args.invocations, args.connections, args.tlb, args.rounds))
-    what = "TLB" if args.tlb else "pexec"
+    results = uvloop.run(measure(args.invocations, args.connections, args.tlb, args.rounds, args.redis))
+    what = ("TLB" if args.tlb else "pexec") + (" (Redis queue)" if args.redis else "")
     print(f"{what}: gateway CPU us per invocation, in process: {' '.join(f'{r:.1f}' for r in results)}")
     return 0
 

@@ -106,6 +106,8 @@ class RedisQueue:
         # process serves and finishes them unseen): their cancel/position read the request index.
         self._held: dict[str, str] = {}
         self._watched: dict[str, Callable[[], None]] = {}
+        # Wake channels our listener is subscribed to (the enqueue script skips wakes only we hear).
+        self._subscribed: set[str] = set()
         self._retry: list[tuple[str, str]] = []  # ("ack" | "requeue", request id) that met an outage
         self._suspects: set[tuple[str, str]] = set()  # (version, process) seen dead once
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,13 +144,16 @@ class RedisQueue:
     ) -> QueuePosition:
         data = self.codec.encode(payload)
         args: list[Any] = [request_id, function_id, repr(self._clock()), data, -1 if limit is None else limit, MAXLEN]
-        args += [wake_channel(version_id), self.me]
+        channel = wake_channel(version_id)
+        args += [channel, self.me, version_id, self.index_ttl]
+        # Our own listener's subscription does not count as someone to wake (standalone Redis).
+        args.append(-1 if self.cluster else int(channel in self._subscribed))
 
         async def run() -> tuple[Any, Any]:
             keys = version_keys(version_id)[:7]
             if not self.cluster:
                 keys.append(index_key(request_id))
-                position = await self._script("ENQUEUE", keys, [*args, version_id, self.index_ttl])
+                position = await self._script("ENQUEUE", keys, args)
                 return int(position) != -2, position  # a full queue wrote no index
             index = ("SET", index_key(request_id), version_id, "NX", "EX", self.index_ttl)
             fresh, position = await self._with_script(index, "ENQUEUE", keys, args)
@@ -389,8 +394,10 @@ class RedisQueue:
                     if wanted - subscribed:
                         await pubsub.subscribe(*(wanted - subscribed))
                     if subscribed - wanted:
+                        self._subscribed = set(wanted & subscribed)
                         await pubsub.unsubscribe(*(subscribed - wanted))
                     subscribed = wanted
+                    self._subscribed = set(subscribed)
                     if not subscribed:
                         await asyncio.sleep(0.2)
                         continue
@@ -408,5 +415,6 @@ class RedisQueue:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                self._subscribed = set()
                 with suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]

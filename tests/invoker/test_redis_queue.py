@@ -81,6 +81,46 @@ async def test_enqueue_elsewhere_wakes_a_watching_process(make_queue: Make) -> N
         await consumer.stop()
 
 
+async def test_a_wake_goes_out_only_when_another_process_listens(make_queue: Make, redis_url: str) -> None:
+    # A pattern subscription sees every wake and is not a listener of the channel (NUMSUB).
+    spy = Redis.from_url(redis_url)
+    pubsub = spy.pubsub()
+    await pubsub.psubscribe("cfgate:wake:*")
+    alone, other = await make_queue(), await make_queue()
+    alone.watch(V, lambda: None)
+    await alone.start()
+
+    async def wakes() -> list[bytes]:
+        got = []
+        while (message := await pubsub.get_message(timeout=0.3)) is not None:
+            if message["type"] == "pmessage":
+                got.append(message["data"])
+        return got
+
+    try:
+        await asyncio.sleep(0.5)  # subscribed
+        for i in range(5):
+            await alone.enqueue(V, F, f"mine-{i}", None)
+        seen = await wakes()
+        assert seen == []  # its own listener is the only one: nobody to wake
+        other.watch(V, lambda: None)
+        await other.start()
+        await asyncio.sleep(0.5)
+        await alone.enqueue(V, F, "theirs", None)
+        seen = await wakes()
+        assert seen == [alone.me.encode()]
+        await other.stop()
+        await asyncio.sleep(0.3)
+        await alone.stop()
+        await asyncio.sleep(0.3)
+        await other.enqueue(V, F, "nobody-listens", None)
+        assert await wakes() == []
+    finally:
+        await alone.stop()
+        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await spy.aclose()
+
+
 async def test_invocations_another_process_serves_leave_nothing_behind(make_queue: Make) -> None:
     origin, server = await make_queue(), await make_queue()
     for i in range(1000):
