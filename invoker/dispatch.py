@@ -437,6 +437,13 @@ class Dispatcher:
 
     async def _ack_all(self, request_ids: list[str]) -> None:
         # Each ack keeps itself for a retry when Redis is away (``RedisQueue.ack``).
+        ack_many = getattr(self.queue, "ack_many", None)
+        if ack_many is not None:
+            try:
+                await ack_many(request_ids)
+            except Exception as exc:
+                log.error("acks of %d answered invocation(s) failed: %r", len(request_ids), exc)
+            return
         results = await asyncio.gather(*(self.queue.ack(rid) for rid in request_ids), return_exceptions=True)
         for request_id, result in zip(request_ids, results, strict=True):
             if isinstance(result, Exception):

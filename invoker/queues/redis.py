@@ -31,6 +31,7 @@ fails is kept and retried until Redis answers, so no entry is left in flight for
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -56,8 +57,9 @@ MAXLEN = 1_000_000
 TAKE_BATCH = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def version_keys(version_id: str) -> list[str]:
-    """s h w d a m n l, all in the version's hash slot."""
+    """s h w d a m n l, all in the version's hash slot (one list per version: never mutate it)."""
     tag = f"cfgate:{{{version_id}}}:"
     return [tag + k for k in "shwdamnl"]
 
@@ -215,6 +217,30 @@ class RedisQueue:
         except BackendUnavailable:
             self._retry.append(("ack", request_id))
             return True
+
+    async def ack_many(self, request_ids: list[str]) -> None:
+        """``ack`` of many answered entries at once: on standalone Redis one batched script call
+        each, awaited together (``ack`` per entry under ``gather`` cost a task per invocation)."""
+        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        script = self._scripts["ACK"]
+        for request_id in request_ids:
+            version_id = self._held.get(request_id)
+            if version_id is None or self.cluster:
+                pending.append((request_id, asyncio.ensure_future(self.ack(request_id))))
+                continue
+            s, _h, w, d, a, m, _n, _l = version_keys(version_id)
+            keys = [s, w, d, a, m, index_key(request_id)]
+            pending.append((request_id, self.batcher.submit(script, keys, [request_id, self.me])))
+        for request_id, future in pending:
+            try:
+                await future
+            except ResponseError as exc:  # a script error: retrying would not help
+                log.error("ack of %s failed: %r", request_id, exc)
+                continue
+            except (RedisError, OSError):  # kept for the housekeeping's retry, as ``ack`` does
+                self._retry.append(("ack", request_id))
+                continue
+            self._held.pop(request_id, None)
 
     async def _ack(self, request_id: str) -> bool:
         version_id = await self._version_of(request_id)
