@@ -64,6 +64,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         # An in-process queue's take without a coroutine (``MemoryQueue.take_many_nowait``).
         self._take_now: Callable[[str, int], list[QueueEntry]] | None = getattr(queue, "take_many_nowait", None)
+        self._enqueue_now: Callable[..., None] | None = getattr(queue, "enqueue_nowait", None)
         self.replies = replies
         self.results = results
         self._remote: dict[str, RemoteInvocation] = {}
@@ -81,10 +82,16 @@ class Dispatcher:
         request = invocation.request
         request.origin = self.process_id
         self.table.add(invocation)
+        enqueue_now = self._enqueue_now
         try:
-            await self.queue.enqueue(
-                request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
-            )
+            if enqueue_now is not None:
+                enqueue_now(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
+            else:
+                await self.queue.enqueue(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
         except BaseException:
             self.table.forget(request.request_id)
             raise

@@ -130,6 +130,9 @@ class EdgeProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self._closing = True
+        # The parser holds our callbacks: without this the pair is a cycle per connection, freed
+        # only by the cycle collector.
+        self.parser = _DETACHED_PARSER
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -490,6 +493,13 @@ class EdgeProtocol(asyncio.Protocol):
             self._refuse(408, "The request head did not arrive in time")
         elif self._phase == _BODY:
             self._refuse(408, "The request body stalled")
+
+
+class _NoCallbacks:
+    pass
+
+
+_DETACHED_PARSER = httptools.HttpRequestParser(_NoCallbacks())
 
 
 class _Suspended:
