@@ -328,12 +328,20 @@ class Gateway:
             )
             return self._invocation
         if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
-            return None
+            return self._proxied(decision.service, request)
         if request.path.startswith(RESULTS_PREFIX) and request.method in ("GET", "HEAD"):
             return self._download
         if decision.service == SERVICE_INVOCATION and request.header(b"function-id") is not None:
             return self._header_routed
-        return None
+        return self._proxied(decision.service, request)
+
+    def _proxied(self, service: int, request: HotRequest) -> Handler | None:
+        """A proxied service's small request goes through the edge's exchange (no ASGI cycle);
+        a streamed body, or an embedded service, through the control plane."""
+        proxy = self._proxies.get(service)
+        if proxy is None or not proxy.takes_whole(request):
+            return None
+        return proxy.serve
 
     async def control(self, scope: Scope, receive: Receive, send: Send, decision: object) -> None:
         """A request for a control-plane service (embedded Starlette app or upstream proxy)."""

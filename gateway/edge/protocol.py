@@ -214,6 +214,7 @@ class EdgeProtocol(asyncio.Protocol):
         if "%" in path:
             path = unquote(path)
         request = HotRequest(method, path, raw_path, url.query or b"", self._headers, self.scheme)
+        request.client = self.client
         keep_alive = parser.should_keep_alive() and not self._closing
         if self.over_cap and path != "/health":
             raise _Refused(503, "Too many connections to this gateway process; retry later", {"Retry-After": "1"})
