@@ -356,6 +356,7 @@ class RedisQueue:
 
     async def _housekeeping(self) -> None:
         while True:
+            raise_if_cancelling()  # also after a command that swallowed the cancel and returned
             await asyncio.sleep(self.reclaim_interval)
             try:
                 await self._retry_pending()
@@ -416,6 +417,10 @@ class RedisQueue:
             subscribed: set[str] = set()
             try:
                 while True:
+                    # A cancel that redis-py swallowed inside (un)subscribe or get_message would
+                    # otherwise leave this loop polling forever, and ``stop`` waiting for it (a
+                    # 120 s teardown hang, seen once in tests/e2e/test_invoke_scripted.py[redis]).
+                    raise_if_cancelling()
                     wanted = {wake_channel(v) for v in self._watched}
                     if wanted - subscribed:
                         await pubsub.subscribe(*(wanted - subscribed))
