@@ -115,6 +115,57 @@ def _metrics_cost(results: Results) -> dict[str, Any]:
     }
 
 
+def _cpu_row(what: str, name: str, results: Results, goal: float, key: str = "server_cpu") -> dict[str, Any]:
+    entry = results.get(name, {})
+    ok = entry.get("status") == "ok" and entry.get("kind") == "http"
+    value = cpu_us_per_request(entry["closed"], key) if ok else None
+    return {
+        "target": what,
+        "value": None if value is None else round(value, 1),
+        "goal": f"<= {goal} us",
+        "met": None if value is None else value <= goal,
+    }
+
+
+def highest_load_under(entry: dict[str, Any], p99_ms: float) -> float | None:
+    """The highest open-loop offered rate, as a fraction of the closed-loop peak, below which every
+    point answered everything with p99 < ``p99_ms`` (the points above the first miss do not count)."""
+    if entry.get("status") != "ok" or entry.get("kind") != "http" or not entry["closed"]["rps"]:
+        return None
+    peak = float(entry["closed"]["rps"])
+    points = sorted((p for p in entry["open"] if p["label"].endswith("%")), key=lambda p: p["offered_rps"])
+    best = 0.0
+    for p in points:
+        p99 = p["latency_ms"]["p99"]
+        if p["errors"] or p99 is None or p99 >= p99_ms:
+            break
+        best = p["offered_rps"] / peak
+    return best
+
+
+def turn2_targets(results: Results) -> list[dict[str, Any]]:
+    """Issue 13's Done-when rows (DESIGN §8, turn-2 targets), from the same run."""
+    pexec = _peak(results, "pexec-embedded")
+    rows = [
+        _cpu_row("gateway CPU us per pexec", "pexec-embedded", results, 80.0),
+        _cpu_row("gateway CPU us per TLB invocation", "tlb-embedded", results, 70.0),
+        _cpu_row("worker agent CPU us per invocation (pexec)", "pexec-embedded", results, 80.0, "agent_cpu"),
+        _ratio("pexec peak / nginx proxy peak", pexec, _peak(results, "nginx"), 0.35),
+    ]
+    gateway = _point(results, "pexec-embedded", "50%")
+    container = _point(results, "direct", "half-pexec-peak")
+    for q, goal in (("p50", 0.5), ("p99", 2.0)):
+        added = None
+        if gateway and container and gateway["latency_ms"][q] is not None and container["latency_ms"][q] is not None:
+            added = gateway["latency_ms"][q] - container["latency_ms"][q]
+        rows.append(_at_most(f"latency added over direct at half of pexec's peak, {q} (ms)", added, goal, "ms"))
+    highest = highest_load_under(results.get("pexec-embedded", {}), 5.0)
+    rows.append(_ratio("pexec open loop: highest offered load with p99 < 5 ms (of peak)", highest, 1.0, 0.8))
+    rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.8))
+    rows.append(_ratio("pexec-redis-1p / pexec-embedded", _peak(results, "pexec-redis-1p"), pexec, 0.9))
+    return rows
+
+
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -154,11 +205,8 @@ def markdown(run: dict[str, Any]) -> str:
                 f"| {sse['errors']} | {_cpu(entry['server_cpu'])} | – | – | – | {sse['generator_cpu']:.2f} "
                 f"| {sse['concurrency']} streams; {'; '.join(entry.get('notes', []))} |"
             )
-    lines += ["", "## DESIGN §8 targets", "", "| target | measured | goal | met |", "|---|---|---|---|"]
-    for row in run["targets"]:
-        met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
-        value = "not measured" if row["value"] is None else row["value"]
-        lines.append(f"| {row['target']} | {value} | {row['goal']} | {met} |")
+    lines += _target_table("DESIGN §8 targets", run["targets"])
+    lines += _target_table("Turn-2 targets (issue 13, DESIGN §8)", run.get("turn2_targets") or turn2_targets(results))
     hot = results.get("hotpath", {})
     if hot.get("status") == "ok":
         lines += [
@@ -199,6 +247,15 @@ def _fixed_rounds(results: Results) -> list[str]:
     for name, f in fixed.items():
         rounds = ", ".join("–" if us is None else f"{us:.0f}" for us in f["cpu_us"])
         lines.append(f"| {name} | {f['rate']:.0f} rps x {f['seconds']:.0f} s | {rounds} |")
+    return lines
+
+
+def _target_table(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", f"## {title}", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for row in rows:
+        met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        value = "not measured" if row["value"] is None else row["value"]
+        lines.append(f"| {row['target']} | {value} | {row['goal']} | {met} |")
     return lines
 
 

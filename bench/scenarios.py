@@ -324,3 +324,10 @@ SCENARIOS: dict[str, Scenario] = {
     "rayserve": ray_serve,
 }
 ALL = [*SCENARIOS, "hotpath"]
+
+
+def in_run_order(names: list[str]) -> list[str]:
+    """``names`` in the order of ``ALL``, whatever order ``--scenarios`` gave them in: a ``direct``
+    listed before ``pexec-embedded`` would otherwise miss its half-pexec-peak point, and the report
+    would say the added latency was not measured (the merged-build run of 2026-12-04)."""
+    return sorted(dict.fromkeys(names), key=ALL.index)

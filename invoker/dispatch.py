@@ -75,6 +75,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         # An in-process queue's take without a coroutine (``MemoryQueue.take_many_nowait``).
         self._take_now: Callable[[str, int], list[QueueEntry]] | None = getattr(queue, "take_many_nowait", None)
+        self._enqueue_now: Callable[..., None] | None = getattr(queue, "enqueue_nowait", None)
         self.replies = replies
         self.results = results
         self._remote: dict[str, RemoteInvocation] = {}
@@ -98,10 +99,16 @@ class Dispatcher:
         if self.metrics is not None:
             invocation.final_hook = self.metrics.finished
         self.table.add(invocation)
+        enqueue_now = self._enqueue_now
         try:
-            await self.queue.enqueue(
-                request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
-            )
+            if enqueue_now is not None:
+                enqueue_now(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
+            else:
+                await self.queue.enqueue(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
         except BaseException:
             self.table.forget(request.request_id)
             raise
@@ -534,6 +541,13 @@ class Dispatcher:
 
     async def _ack_all(self, request_ids: list[str]) -> None:
         # Each ack keeps itself for a retry when Redis is away (``RedisQueue.ack``).
+        ack_many = getattr(self.queue, "ack_many", None)
+        if ack_many is not None:
+            try:
+                await ack_many(request_ids)
+            except Exception as exc:
+                log.error("acks of %d answered invocation(s) failed: %r", len(request_ids), exc)
+            return
         results = await asyncio.gather(*(self.queue.ack(rid) for rid in request_ids), return_exceptions=True)
         for request_id, result in zip(request_ids, results, strict=True):
             if isinstance(result, Exception):

@@ -72,6 +72,7 @@ class Answer:
 
 class Invocation:
     __slots__ = (
+        "_at_final",
         "_listeners",
         "_waiters",
         "answer",
@@ -125,6 +126,9 @@ class Invocation:
         self._waiters: list[asyncio.Future[bool]] = []
         # One-shot callbacks for the next change: how the HTTP edge answers without a task.
         self._listeners: list[Callable[[], None]] = []
+        # Run once, synchronously, when the invocation reaches a final state (bookkeeping that
+        # must not wait for a loop pass, nor listen to every change until then).
+        self._at_final: list[Callable[[], None]] | None = None
 
     @property
     def request_id(self) -> str:
@@ -144,6 +148,10 @@ class Invocation:
                 self.timer = None
             if self.final_hook is not None:
                 self.final_hook(self)
+            if self._at_final is not None:
+                callbacks, self._at_final = self._at_final, None
+                for callback in callbacks:
+                    callback()
         self._notify()
         return self.state
 
@@ -190,6 +198,15 @@ class Invocation:
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` once, soon after the next change (a loop callback: no task, no future)."""
         self._listeners.append(listener)
+
+    def at_final(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the invocation reaches a final state (now if it has)."""
+        if self.final:
+            callback()
+        elif self._at_final is None:
+            self._at_final = [callback]
+        else:
+            self._at_final.append(callback)
 
     def drop_listener(self, listener: Callable[[], None]) -> None:
         with suppress(ValueError):

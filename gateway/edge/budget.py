@@ -8,6 +8,8 @@ reservation over when it queues the body, and releases it when the invocation en
 
 from __future__ import annotations
 
+import functools
+
 from gateway.edge.exchange import HotRequest
 from gateway.problems import TooManyRequests
 from invoker.invocations import Invocation
@@ -54,10 +56,7 @@ class ByteBudget:
         return size
 
     def hold_until_final(self, invocation: Invocation, size: int) -> None:
-        def check() -> None:
-            if invocation.final:
-                self.release(size)
-            else:
-                invocation.on_change(check)
-
-        check()
+        # Released on the final state itself. Not a closure that listens again by its own name: that
+        # was a reference cycle that made every invocation (request, body, answer) garbage only
+        # the cycle collector could free (GC was ~15 % of the gateway's CPU).
+        invocation.at_final(functools.partial(self.release, size))

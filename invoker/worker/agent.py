@@ -45,6 +45,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from invoker.limits import WORKER_MESSAGE_BYTES
 from invoker.metrics.exposition import MetricsServer
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
@@ -70,7 +71,7 @@ EXIT_REFUSED = 3
 
 DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
-_MESSAGE_LIMIT = 64 * 1024 * 1024
+_MESSAGE_LIMIT = WORKER_MESSAGE_BYTES  # what the gateway's body limit is sized for
 _CLOSE_WAIT = 5.0
 # FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
 _FATAL_CODES = frozenset(
