@@ -234,7 +234,10 @@ class Gateway:
                 heartbeat_interval_ms=settings.worker_heartbeat_ms,
                 authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
+            secrets=runtime.secret_delivery.document,
         )
+        runtime.secret_delivery.push = service.push_secrets
+        runtime.secret_delivery.connected_versions = service.connected_versions
         # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the
         # tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(

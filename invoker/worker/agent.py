@@ -51,6 +51,7 @@ from invoker.worker.invocation import InvocationRunner, SessionInfo
 from invoker.worker.outbox import Outbox
 from invoker.worker.progress import ProgressWatcher
 from invoker.worker.readiness import Readiness, wait_until_ready
+from invoker.worker.secrets_file import SecretsFile
 from invoker.worker.workdirs import WorkDirs
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from protos.cfgate.worker.v1 import worker_pb2_grpc as pb_grpc
@@ -85,6 +86,7 @@ class WorkerAgent:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._received = False
+        self.secrets = SecretsFile(config.secrets_file)
 
     def request_stop(self) -> None:
         """Drain and exit (SIGTERM/SIGINT); a second request ends the grace period at once."""
@@ -239,6 +241,8 @@ class WorkerAgent:
         if register is None:
             return
         info = self._session_info(register)
+        # Before any invocation: the container may read its secrets on its first request.
+        self.secrets.write(register.secrets.secrets_json)
         self.sessions += 1
         log.info(
             "registered session %s: function %s version %s, %d credits",
@@ -356,6 +360,8 @@ class WorkerAgent:
                 runner.start(invocation)
             for cancel in message.cancels:
                 runner.cancel(cancel.request_id, "cancelled")
+            if message.HasField("secrets"):
+                self.secrets.write(message.secrets.secrets_json)
             if message.ping:
                 outbox.heartbeat()
             if message.drain and not self._stop.is_set():

@@ -72,6 +72,9 @@ class WorkerConfig:
     # NVCF-LARGE-OUTPUT-DIR (no per-invocation directory to create, list and recycle); bodies over
     # max_direct_response_bytes still become large results.
     large_outputs: bool = True
+    # Where the version's secrets are written for the container (NVCF: /var/secrets/secrets.json,
+    # on a volume the container shares); None: not delivered.
+    secrets_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
