@@ -13,7 +13,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from gateway.api import Call, Endpoint, build_routes
 from gateway.api.openapi import openapi_document
@@ -68,7 +68,7 @@ def task_endpoints(service: TaskService) -> list[Endpoint]:
     return [*own, *(_admin_mirror(e) for e in own), usage]
 
 
-def org_task_routes(runtime: Runtime, service: TaskService) -> list[BaseRoute]:
+def org_task_routes(runtime: Runtime, service: TaskService) -> list[Route]:
     """NGC's ``/v2/orgs/{org}/nvct/tasks…`` for the api host (ngcsdk's task calls), org = account."""
     return build_routes(org_aliases(_own_endpoints(service), teams=False), runtime, TaskCredentials())
 
