@@ -16,6 +16,7 @@ after one more rule: the org is the caller's account. Every alias answers 401 wi
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -24,12 +25,13 @@ import pytest
 
 from gateway.api import Endpoint
 from gateway.app import Gateway
-from gateway.auth.scopes import ALL_SCOPES
+from gateway.auth.scopes import ALL_SCOPES, TASK_KEY_DEFAULT_SCOPES
 from gateway.services.functions.app import ngc_endpoints, operator_endpoints
 from tests.control.conftest import OPERATOR_SCOPES, OTHER_CLIENT_ID, OTHER_NCA_ID, Minter
 from tests.control.helpers import create_function, deployment_body
 from tests.control.matrix_cases import SPECS, World, telemetry_body
 from tests.gateway.helpers import assert_problem, create_key, key_body
+from tests.tasks.test_authorization import CASES as TASK_CASES
 
 MIRRORS = operator_endpoints()
 CREDENTIALS = (
@@ -175,3 +177,31 @@ async def test_an_org_path_is_the_callers_account_only(
         response = await api.request(endpoint.method, _alias_url(endpoint, org), json=body, headers=every_scope)
         assert_problem(response, 404)
         assert "Organization" in response.json()["detail"]
+
+
+TASK_ALIASES = [(c.method, "/v2/orgs/{org}/nvct" + c.path.removeprefix("/v1/nvct"), c.body) for c in TASK_CASES]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), TASK_ALIASES, ids=[f"{m} {p}" for m, p, _ in TASK_ALIASES])
+async def test_an_nvct_org_path_is_the_callers_account_only(
+    api: httpx.AsyncClient, gateway: Gateway, mint: Minter, other_admin: dict[str, str], method: str, path: str,
+    body: Any,
+) -> None:  # fmt: skip
+    """NVCT's ``/v2/orgs/{org}/nvct/…`` on the api host: the caller's org answers as on the tasks
+    host (a fresh task id: 404 from the handler, 200 for the listings), any other org is 404."""
+    tasks = {"Authorization": f"Bearer {mint(gateway.settings.admin_client_id, TASK_KEY_DEFAULT_SCOPES)}"}
+    task_id = str(uuid.uuid4())
+    filled = json.loads(json.dumps(body).replace("{id}", task_id)) if body is not None else None
+
+    def url(org: str) -> str:
+        return path.replace("{org}", org).replace("{id}", task_id)
+
+    assert_problem(await api.request(method, url("nvcf-default"), json=filled), 401)
+    for org in (OTHER_NCA_ID, "nobody"):
+        refused = await api.request(method, url(org), json=filled, headers=tasks)
+        assert "Organization" in assert_problem(refused, 404)["detail"]
+    own = await api.request(method, url("nvcf-default"), json=filled, headers=tasks)
+    if "{id}" in path:
+        assert_problem(own, 404)
+    else:
+        assert own.status_code == 200, own.text
