@@ -171,6 +171,7 @@ async def test_org_paths_get_caller_info_and_the_api_host_alias(gateways: Spawn,
         assert jwt.status_code == 401  # only API keys are described
         missing = await api.post("/v3/keys/get-caller-info", data={})
         assert missing.status_code == 400
+        assert (await api.get("/v2/orgs")).status_code == 401
         orgs = await api.get("/v2/orgs", headers=admin)
         assert orgs.status_code == 200
         assert orgs.json()["organizations"] == [{"name": ORG, "displayName": ORG}]
