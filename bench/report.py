@@ -19,6 +19,18 @@ def _point(results: Results, name: str, label: str) -> dict[str, Any] | None:
     return next((p for p in entry["open"] if p["label"] == label), None)
 
 
+def _sse(results: Results, name: str) -> dict[str, Any] | None:
+    entry = results.get(name, {})
+    return entry["sse"] if entry.get("status") == "ok" and entry.get("kind") == "sse" else None
+
+
+def _get(entry: dict[str, Any] | None, *keys: str) -> float | None:
+    value: Any = entry
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _ratio(what: str, num: float | None, den: float | None, goal: float, unit: str = "x") -> dict[str, Any]:
     value = None if num is None or not den else num / den
     return {
@@ -63,9 +75,28 @@ def targets(results: Results) -> list[dict[str, Any]]:
     )
     rows.append(_ratio("pexec-embedded / rayserve", pexec, _peak(results, "rayserve"), 20.0))
     rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.5))
+    # LLM streaming (issue 16): the container sets the pace; the gateway should neither slow the
+    # tokens nor add much to the time to first token (the container's own "prefill" is 20 ms).
+    llm, direct = _sse(results, "llm-stream"), _sse(results, "llm-stream-direct")
+    rows.append(
+        _ratio(
+            "llm-stream / llm-stream-direct (tokens/s)", _get(llm, "events_per_s"), _get(direct, "events_per_s"), 0.9
+        )
+    )
+    ttft = _get(llm, "ttfe_ms", "p50"), _get(direct, "ttfe_ms", "p50")
+    ttft_ratio = None if None in ttft or not ttft[1] else ttft[0] / ttft[1]  # type: ignore[operator]
+    rows.append(_at_most("llm-stream / llm-stream-direct (time to first token p50)", ttft_ratio, 1.25, "x"))
     # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
     rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
+    # Not a DESIGN §8 row either (issue 16): gRPC unary calls through cfgate vs the container itself.
+    grpc_through, grpc_direct = _grpc_peak(results, "grpc-unary"), _grpc_peak(results, "grpc-unary-direct")
+    rows.append(_ratio("grpc-unary / grpc-unary-direct (calls/s)", grpc_through, grpc_direct, 0.3))
     return rows
+
+
+def _grpc_peak(results: Results, name: str) -> float | None:
+    entry = results.get(name, {})
+    return float(entry["closed"]["rps"]) if entry.get("status") == "ok" and entry.get("kind") == "grpc" else None
 
 
 def _ms(value: float | None) -> str:
@@ -89,6 +120,16 @@ def markdown(run: dict[str, Any]) -> str:
             )
         elif entry.get("kind") == "http":
             lines.append(_http_row(name, entry))
+        elif entry.get("kind") == "grpc":
+            closed = entry["closed"]
+            lat = closed["latency_ms"]
+            lines.append(
+                f"| {name} | {closed['rps']:.0f} calls/s | {_us_per_request(closed)} "
+                f"| {_us_per_request(closed, 'agent_cpu')} | {_ms(lat['p50'])} / {_ms(lat['p99'])} "
+                f"| {closed['errors']} | {_cpu(closed['server_cpu'])} | {closed['generator_cpu']:.2f} | – | – "
+                f"| {closed['generator_cpu']:.2f} | gRPC unary, {closed['concurrency']} in flight; "
+                f"{'; '.join(entry.get('notes', []))} |"
+            )
         elif entry.get("kind") == "sse":
             sse = entry["sse"]
             ttfe = sse["ttfe_ms"]

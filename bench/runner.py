@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hotpath import run_hotpath
+from bench.loadgen.grpc_unary import GrpcTarget, run_grpc_unary
 from bench.loadgen.openloop import run_openloop
 from bench.loadgen.sse import run_sse
 from bench.loadgen.wrk import run_wrk
@@ -45,6 +46,14 @@ def generator_bound(point: dict[str, Any], duration: float) -> bool:
 
 
 def measure(subject: Subject, ctx: Context, plan: Plan, extra_rates: dict[str, float]) -> dict[str, Any]:
+    if isinstance(subject.target, GrpcTarget):
+        run_grpc_unary(subject.target, plan.warmup, ctx.client_cpus)
+        meter = CpuMeter(subject.server)
+        agents = CpuMeter(subject.agents)
+        closed = run_grpc_unary(subject.target, plan.duration, ctx.client_cpus)
+        closed["server_cpu"] = meter.shares()
+        closed["agent_cpu"] = agents.shares()
+        return {"status": "ok", "kind": "grpc", "closed": closed, "notes": subject.notes}
     if subject.kind == "sse":
         meter = CpuMeter(subject.server)
         result = run_sse(subject.target, plan.duration, ctx.client_cpus)
@@ -132,6 +141,8 @@ def _summary(results: dict[str, dict[str, Any]], name: str) -> str:
             parts.append(f"{key}: {value.get('status')}")
         elif value.get("kind") == "http":
             parts.append(f"{key}: {value['closed']['rps']:.0f} rps")
+        elif value.get("kind") == "grpc":
+            parts.append(f"{key}: {value['closed']['rps']:.0f} calls/s")
         elif value.get("kind") == "sse":
             parts.append(f"{key}: {value['sse']['events_per_s']:.0f} events/s")
         else:

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import nginx, rayserve, redis, tls
+from bench.llm_stack import start_llm_stack
+from bench.loadgen.grpc_unary import GrpcTarget
 from bench.loadgen.target import Target, body_1k
 from bench.procs import LOOPBACK, Proc, free_port, python, wait_port
-from bench.stack import Stack, start_gateway, start_stack
+from bench.servers.grpc_echo import METHOD as GRPC_ECHO_METHOD
+from bench.stack import Stack, start_gateway, start_grpc_stack, start_stack
+from gateway import sample
 
 
 @dataclass
@@ -39,9 +44,9 @@ class Context:
 @dataclass
 class Subject:
     name: str
-    target: Target
+    target: Target | GrpcTarget
     server: list[Proc]
-    kind: str = "http"  # "http": wrk + open loop; "sse": streams
+    kind: str = "http"  # "http": wrk + open loop; "sse": streams; "grpc": gRPC unary calls
     # Run after the warm-up; raises NotAvailable when the build does not do what the scenario measures.
     check: Callable[[], None] | None = None
     notes: list[str] = field(default_factory=list)
@@ -160,6 +165,61 @@ def sse(ctx: Context) -> Iterator[list[Subject]]:
         ]
 
 
+LLM_TOKENS = 64  # tokens per stream: each a chunk, plus the finish chunk and [DONE]
+
+
+def _chat_stream(port: int, model: str, host: str = "", headers: dict[str, str] | None = None) -> Target:
+    messages = [{"role": "user", "content": "bench tokens please"}]
+    body = {"model": model, "messages": messages, "max_tokens": LLM_TOKENS, "stream": True}
+    wire = json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **(headers or {})}
+    return Target(port, "/v1/chat/completions", "POST", host, all_headers, wire)
+
+
+@contextlib.contextmanager
+def llm_stream(ctx: Context) -> Iterator[list[Subject]]:
+    """Streaming chat completions of the sample OpenAI container, through the LLM host and direct."""
+    stack = start_llm_stack("llm-stream", ctx.server_cpus, ctx.client_cpus, ctx.work_dir)
+    try:
+        model = f"{stack.function.function_id}/{sample.LLM_MODEL}"
+        auth = {"Authorization": f"Bearer {stack.key}"}
+        notes = [f"{LLM_TOKENS} tokens/stream, OpenAI SSE"]
+        yield [
+            Subject(
+                "llm-stream",
+                _chat_stream(stack.port, model, "llm.invocation.localhost", auth),
+                [stack.gateway],
+                kind="sse",
+                notes=[*notes, "llm.invocation host"],
+            ),
+            Subject(
+                "llm-stream-direct",
+                _chat_stream(stack.container_port, sample.LLM_MODEL),
+                [stack.container],
+                kind="sse",
+                notes=[*notes, "the container, no gateway"],
+            ),
+        ]
+    finally:
+        stack.stop()
+
+
+@contextlib.contextmanager
+def grpc_unary(ctx: Context) -> Iterator[list[Subject]]:
+    """gRPC unary calls (1 KiB) through cfgate's gRPC port, then straight to the container."""
+    stack, grpc_port = start_grpc_stack("grpc-unary", ctx.server_cpus, ctx.client_cpus, ctx.work_dir)
+    try:
+        metadata = [("authorization", f"Bearer {stack.key}"), ("function-id", stack.function.function_id)]
+        through = GrpcTarget(f"{LOOPBACK}:{grpc_port}", GRPC_ECHO_METHOD, metadata)
+        direct_target = GrpcTarget(f"{LOOPBACK}:{stack.echo_port}", GRPC_ECHO_METHOD, [])
+        yield [
+            Subject("grpc-unary", through, [stack.gateway], kind="grpc", agents=[stack.worker]),
+            Subject("grpc-unary-direct", direct_target, [stack.procs[0]], kind="grpc", notes=["the container"]),
+        ]
+    finally:
+        stack.stop()
+
+
 @contextlib.contextmanager
 def proxy(ctx: Context) -> Iterator[list[Subject]]:
     upstream_port = free_port()
@@ -201,6 +261,8 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-redis-1p": _redis_scenario(1),
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,
+    "llm-stream": llm_stream,
+    "grpc-unary": grpc_unary,
     "proxy": proxy,
     "rayserve": ray_serve,
 }

@@ -39,7 +39,7 @@ class Skipped(BenchError):
 class Stack:
     gateway: Proc
     port: int
-    grpc_port: int
+    worker_port: int
     echo_port: int
     function: sample.SampleFunction
     key: str
@@ -62,9 +62,12 @@ def start_gateway(
     work_dir: Path,
     extra: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    grpc_port: int = 0,
 ) -> tuple[Proc, int, int]:
-    port, grpc_port = free_port(), free_port()
+    """The gateway process, its HTTP port and its worker port (gRPC invocation on ``grpc_port``)."""
+    port, worker_port = free_port(), free_port()
     argv = python("gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port))
+    argv += ["--worker-port", str(worker_port)]
     argv += ["--data-dir", str(work_dir / f"{name}-data"), "--log-level", "warning", *extra]
     gateway = Proc(name, argv, server_cpus, work_dir, env=env)
     try:
@@ -74,7 +77,7 @@ def start_gateway(
         if gateway.popen.returncode == 2:  # a SettingsError: this build refuses the configuration
             raise NotAvailable(gateway.output(400).strip().splitlines()[-1]) from exc
         raise
-    return gateway, port, grpc_port
+    return gateway, port, worker_port
 
 
 def start_stack(
@@ -95,11 +98,11 @@ def start_stack(
         echo_port = free_port()
         echo = Proc(f"{name}-echo", python("bench.servers.echo", "--port", str(echo_port)), client_cpus, work_dir)
         procs.append(echo)
-        gateway, port, grpc_port = start_gateway(name, server_cpus, work_dir, extra, env)
+        gateway, port, worker_port = start_gateway(name, server_cpus, work_dir, extra, env)
         procs.append(gateway)
         wait_port(echo_port, echo)
         function, key = asyncio.run(_create(f"{scheme}://{LOOPBACK}:{port}", echo_port))
-        worker_argv = sample.worker_command(f"{LOOPBACK}:{grpc_port}", function, echo_port, WORKER_CONCURRENCY)
+        worker_argv = sample.worker_command(f"{LOOPBACK}:{worker_port}", function, echo_port, WORKER_CONCURRENCY)
         worker_argv += worker_flags()
         procs.append(Proc(f"{name}-worker", worker_argv, client_cpus, work_dir, sample.worker_env(function, {})))
         asyncio.run(_wait_active(f"{scheme}://{LOOPBACK}:{port}", function))
@@ -107,13 +110,41 @@ def start_stack(
         for proc in reversed(procs):
             proc.stop()
         raise
-    return Stack(gateway, port, grpc_port, echo_port, function, key, procs, scheme)
+    return Stack(gateway, port, worker_port, echo_port, function, key, procs, scheme)
 
 
-async def _create(base: str, echo_port: int) -> tuple[sample.SampleFunction, str]:
+def start_grpc_stack(name: str, server_cpus: set[int], client_cpus: set[int], work_dir: Path) -> tuple[Stack, int]:
+    """A gRPC function (``bench.servers.grpc_echo``) behind cfgate; the stack and its gRPC port."""
+    procs: list[Proc] = []
+    try:
+        echo_port = free_port()
+        echo = Proc(f"{name}-echo", python("bench.servers.grpc_echo", "--port", str(echo_port)), client_cpus, work_dir)
+        procs.append(echo)
+        grpc_port = free_port()
+        gateway, port, worker_port = start_gateway(name, server_cpus, work_dir, grpc_port=grpc_port)
+        procs.append(gateway)
+        wait_port(echo_port, echo)
+        wait_port(grpc_port, gateway)
+        function, key = asyncio.run(_create(f"http://{LOOPBACK}:{port}", echo_port, "/grpc"))
+        argv = sample.worker_command(f"{LOOPBACK}:{worker_port}", function, echo_port, WORKER_CONCURRENCY)
+        at = argv.index("--health-url")  # an HTTP probe; the worker checks gRPC health itself
+        del argv[at : at + 2]
+        argv += worker_flags()
+        procs.append(Proc(f"{name}-worker", argv, client_cpus, work_dir, sample.worker_env(function, {})))
+        asyncio.run(_wait_active(f"http://{LOOPBACK}:{port}", function))
+    except BaseException:
+        for proc in reversed(procs):
+            proc.stop()
+        raise
+    return Stack(gateway, port, worker_port, echo_port, function, key, procs), grpc_port
+
+
+async def _create(base: str, echo_port: int, inference_url: str = "/echo") -> tuple[sample.SampleFunction, str]:
     async with httpx.AsyncClient(base_url=base, timeout=30, verify=False) as http:
         token = await sample.admin_token(http)
-        function = await sample.create_function(http, token, echo_port, max_concurrency=WORKER_CONCURRENCY)
+        function = await sample.create_function(
+            http, token, echo_port, inference_url=inference_url, max_concurrency=WORKER_CONCURRENCY
+        )
         return function, await sample.invoke_key(http, token, "bench@cfgate.local")
 
 

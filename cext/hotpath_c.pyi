@@ -32,6 +32,7 @@ __all__ = [
     "SERVICE_API_KEYS",
     "SERVICE_FUNCTION",
     "SERVICE_INVOCATION",
+    "SERVICE_LLM",
     "SERVICE_NICO",
     "SERVICE_SIS",
     "SERVICE_TASKS",
@@ -54,6 +55,7 @@ SERVICE_API_KEYS: Final = 4
 SERVICE_TASKS: Final = 5
 SERVICE_SIS: Final = 6
 SERVICE_NICO: Final = 7
+SERVICE_LLM: Final = 8
 
 ROUTE_NONE: Final = 0
 ROUTE_PEXEC: Final = 1

@@ -65,6 +65,7 @@ __all__ = [
     "SERVICE_API_KEYS",
     "SERVICE_FUNCTION",
     "SERVICE_INVOCATION",
+    "SERVICE_LLM",
     "SERVICE_NICO",
     "SERVICE_SIS",
     "SERVICE_TASKS",
@@ -133,6 +134,7 @@ SERVICE_API_KEYS = 4
 SERVICE_TASKS = 5
 SERVICE_SIS = 6
 SERVICE_NICO = 7
+SERVICE_LLM = 8
 
 ROUTE_NONE = C_ROUTE_NONE
 ROUTE_PEXEC = C_ROUTE_PEXEC
@@ -379,6 +381,12 @@ cdef class HostClassifier:
         if count == 1:
             code = self._services.get(PyBytes_FromStringAndSize(<const char*>buf + starts[0], lens[0]))
             return _UNKNOWN_INFO if code is None else _make_info(code, None, None)
+        if count == 2:  # a service of its own under the invocation host (llm.invocation)
+            code = self._services.get(
+                PyBytes_FromStringAndSize(<const char*>buf + starts[0], starts[1] + lens[1] - starts[0])
+            )
+            if code is not None:
+                return _make_info(code, None, None)
         if not self._invocation or not _is_invocation(buf, starts, lens, count - 1):
             return _UNKNOWN_INFO
         a = buf + starts[0]

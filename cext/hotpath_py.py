@@ -24,6 +24,7 @@ Host rules (``HostClassifier.classify``), in order:
   ``[::1]:8080`` included: they carry no service label) -> unknown;
 * if the configured domain is non-empty and the name equals it -> unknown; if the name ends with
   ``.<domain>``, the labels before the domain must be *exactly* one of ``<service>``,
+  ``<label>.invocation`` for a service named so in the map (``llm.invocation``),
   ``<fid>.invocation`` or ``<vid>.<fid>.invocation``;
 * otherwise (any address, e.g. ``api-keys.10.0.0.5``) the leading labels are read the same way and at
   least one label must follow them.
@@ -70,6 +71,7 @@ __all__ = [
     "SERVICE_API_KEYS",
     "SERVICE_FUNCTION",
     "SERVICE_INVOCATION",
+    "SERVICE_LLM",
     "SERVICE_NICO",
     "SERVICE_SIS",
     "SERVICE_TASKS",
@@ -92,6 +94,7 @@ SERVICE_API_KEYS: Final = 4
 SERVICE_TASKS: Final = 5
 SERVICE_SIS: Final = 6
 SERVICE_NICO: Final = 7
+SERVICE_LLM: Final = 8
 
 ROUTE_NONE: Final = 0
 ROUTE_PEXEC: Final = 1
@@ -223,7 +226,14 @@ def _normalise_services(services: Mapping[str, int]) -> dict[bytes, int]:
         if not isinstance(code, int) or isinstance(code, bool):
             raise TypeError(f"service code for {label!r} must be int")
         encoded = label.lower().encode("ascii", "replace")
-        if _host_labels(encoded) != [encoded] or b":" in encoded or _is_uuid(encoded):
+        labels = _host_labels(encoded)
+        # One label, or ``<label>.invocation`` (a service beside direct invocation, as llm.invocation).
+        shaped = (
+            labels is not None
+            and b".".join(labels) == encoded  # no trailing dot, no port
+            and (len(labels) == 1 or (len(labels) == 2 and labels[1] == _INVOCATION))
+        )
+        if not shaped or b":" in encoded or _is_uuid(labels[0] if labels else encoded):
             raise ValueError(f"not a valid service label: {label!r}")
         table[encoded] = int(code)
     return table
@@ -292,6 +302,10 @@ class HostClassifier:
         if len(prefix) == 1:
             code = self._services.get(prefix[0])
             return _UNKNOWN_HOST if code is None else (code, None, None)
+        if len(prefix) == 2:  # a service of its own under the invocation host (llm.invocation)
+            code = self._services.get(prefix[0] + b"." + prefix[1])
+            if code is not None:
+                return (code, None, None)
         if not self._invocation or prefix[-1] != _INVOCATION:
             return _UNKNOWN_HOST
         if len(prefix) == 2:

@@ -28,6 +28,9 @@ from cext.hotpath import (
     DECIDE_NOT_HOT,
     DECIDE_OK,
     DECIDE_UNKNOWN_HOST,
+    ROUTE_EXEC,
+    ROUTE_EXEC_STATUS,
+    ROUTE_EXEC_VERSION,
     ROUTE_PEXEC,
     ROUTE_PEXEC_STATUS,
     ROUTE_PEXEC_VERSION,
@@ -35,6 +38,7 @@ from cext.hotpath import (
     SERVICE_API_KEYS,
     SERVICE_FUNCTION,
     SERVICE_INVOCATION,
+    SERVICE_LLM,
     SERVICE_NICO,
     SERVICE_SIS,
     SERVICE_TASKS,
@@ -45,14 +49,18 @@ from cext.hotpath import (
     extract_bearer,
 )
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
-from gateway.assets.signing import UrlSigner
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.auth.worker_authority import Operator
 from gateway.edge.asgi_exchange import AsgiExchange, Handler
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
+from gateway.grpc_invocation.endpoint import GrpcInvocationEndpoint
+from gateway.grpc_invocation.proxy import GrpcInvocations
+from gateway.grpc_invocation.sessions import grpc_sessions
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
+from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
+from gateway.llm.service import LlmService
 from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
@@ -94,6 +102,9 @@ SERVICE_LABELS: dict[str, int] = {
     "sis": SERVICE_SIS,
     "tasks": SERVICE_TASKS,
     "nico": SERVICE_NICO,
+    # The OpenAI-compatible LLM gateway answers on both (reference §2).
+    "llm": SERVICE_LLM,
+    "llm.invocation": SERVICE_LLM,
 }
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
@@ -118,6 +129,7 @@ class Gateway:
         self._api_hosts: frozenset[bytes] = frozenset()
         self._api_host_header = b""
         self._invocations: InvocationService | None = None
+        self._llm: LlmService | None = None
         self._workers: WorkerEndpoint | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._task_loop: asyncio.Task[None] | None = None
@@ -128,7 +140,9 @@ class Gateway:
         self._invoke_mask = 0
         self._eager = False
         self._health = health_response("")
+        self.worker_port = 0
         self.grpc_port = 0
+        self._grpc: GrpcInvocationEndpoint | None = None
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
         self.budget = ByteBudget(settings.max_queued_body_bytes)
 
@@ -198,8 +212,9 @@ class Gateway:
         )
         if self._replies is not None:
             await self._replies.start()
-        if isinstance(runtime.queues, RedisQueue):
-            await runtime.queues.start()
+        redis_queue = _redis_queue(runtime.queues)
+        if redis_queue is not None:
+            await redis_queue.start()
         runtime.catalog.undeploy_hooks.append(lambda _fid, vid, graceful: dispatcher.undeploy(vid, graceful))
         self._invocations = InvocationService(
             runtime.routes,
@@ -209,7 +224,7 @@ class Gateway:
             queue_lifetime=settings.queue_lifetime_seconds,
             results_dir=settings.data_dir / "results",
             result_ttl=settings.result_ttl_seconds,
-            signer=runtime.url_signer or UrlSigner.open(settings.data_dir, settings.secret_key),
+            signer=runtime.url_signer,
             assets=runtime.assets,
             region=settings.region,
             results=results,
@@ -219,6 +234,8 @@ class Gateway:
             stream_backlog=settings.max_stream_backlog_bytes,
             result_files=S3ResultFiles(runtime.object_store) if runtime.object_store is not None else None,
         )
+        tokens = RedisTokenBudget(runtime.redis) if runtime.redis is not None else LocalTokenBudget()
+        self._llm = LlmService(self._invocations, self._invoker, tokens)
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
@@ -252,8 +269,15 @@ class Gateway:
             )
         )
         runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
-        self._workers = WorkerEndpoint(service, settings.host, settings.grpc_port)
-        self.grpc_port = await self._workers.start()
+        self._workers = WorkerEndpoint(service, settings.host, settings.worker_port)
+        self.worker_port = await self._workers.start()
+        self._grpc = GrpcInvocationEndpoint(
+            GrpcInvocations(self._invocations, runtime.authenticator, invoke, grpc_sessions(runtime.redis)),
+            settings.host,
+            settings.grpc_port,
+            worker_port=self.worker_port,
+        )
+        self.grpc_port = await self._grpc.start()
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
         if self.owns_process:
@@ -284,12 +308,16 @@ class Gateway:
             except TimeoutError:
                 log.warning("task scheduler did not stop in time")
             self._task_loop = None
+        if self._grpc is not None:
+            await self._grpc.stop(grace=5)
+            self._grpc = None
         if self._workers is not None:
             await self._workers.stop(grace=5)
             self._workers = None
         if self._runtime is not None:
-            if isinstance(self._runtime.queues, RedisQueue):
-                await self._runtime.queues.stop()
+            redis_queue = _redis_queue(self._runtime.queues)
+            if redis_queue is not None:
+                await redis_queue.stop()
             if self._replies is not None:
                 await self._replies.stop()
             if self._runtime.presence is not None:
@@ -330,7 +358,7 @@ class Gateway:
             )
             return self._invocation
         if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
-            return None
+            return self._serve_llm if decision.service == SERVICE_LLM else None
         if request.path.startswith(RESULTS_PREFIX) and request.method in ("GET", "HEAD"):
             return self._download
         if decision.service == SERVICE_INVOCATION and request.header(b"function-id") is not None:
@@ -352,6 +380,11 @@ class Gateway:
 
     async def _serve_health(self, exchange: Exchange) -> None:
         exchange.respond(200, *self._health)
+
+    async def _serve_llm(self, exchange: Exchange) -> None:
+        llm = self._llm
+        assert llm is not None, "gateway not started"
+        await llm.handle(exchange)
 
     async def _download(self, exchange: Exchange) -> None:
         try:
@@ -445,8 +478,14 @@ class Gateway:
         elif route == ROUTE_PEXEC_STATUS:
             assert decision.request_id is not None
             await service.status(principal, decision.request_id, exchange)
+        elif route in (ROUTE_EXEC, ROUTE_EXEC_VERSION):
+            assert decision.function_id is not None
+            await service.exec(principal, decision.function_id, decision.version_id, exchange)
+        elif route == ROUTE_EXEC_STATUS:
+            assert decision.request_id is not None
+            await service.exec_status(principal, decision.request_id, exchange)
         else:
-            raise NotFound("The exec envelope endpoints are not served by this gateway yet")
+            raise NotFound(f"No invocation route {route}")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -463,6 +502,12 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _redis_queue(queue: object) -> RedisQueue | None:
+    """The Redis Streams queue under the priority lanes (``invoker.queues.priority``), if that is the backend."""
+    inner = getattr(queue, "inner", queue)
+    return inner if isinstance(inner, RedisQueue) else None
 
 
 def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:

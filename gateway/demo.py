@@ -1,6 +1,8 @@
 """``cfgate demo``: a gateway on embedded defaults, a sample echo function and its worker, one
 invocation, and the curl command that repeats it; with ``--nico``, also one call of the embedded
-NICo REST (bare metal) on ``nico.<domain>`` and its curl.
+NICo REST (bare metal) on ``nico.<domain>`` and its curl; with ``--llm``, also the sample OpenAI
+container as an LLM function, one chat completion on ``llm.invocation.<domain>`` and the ``openai``
+snippet that repeats it (``gateway.llm.demo``).
 
 Everything runs on loopback: the gateway and the echo "container" in this process, the worker
 agent (``python -m invoker.worker``) as a child process, exactly as it would run beside a real
@@ -29,6 +31,7 @@ from gateway import sample
 from gateway.app import Gateway
 from gateway.asgi import Receive, Scope, Send
 from gateway.date_header import DatedServer
+from gateway.llm.demo import llm_demo
 from gateway.server import uvicorn_config
 from gateway.settings import Settings
 
@@ -122,23 +125,36 @@ async def _nico_call(http: httpx.AsyncClient, settings: Settings) -> bool:
     return answer.status_code == 200
 
 
-async def run_demo(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
+async def run_demo(
+    port: int,
+    grpc_port: int,
+    worker_port: int,
+    data_dir: Path | None,
+    once: bool,
+    nico: bool = False,
+    llm: bool = False,
+) -> int:
     if data_dir is not None:
-        return await _run_demo(port, grpc_port, data_dir, once, nico)
+        return await _run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm)
     # The default data directory is the demo's own: removed at exit, however the demo ends.
     with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
-        return await _run_demo(port, grpc_port, Path(data), once, nico)
+        return await _run_demo(port, grpc_port, worker_port, Path(data), once, nico, llm)
 
 
-async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: bool) -> int:
+async def _run_demo(
+    port: int, grpc_port: int, worker_port: int, data: Path, once: bool, nico: bool, llm: bool = False
+) -> int:
     if port:
         _check_port_free(port, "--port", "HTTP")
     if grpc_port:
         _check_port_free(grpc_port, "--grpc-port", "gRPC")
+    if worker_port:
+        _check_port_free(worker_port, "--worker-port", "worker")
     settings = Settings.load(
         {
             "port": port or _free_port(),
             "grpc_port": grpc_port or _free_port(),
+            "worker_port": worker_port or _free_port(),
             "data_dir": data,
             "log_level": "warning",
         },
@@ -149,13 +165,14 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     gateway = gateway_config.app
     assert isinstance(gateway, Gateway)
     base = settings.http_url
-    _say(f"gateway on {base} (gRPC {gateway.grpc_port}), data in {data}")
+    _say(f"gateway on {base} (gRPC invocation {gateway.grpc_port}, workers {gateway.worker_port}), data in {data}")
     echo_port = _free_port()
     echo_server, echo_task = await _serve(
         uvicorn.Config(echo_app, host="127.0.0.1", port=echo_port, log_level="warning", lifespan="off")
     )
     _say(f"sample echo container on http://127.0.0.1:{echo_port}")
     worker: subprocess.Popen[bytes] | None = None
+    extras = contextlib.AsyncExitStack()  # --llm: its container and worker
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             token = await sample.admin_token(http)
@@ -163,7 +180,7 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
             fid = function.function_id
             _say(f"function echo registered and deployed: {fid} (version {function.version_id})")
             worker = subprocess.Popen(
-                sample.worker_command(f"127.0.0.1:{gateway.grpc_port}", function, echo_port),
+                sample.worker_command(f"127.0.0.1:{gateway.worker_port}", function, echo_port),
                 env=sample.worker_env(function),
             )
             try:
@@ -197,10 +214,16 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
                 return 1
             if nico and not await _nico_call(http, settings):
                 return 1
+            worker_target = f"127.0.0.1:{gateway.worker_port}"
+            if llm and not await extras.enter_async_context(
+                llm_demo(http, settings, token, worker_target, _free_port())
+            ):
+                return 1
             if not once:
                 _say("running until Ctrl-C")
                 await asyncio.Event().wait()
     finally:
+        await extras.aclose()
         if worker is not None:
             worker.terminate()
             await asyncio.to_thread(worker.wait, 30)
@@ -210,11 +233,19 @@ async def _run_demo(port: int, grpc_port: int, data: Path, once: bool, nico: boo
     return 0
 
 
-def main(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool = False) -> int:
+def main(
+    port: int,
+    grpc_port: int,
+    worker_port: int,
+    data_dir: Path | None,
+    once: bool,
+    nico: bool = False,
+    llm: bool = False,
+) -> int:
     import uvloop
 
     try:
-        return uvloop.run(run_demo(port, grpc_port, data_dir, once, nico))
+        return uvloop.run(run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm))
     except DemoError as exc:
         print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
         return 1

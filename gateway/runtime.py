@@ -22,6 +22,7 @@ from gateway.auth.scopes import AUTHORITIES
 from gateway.auth.secretbox import SecretBox
 from gateway.auth.tokens import TokenIssuer, TokenVerifier
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit, RedisRateLimiter
+from gateway.llm.priority import queue_lanes, queue_priority
 from gateway.objectstore import S3Bucket
 from gateway.private_files import make_private_dir
 from gateway.redis_client import connect
@@ -48,6 +49,7 @@ from invoker.instance_redis import RedisInstanceRegistry
 from invoker.instances import InstanceRegistry, MemoryInstanceRegistry
 from invoker.presence import Presence
 from invoker.queues import InvocationQueue, MemoryQueue
+from invoker.queues.priority import PriorityLanes
 from invoker.queues.redis import RedisQueue
 from invoker.wire import RequestCodec
 
@@ -79,6 +81,9 @@ class Runtime:
     cluster_registry: ClusterRegistry
     # Checks deployment GPU/instance-type names against the clusters usable by the account (all pass while none is).
     gpu_validator: GpuValidator
+    # The installation's keys (refreshed in the background) and the URL signer derived from them.
+    installation: InstallationKeys
+    url_signer: UrlSigner
     # Cluster groups for GET /v2/nvcf/clusterGroups (from the registered clusters).
     clusters: ClusterDirectory = field(default_factory=EmptyClusterDirectory)
     # Checks a task's gpu / instance type at creation; the SIS validator replaces the accept-all default.
@@ -91,9 +96,6 @@ class Runtime:
     redis: Redis | None = None
     presence: Presence | None = None
     shared: SharedState | None = None
-    # The installation's keys (refreshed in the background) and the URL signer derived from them.
-    installation: InstallationKeys | None = None
-    url_signer: UrlSigner | None = None
     # With --object-store: the shared bucket holding asset blobs and large results.
     object_store: S3Bucket | None = None
 
@@ -135,6 +137,8 @@ class Runtime:
                 instances = MemoryInstanceRegistry()
             routes = RoutingCache(functions, authorizations, deployments)
             await routes.load_all()
+            # Per-account queue priority of LLM functions: lanes over the memory or Redis queue.
+            queues = PriorityLanes(queues, queue_priority(routes), queue_lanes(routes))
             catalog = Catalog(functions, authorizations, deployments, instances, routes, store.engine)
             cluster_repository = ClusterRepository(store.engine)
             object_config = settings.object_store_config()
@@ -203,8 +207,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        if self.installation is not None:
-            await self.installation.close()
+        await self.installation.close()
         if self.shared is not None:
             await self.shared.close()
         await self.store.close()

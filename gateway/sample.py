@@ -16,6 +16,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 FUNCTIONS_ISSUER = "nvidia-cloud-functions-ncp-service-id-aketm"
+# The sample LLM function (``gateway.llm.container``): every OpenAI path of its one model.
+LLM_MODEL = "cfgate-sample"
+LLM_FIELDS: Mapping[str, object] = {
+    "functionType": "LLM",
+    "models": [{"name": LLM_MODEL, "llmConfig": {"uris": ["/v1"]}}],
+}
 
 
 class SampleError(RuntimeError):
@@ -49,10 +55,12 @@ async def create_function(
     name: str = "echo",
     inference_url: str = "/echo",
     max_concurrency: int = 8,
+    extra_fields: Mapping[str, object] | None = None,
 ) -> SampleFunction:
-    """Create a function served by a container on ``container_port`` and deploy it (one instance)."""
+    """Create a function served by a container on ``container_port`` and deploy it (one instance);
+    ``extra_fields`` go into the create body (an LLM function's ``functionType`` and ``models``)."""
     admin = {"Host": "api.localhost", "Authorization": f"Bearer {token}"}
-    function = {
+    function: dict[str, object] = {
         "name": name,
         "inferenceUrl": inference_url,
         "inferencePort": container_port,
@@ -65,6 +73,7 @@ async def create_function(
             "expectedStatusCode": 200,
         },
     }
+    function.update(extra_fields or {})
     created = _check(await http.post("/v2/nvcf/functions", json=function, headers=admin), "create function")
     dto = created.json()["function"]
     fid, vid = dto["id"], dto["versionId"]

@@ -21,6 +21,8 @@ from invoker.limits import MAX_INVOCATION_BODY_BYTES
 ENV_PREFIX = "CFGATE_"
 
 DEFAULT_NCA_ID = "nvcf-default"
+DEFAULT_GRPC_PORT = 10081
+DEFAULT_WORKER_PORT = 10082
 DEFAULT_ADMIN_CLIENT_ID = "admin-issuer-proxy"
 DEFAULT_ISSUER = "http://api.nvcf.svc.cluster.local"
 # Services that may be proxied to an upstream (invocation is the gateway's own hot path).
@@ -35,7 +37,11 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    grpc_port: int = 10081
+    # gRPC invocation of functions' own services (NVCF's client port) and, on a port of its own,
+    # the worker endpoint: 10082 is used by nothing NVCF listens on (8080, 8181, 9090, 10081,
+    # 10086, 4222), so a client pointed at 10081 never reaches the worker service.
+    grpc_port: int = DEFAULT_GRPC_PORT
+    worker_port: int = DEFAULT_WORKER_PORT
     domain: str = "localhost"
     data_dir: Path = Path("./.cfgate")
     redis: str | None = None
@@ -192,9 +198,17 @@ class Settings:
             env[ENV_PREFIX + f.name.upper()] = text
         return env
 
+    def _validate_api_hosts(self) -> None:
+        for name in self.api_hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name) or name.startswith("."):
+                raise SettingsError(f"--api-host must be a host name or IPv4 address without port, got {name!r}")
+
     def validate(self) -> Settings:
-        if not 0 <= self.port <= 65535 or not 0 <= self.grpc_port <= 65535:
+        if not all(0 <= p <= 65535 for p in (self.port, self.grpc_port, self.worker_port)):
             raise SettingsError("ports must be within 0..65535")
+        taken = [p for p in (self.port, self.grpc_port, self.worker_port) if p]
+        if len(set(taken)) != len(taken):
+            raise SettingsError("--port, --grpc-port and --worker-port must differ")
         if self.processes < 1:
             raise SettingsError("--processes must be at least 1")
         if not self.domain or self.domain.startswith(".") or " " in self.domain:
@@ -215,9 +229,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if self.upstream_timeout_seconds < 1:
             raise SettingsError("the upstream timeout must be at least 1 s")
-        for name in self.api_hosts:
-            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name) or name.startswith("."):
-                raise SettingsError(f"--api-host must be a host name or IPv4 address without port, got {name!r}")
+        self._validate_api_hosts()
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
         self._validate_edge()

@@ -1,4 +1,4 @@
-"""``cfgate serve --processes N``: N gateway processes on one host sharing the HTTP and gRPC ports.
+"""``cfgate serve --processes N``: N gateway processes on one host sharing the HTTP, gRPC and worker ports.
 
 The parent never serves and never starts grpc: it reserves the ports (a bound, not listening,
 SO_REUSEPORT socket each, which also resolves port 0), migrates the store and creates (or
@@ -63,20 +63,24 @@ class Supervisor:
         try:
             http = reuse_port_socket(settings.host, settings.port)
             grpc = reuse_port_socket(settings.host, settings.grpc_port)
+            workers = reuse_port_socket(settings.host, settings.worker_port)
         except OSError as exc:
-            print(f"cfgate: cannot bind {settings.host}:{settings.port}/{settings.grpc_port}: {exc}", file=sys.stderr)
+            ports = f"{settings.port}/{settings.grpc_port}/{settings.worker_port}"
+            print(f"cfgate: cannot bind {settings.host}:{ports}: {exc}", file=sys.stderr)
             return 1
         try:
             self._prepare_data_dir()
-            port, grpc_port = http.getsockname()[1], grpc.getsockname()[1]
+            port, grpc_port, worker_port = (s.getsockname()[1] for s in (http, grpc, workers))
             child = Settings.load(
-                {"port": port, "grpc_port": grpc_port, "processes": 1, "reuse_port": True}, env=settings.environment()
+                {"port": port, "grpc_port": grpc_port, "worker_port": worker_port, "processes": 1, "reuse_port": True},
+                env=settings.environment(),
             )
             self._env = child.environment()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._stop)
             print(
-                f"cfgate: {settings.processes} gateway processes on http port {port}, grpc port {grpc_port}",
+                f"cfgate: {settings.processes} gateway processes on http port {port}, grpc port {grpc_port}, "
+                f"worker port {worker_port}",
                 flush=True,
             )
             self._children = [self._spawn() for _ in range(settings.processes)]
@@ -85,6 +89,7 @@ class Supervisor:
             self._terminate()
             http.close()
             grpc.close()
+            workers.close()
 
     def _prepare_data_dir(self) -> None:
         settings = self.settings

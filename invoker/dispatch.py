@@ -22,11 +22,18 @@ from typing import Any
 
 from invoker.errors import BackendUnavailable
 from invoker.instances import InstanceRegistry, LiveInstance
-from invoker.invocations import Answer, Invocation, InvocationRequest, InvocationTable, ResultKind
+from invoker.invocations import (
+    Answer,
+    GrpcTrailers,
+    Invocation,
+    InvocationRequest,
+    InvocationTable,
+    ResultKind,
+)
 from invoker.lifecycle import Event, State
 from invoker.queues.base import InvocationQueue, QueueEntry
 from invoker.remote import RemoteInvocation
-from invoker.replies import CANCEL, CHUNK, END, PROGRESS, START, Reply, ReplyBus
+from invoker.replies import CANCEL, CHUNK, END, FRAMES, PROGRESS, START, TAKEN, Reply, ReplyBus
 from invoker.results import ResultStore
 from invoker.sessions import WorkerSession
 from protos.cfgate.worker.v1 import worker_pb2 as pb
@@ -68,6 +75,10 @@ class Dispatcher:
         self.results = results
         self._remote: dict[str, RemoteInvocation] = {}
         self._cancelled: dict[str, float] = {}  # cancels that overtook their take (monotonic time)
+        # Streaming gRPC invocations: request messages waiting for the invocation to be taken, and
+        # those that already reached a worker (no redelivery then: the messages are gone).
+        self._grpc_pending: dict[str, list[tuple[bytes, bool]]] = {}
+        self._grpc_streamed: set[str] = set()
         if replies is not None:
             replies.handler = self.on_reply
 
@@ -180,7 +191,7 @@ class Dispatcher:
             self._pumping.discard(version_id)
 
     def _free_credits(self, version_id: str) -> int:
-        return sum(s.credits for s in self._by_version.get(version_id, ()) if s.accepting)
+        return sum(s.free for s in self._by_version.get(version_id, ()) if s.accepting)
 
     def _hand_over(self, session: WorkerSession | None, entry: QueueEntry) -> Coroutine[Any, Any, None] | None:
         """Assign the entry to ``session`` at once; the queue round trips of the rare outcomes
@@ -197,6 +208,8 @@ class Dispatcher:
             return self._give_up(invocation, entry.request_id)
         invocation.apply(Event.DISPATCH)
         session.assign(invocation)
+        if self._grpc_pending and entry.request_id in self._grpc_pending:
+            self._flush_grpc(invocation)
         return None
 
     async def _ack(self, request_id: str) -> None:
@@ -238,11 +251,43 @@ class Dispatcher:
         except Exception as exc:
             log.warning("result of %s (origin lost) not stored: %s", invocation.request_id, exc)
 
+    # --- streaming gRPC requests -------------------------------------------------------------
+
+    def grpc_requests(self, invocation: Invocation, data: bytes, half_close: bool) -> None:
+        """More request messages (gRPC framing) of a streaming gRPC invocation of this process."""
+        self._grpc_pending.setdefault(invocation.request_id, []).append((data, half_close))
+        if invocation.state not in WAITING:
+            self._flush_grpc(invocation)
+
+    def forget_grpc(self, request_id: str) -> None:
+        self._grpc_pending.pop(request_id, None)
+        self._grpc_streamed.discard(request_id)
+
+    def _flush_grpc(self, invocation: Invocation) -> None:
+        request_id = invocation.request_id
+        session = invocation.session
+        if isinstance(session, WorkerSession):
+            if request_id not in session.inflight:
+                return
+            for data, half_close in self._grpc_pending.pop(request_id, ()):
+                session.grpc_requests(request_id, data, half_close)
+            self._grpc_streamed.add(request_id)
+        elif isinstance(session, str) and session and self.replies is not None:
+            for data, half_close in self._grpc_pending.pop(request_id, ()):
+                reply = Reply(
+                    FRAMES, request_id, invocation.attempt, self.process_id, data=data, status=int(half_close)
+                )
+                self.replies.send(session, reply)
+            self._grpc_streamed.add(request_id)
+
     # --- replies from other processes -------------------------------------------------------
 
     def on_reply(self, reply: Reply) -> None:
         if reply.kind == CANCEL:
             self._remote_cancel(reply.request_id, reply.error)
+            return
+        if reply.kind in (FRAMES, TAKEN):
+            self._grpc_reply(reply)
             return
         invocation = self.table.get(reply.request_id)
         if invocation is None or invocation.final or reply.attempt < invocation.attempt:
@@ -261,10 +306,26 @@ class Dispatcher:
                 invocation.apply(Event.CANCEL)
                 return
             self._dispatched(invocation, reply)
+            if reply.trailers is not None:
+                invocation.trailers = GrpcTrailers(*reply.trailers)
             if reply.error or invocation.state != State.RUNNING:
                 invocation.fail(reply.error or "worker ended the invocation without an answer")
             else:
                 invocation.complete()
+
+    def _grpc_reply(self, reply: Reply) -> None:
+        request_id = reply.request_id
+        if reply.kind == FRAMES:  # here the invocation runs, its client is elsewhere
+            remote = self._remote.get(request_id)
+            if remote is not None and not remote.final:
+                self._grpc_pending.setdefault(request_id, []).append((reply.data, bool(reply.status)))
+                self._flush_grpc(remote)
+            return
+        invocation = self.table.get(request_id)  # TAKEN: the client is here
+        if invocation is not None and not invocation.final and reply.attempt >= invocation.attempt:
+            self._dispatched(invocation, reply)
+            if request_id in self._grpc_pending:
+                self._flush_grpc(invocation)
 
     def _dispatched(self, invocation: Invocation, reply: Reply) -> None:
         if invocation.state in WAITING:
@@ -376,6 +437,12 @@ class Dispatcher:
 
     async def _lost(self, invocation: Invocation, reason: str) -> None:
         invocation.session = None
+        if invocation.request_id in self._grpc_streamed:
+            # Request messages already went to the lost worker: a redelivery would lack them.
+            self._grpc_streamed.discard(invocation.request_id)
+            await self.queue.ack(invocation.request_id)
+            invocation.fail(f"worker lost during a streaming gRPC call ({reason})")
+            return
         if invocation.state == State.DISPATCHED:
             if invocation.attempt >= self.max_attempts:
                 await self.queue.ack(invocation.request_id)
@@ -402,10 +469,8 @@ class Dispatcher:
             invocation = inflight.get(chunk.request_id)
             if invocation is not None:
                 invocation.chunk(chunk.data)
-        for progress in message.progress:
-            invocation = inflight.get(progress.request_id)
-            if invocation is not None and not invocation.final:
-                invocation.progress(progress.percent, progress.partial_response)
+        if message.progress or message.grpc_trailers:
+            _apply_progress_and_trailers(inflight, message)
         finished = [end.request_id for end in message.ends if self._end(session, end)]
         if finished:
             if self.queue.remote:
@@ -428,6 +493,9 @@ class Dispatcher:
         if invocation is None:
             return False  # cancelled earlier; only its credit matters
         invocation.session = None
+        if self._grpc_streamed:
+            self._grpc_streamed.discard(end.request_id)
+            self._grpc_pending.pop(end.request_id, None)
         if not invocation.final:
             if end.error or invocation.state != State.RUNNING:
                 invocation.fail(end.error or "worker ended the invocation without an answer")
@@ -469,3 +537,15 @@ class Dispatcher:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _apply_progress_and_trailers(inflight: dict[str, Invocation], message: pb.WorkerMessage) -> None:
+    for progress in message.progress:
+        invocation = inflight.get(progress.request_id)
+        if invocation is not None and not invocation.final:
+            invocation.progress(progress.percent, progress.partial_response)
+    for trailers in message.grpc_trailers:
+        invocation = inflight.get(trailers.request_id)
+        if invocation is not None:
+            metadata = [(h.key, h.value) for h in trailers.metadata]
+            invocation.trailers = GrpcTrailers(trailers.code, trailers.message, metadata)

@@ -18,6 +18,24 @@ from enum import IntEnum
 
 from invoker.lifecycle import FINAL, Event, State, next_state
 
+# ``InvocationRequest.method`` of a gRPC invocation: ``path`` is the full method name and ``body``
+# the request messages in gRPC framing; with GRPC_STREAMING more follow while it runs.
+GRPC = "GRPC"
+GRPC_STREAMING = "GRPC-STREAM"
+
+
+def is_grpc(method: str) -> bool:
+    return method in (GRPC, GRPC_STREAMING)
+
+
+@dataclass(slots=True)
+class GrpcTrailers:
+    """How the container's gRPC call ended."""
+
+    code: int
+    message: str
+    metadata: list[tuple[str, str]]
+
 
 class ResultKind(IntEnum):
     DIRECT = 0
@@ -74,6 +92,7 @@ class Invocation:
         "state",
         "stored_path",
         "timer",
+        "trailers",
     )
 
     def __init__(self, request: InvocationRequest) -> None:
@@ -95,6 +114,7 @@ class Invocation:
         self.session: object | None = None  # the worker session holding it, while dispatched
         self.timer: asyncio.TimerHandle | None = None
         self.stored_path: str | None = None  # large result spooled to disk
+        self.trailers: GrpcTrailers | None = None  # a gRPC invocation's status, before it completes
         # Futures of whoever waits in ``changed`` (usually one: the client's answer loop). A
         # future and a timer per wait instead of ``wait_for`` on an Event: no task per wait.
         self._waiters: list[asyncio.Future[bool]] = []

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from invoker.invocations import Answer, Invocation, InvocationRequest
+from invoker.invocations import GRPC_STREAMING, Answer, Invocation, InvocationRequest
 from invoker.lifecycle import Event, State
-from invoker.replies import CHUNK, END, PROGRESS, START, Reply, ReplyBus
+from invoker.replies import CHUNK, END, PROGRESS, START, TAKEN, Reply, ReplyBus
 
 KEEP_BYTES = 8 << 20
 
@@ -48,8 +48,15 @@ class RemoteInvocation(Invocation):
     def apply(self, event: Event) -> State:
         was_final = self.final
         state = super().apply(event)
+        if state == State.DISPATCHED and self.request.method == GRPC_STREAMING:
+            self._relay(TAKEN)  # the origin sends the client's further messages here
         if state != State.REQUEUED and self.final and not was_final:
             if not self.quiet:
-                self._relay(END, error="" if state == State.FULFILLED else (self.error or "invocation failed"))
+                trailers = self.trailers
+                self._relay(
+                    END,
+                    error="" if state == State.FULFILLED else (self.error or "invocation failed"),
+                    trailers=None if trailers is None else (trailers.code, trailers.message, trailers.metadata),
+                )
             self.on_final(self)
         return state

@@ -33,6 +33,9 @@ from invoker.presence import Presence
 log = logging.getLogger("invoker.replies")
 
 START, CHUNK, PROGRESS, END, CANCEL = b"s", b"c", b"p", b"e", b"x"
+# A streaming gRPC invocation was taken (holder → origin), and its further request messages
+# (origin → holder, ``status`` 1 when the client half-closed after them).
+TAKEN, FRAMES = b"t", b"g"
 MAXLEN = 100_000
 BATCH = 512
 
@@ -53,6 +56,8 @@ class Reply:
     data: bytes = b""
     percent: int = 0
     error: str = ""
+    # END of a gRPC invocation: (code, message, trailing metadata).
+    trailers: tuple[int, str, list[tuple[str, str]]] | None = None
 
 
 def encode(reply: Reply) -> dict[bytes, bytes]:
@@ -66,8 +71,13 @@ def encode(reply: Reply) -> dict[bytes, bytes]:
         fields[b"d"] = reply.data
         if reply.kind == PROGRESS:
             fields[b"pc"] = b"%d" % reply.percent
-    elif reply.kind in (END, CANCEL) and reply.error:
+    elif reply.kind == FRAMES:
+        fields[b"d"] = reply.data
+        fields[b"st"] = b"%d" % reply.status
+    if reply.kind in (END, CANCEL) and reply.error:
         fields[b"e"] = reply.error.encode()
+    if reply.kind == END and reply.trailers is not None:
+        fields[b"gt"] = orjson.dumps(reply.trailers)
     return fields
 
 
@@ -77,6 +87,11 @@ def decode(fields: dict[bytes, bytes]) -> Reply:
         reply.status = int(fields[b"st"])
         reply.headers = [(k, v) for k, v in orjson.loads(fields[b"h"])]
         reply.result_kind = int(fields[b"rk"])
+    elif reply.kind == FRAMES:
+        reply.status = int(fields[b"st"])
+    elif reply.kind == END and b"gt" in fields:
+        code, message, metadata = orjson.loads(fields[b"gt"])
+        reply.trailers = (code, message, [(k, v) for k, v in metadata])
     reply.data = fields.get(b"d", b"")
     reply.percent = int(fields.get(b"pc", b"0"))
     reply.error = fields.get(b"e", b"").decode()

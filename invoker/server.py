@@ -93,12 +93,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         self._expire_registrations()
         secrets_json = await self._secrets(grant.version_id) if self._secrets is not None else b"{}"
         session_id = str(uuid.uuid4())
+        concurrency = grant.concurrency(request.max_concurrency)
         self._registrations[session_id] = _Registration(
-            grant,
-            request.instance_id or str(uuid.uuid4()),
-            max(1, request.max_concurrency or 1),
-            time.monotonic(),
-            secrets_json,
+            grant, request.instance_id or str(uuid.uuid4()), concurrency, time.monotonic(), secrets_json
         )
         return pb.RegisterResponse(
             session_id=session_id,
@@ -111,6 +108,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             max_direct_response_bytes=self.max_direct_response_bytes,
             metadata=grant.metadata,
+            max_concurrency=concurrency,
             secrets=pb.FunctionSecrets(secrets_json=secrets_json),
         )
 

@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from invoker.invocations import Invocation, InvocationRequest
+from invoker.invocations import GRPC_STREAMING, Invocation, InvocationRequest, is_grpc
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
 MAX_BATCH_BYTES = 4 << 20  # keep one GatewayMessage well under the stream's message limit
@@ -28,6 +28,13 @@ class WorkerGrant:
     inference_url: str
     inference_port: int
     metadata: dict[str, str] = field(default_factory=dict)
+    # The deployment's maxRequestConcurrency for this worker (0: no bound from the deployment).
+    max_request_concurrency: int = 0
+
+    def concurrency(self, declared: int) -> int:
+        """Invocations at once for a worker declaring ``declared``: the smaller of the two bounds."""
+        declared = max(1, declared)
+        return min(declared, self.max_request_concurrency) if self.max_request_concurrency > 0 else declared
 
 
 def add_invocation(batch: pb.GatewayMessage, request: InvocationRequest, attempt: int) -> None:
@@ -45,6 +52,8 @@ def add_invocation(batch: pb.GatewayMessage, request: InvocationRequest, attempt
         poll_seconds=request.poll_seconds,
         enqueued_at_ms=request.enqueued_at_ms,
     )
+    if is_grpc(request.method):
+        item.grpc.streaming_requests = request.method == GRPC_STREAMING
     headers = item.headers
     for key, value in request.headers:
         headers.add(key=key, value=value)
@@ -57,6 +66,8 @@ class WorkerSession:
         self.session_id = session_id
         self.instance_id = instance_id
         self.grant = grant
+        # Never more in flight than this, whatever credits the worker grants (an older worker
+        # may grant its own flag's worth, ignoring the bound it was told at Register).
         self.max_concurrency = max_concurrency
         self.credits = 0
         self.inflight: dict[str, Invocation] = {}
@@ -65,6 +76,7 @@ class WorkerSession:
         self.last_seen = time.monotonic()
         self._outbox: list[tuple[InvocationRequest, int]] = []
         self._cancels: list[pb.Cancel] = []
+        self._grpc_requests: list[pb.GrpcRequestFrames] = []
         self._ping = False
         self._drain = False
         self._secrets: bytes | None = None
@@ -76,7 +88,12 @@ class WorkerSession:
 
     @property
     def accepting(self) -> bool:
-        return self.credits > 0 and not self.draining and not self.closed
+        return self.free > 0 and not self.draining and not self.closed
+
+    @property
+    def free(self) -> int:
+        """Invocations it may take now: its credits, within its concurrency bound."""
+        return min(self.credits, self.max_concurrency - len(self.inflight))
 
     def assign(self, invocation: Invocation) -> None:
         self.credits -= 1
@@ -88,6 +105,11 @@ class WorkerSession:
     def cancel(self, request_id: str, reason: str) -> None:
         self.inflight.pop(request_id, None)
         self._cancels.append(pb.Cancel(request_id=request_id, reason=reason))
+        self._wake.set()
+
+    def grpc_requests(self, request_id: str, data: bytes, half_close: bool) -> None:
+        """More request messages of a streaming gRPC invocation in flight here."""
+        self._grpc_requests.append(pb.GrpcRequestFrames(request_id=request_id, data=data, half_close=half_close))
         self._wake.set()
 
     def ping(self) -> None:
@@ -103,6 +125,12 @@ class WorkerSession:
     def secrets_pending(self) -> bool:
         return self._secrets is not None
 
+    @property
+    def _has_news(self) -> bool:
+        """Something to send: invocations, cancels, a ping or drain, gRPC frames, new secrets."""
+        pending = self._outbox or self._cancels or self._ping or self._drain or self._grpc_requests
+        return bool(pending) or self._secrets is not None
+
     def send_secrets(self, document: bytes) -> None:
         """Push the version's secrets (a JSON object) with the next message; a newer push replaces
         one not sent yet."""
@@ -115,7 +143,7 @@ class WorkerSession:
 
     async def next_message(self) -> pb.GatewayMessage | None:
         """The next batch to send; ``None`` once the session is closed and nothing is left."""
-        while not (self._outbox or self._cancels or self._ping or self._drain or self._secrets is not None):
+        while not self._has_news:
             if self.closed:
                 return None
             self._wake.clear()
@@ -134,4 +162,9 @@ class WorkerSession:
             if size > MAX_BATCH_BYTES or taken >= MAX_BATCH_ITEMS:
                 break
         del self._outbox[:taken]
+        if self._grpc_requests and not self._outbox:
+            # Only once every invocation went out: the worker reads invocations first, and
+            # frames for an invocation it has not seen yet would be lost.
+            message.grpc_requests.extend(self._grpc_requests)
+            self._grpc_requests = []
         return message

@@ -28,7 +28,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": tmp_path / "data", "grpc_port": 0}
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", "grpc_port": 0, "worker_port": 0}
     values.update(overrides)
     return Settings.load(values, env={})
 

@@ -7,15 +7,11 @@ shares that key accepts the URLs any node hands out. The admin signing keys are 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from gateway.auth.secretbox import KEY_FILE, SecretBox
 
 _INFO = b"cfgate asset url signing v1"
 # An epoch second has 10 digits until 2286; more is not an expiry anyone signed.
@@ -40,14 +36,6 @@ class UrlSigner:
     @classmethod
     def derive(cls, material: bytes) -> UrlSigner:
         return cls(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material))
-
-    @classmethod
-    def open(cls, data_dir: Path, configured: str | None = None) -> UrlSigner:
-        """From ``configured`` (base64, as ``Settings.secret_key``) or the data directory's key file."""
-        if configured:
-            return cls.derive(base64.b64decode(configured))
-        SecretBox.open(data_dir)  # creates the key file on first start
-        return cls.derive(base64.b64decode((data_dir / KEY_FILE).read_bytes()))
 
     def sign(self, *parts: str) -> str:
         message = "\n".join(parts).encode("utf-8", "surrogatepass")

@@ -68,6 +68,8 @@ class Surface(StrEnum):
     KEYS = "api-keys"  # api-keys.<domain>/v1/keys… (create, list, read, delete, authorizations)
     ADMIN_TOKENS = "admin-tokens"  # api-keys.<domain>/v1/admin/keys
     INVOCATION = "invocation"  # invocation.<domain> and pexec on api.<domain>
+    LLM = "llm"  # llm.invocation.<domain>, llm.<domain>: OpenAI-compatible, an invocation by model
+    GRPC_INVOCATION = "grpc-invocation"  # the gRPC invocation port (--grpc-port, NVCF's 10081)
     TASKS = "tasks"  # tasks.<domain>/v1/nvct…
     SIS = "sis"  # sis.<domain>
     WORKER = "worker"  # gRPC Register and the task-worker stream
@@ -109,6 +111,8 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
         Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.HELD),
         Surface.ADMIN_TOKENS: _NO,  # minted only at the door, whatever bearer is sent
         Surface.INVOCATION: _JWT_OWN,
+        Surface.LLM: _JWT_OWN,
+        Surface.GRPC_INVOCATION: _JWT_OWN,
         Surface.TASKS: _JWT_OWN,
         Surface.SIS: _JWT_OWN,
         Surface.WORKER: Rule(Reach.ANY, jwt_only_ok=True),
@@ -119,6 +123,8 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
         Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.ALL),  # the default account
         Surface.ADMIN_TOKENS: Rule(Reach.OWN, jwt_only_ok=True),
         Surface.INVOCATION: _NO,
+        Surface.LLM: _NO,
+        Surface.GRPC_INVOCATION: _NO,
         Surface.TASKS: _NO,
         Surface.SIS: _NO,
         Surface.WORKER: _NO,
@@ -129,6 +135,8 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
         Surface.KEYS: Rule(Reach.OWN, jwt_only_ok=True, delegates=Delegation.HELD),
         Surface.ADMIN_TOKENS: _NO,
         Surface.INVOCATION: _JWT_OWN,
+        Surface.LLM: _JWT_OWN,
+        Surface.GRPC_INVOCATION: _JWT_OWN,
         Surface.TASKS: _JWT_OWN,
         Surface.SIS: _JWT_OWN,
         Surface.WORKER: _JWT_OWN,
@@ -139,6 +147,8 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
         Surface.KEYS: _NO,
         Surface.ADMIN_TOKENS: _NO,
         Surface.INVOCATION: Rule(Reach.OWN),
+        Surface.LLM: Rule(Reach.OWN),
+        Surface.GRPC_INVOCATION: Rule(Reach.OWN),
         Surface.TASKS: _NO,
         Surface.SIS: _NO,
         Surface.WORKER: Rule(Reach.OWN),
@@ -149,6 +159,8 @@ AUTHORITY: Mapping[CredentialKind, Mapping[Surface, Rule]] = {
         Surface.KEYS: _NO,
         Surface.ADMIN_TOKENS: _NO,
         Surface.INVOCATION: _NO,
+        Surface.LLM: _NO,
+        Surface.GRPC_INVOCATION: _NO,
         Surface.TASKS: Rule(Reach.OWN),
         Surface.SIS: _NO,
         Surface.WORKER: _NO,

@@ -31,15 +31,6 @@ class SecretBox:
             raise ValueError("secret key must be 32 bytes")
         self._aead = AESGCM(key)
 
-    @classmethod
-    def open(cls, data_dir: Path, configured: str | None = None) -> SecretBox:
-        if configured:
-            return cls(base64.b64decode(configured))
-        path = data_dir / KEY_FILE
-        if not path.exists():
-            create_key_file(path)
-        return cls(base64.b64decode(path.read_bytes()))
-
     def seal(self, plaintext: str, context: str) -> str:
         """Encrypt, binding the ciphertext to ``context`` (e.g. ``secret:<versionId>:<name>``)."""
         nonce = secrets.token_bytes(_NONCE)

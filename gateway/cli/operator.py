@@ -48,7 +48,8 @@ def _settings(options: dict[str, Any]) -> Settings:
 @click.command("serve")
 @click.option("--host", help="Listen address (default 127.0.0.1).")
 @click.option("--port", type=int, help="HTTP port (default 8080).")
-@click.option("--grpc-port", "grpc_port", type=int, help="Worker gRPC port (default 10081).")
+@click.option("--grpc-port", "grpc_port", type=int, help="gRPC invocation port for clients (default 10081, as NVCF).")
+@click.option("--worker-port", "worker_port", type=int, help="Worker endpoint port (gRPC; default 10082).")
 @click.option("--domain", help="Base domain for Host routing (default localhost).")
 @click.option(
     "--public-url", "public_url", help="Base URL clients reach the gateway at (default http://<domain>:<port>)."
@@ -143,14 +144,27 @@ def rotate_command(**options: Any) -> int:
 @click.command("demo")
 @click.option("--port", type=int, default=8080, show_default=True, help="HTTP port (0: any free port).")
 @click.option(
-    "--grpc-port", "grpc_port", type=int, default=10081, show_default=True, help="Worker gRPC port (0: any free port)."
+    "--grpc-port",
+    "grpc_port",
+    type=int,
+    default=10081,
+    show_default=True,
+    help="gRPC invocation port (0: any free port).",
+)
+@click.option(
+    "--worker-port", "worker_port", type=int, default=10082, show_default=True, help="Worker port (0: any free port)."
 )
 @click.option(
     "--data-dir", "data_dir", type=click.Path(path_type=Path), help="Default: a temporary directory, removed at exit."
 )
 @click.option("--once", is_flag=True, help="Exit after the sample invocation.")
 @click.option("--nico", is_flag=True, help="Also one NICo REST call (service account) on nico.<domain>.")
-def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, nico: bool) -> int:
+@click.option(
+    "--llm", is_flag=True, help="Also a sample LLM function and one OpenAI chat completion on llm.invocation."
+)
+def demo_command(
+    port: int, grpc_port: int, worker_port: int, data_dir: Path | None, once: bool, nico: bool, llm: bool
+) -> int:
     """Gateway, sample function and worker; one invocation.
 
     Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
@@ -158,7 +172,7 @@ def demo_command(port: int, grpc_port: int, data_dir: Path | None, once: bool, n
     _logging()
     from gateway.demo import main as demo_main
 
-    return demo_main(port, grpc_port, data_dir, once, nico)
+    return demo_main(port, grpc_port, worker_port, data_dir, once, nico, llm)
 
 
 @click.command(

@@ -29,7 +29,7 @@ from cext.hotpath import KIND_JWT, Principal
 from gateway.assets.service import AssetNotFound, AssetService
 from gateway.assets.signing import UrlSigner, parse_expiry
 from gateway.auth.authority import principal_may_use_function
-from gateway.edge.budget import ByteBudget
+from gateway.edge.budget import RETRY_AFTER_SECONDS, ByteBudget
 from gateway.edge.exchange import Exchange
 from gateway.invocation.answer import (
     STREAM_BACKLOG_BYTES,
@@ -39,7 +39,9 @@ from gateway.invocation.answer import (
     send_accepted,
     send_problem,
 )
+from gateway.invocation.envelope import EnvelopeExchange, inner_request, parse_envelope
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, DEFAULT_SSE_POLL_SECONDS, forwarded_headers, poll_seconds
+from gateway.invocation.rate_policy import RatePolicy
 from gateway.invocation.ratelimit import LocalRateLimit, RateLimit
 from gateway.objectstore.errors import ObjectStoreError
 from gateway.objectstore.problems import object_store_problem
@@ -132,6 +134,30 @@ class InvocationService:
             target += "?" + request.query.decode("latin-1")
         invocation = await self._submit(principal, route, version, exchange, target, compat=False, window=window)
         self._serve(invocation, exchange, window, polling=False)
+
+    async def invoke_direct(
+        self,
+        principal: Principal,
+        route: FunctionRoute,
+        version: VersionRoute,
+        exchange: Exchange,
+        path: str,
+        window: int,
+    ) -> None:
+        """Queue a direct invocation of ``path`` on a resolved target (the LLM gateway's); stream its answer."""
+        invocation = await self._submit(principal, route, version, exchange, path, compat=False, window=window)
+        self._serve(invocation, exchange, window, polling=False)
+
+    async def exec(self, principal: Principal, function_id: str, version_id: str | None, exchange: Exchange) -> None:
+        """The envelope form of pexec (``gateway.invocation.envelope``)."""
+        body, headers = parse_envelope(await exchange.body(self.max_body_bytes))
+        wrapped = EnvelopeExchange(exchange, inner_request(exchange.request, headers), body)
+        await self.pexec(principal, function_id, version_id, wrapped)
+
+    async def exec_status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
+        poll = exchange.request.header(b"nvcf-poll-seconds")
+        headers = [(b"nvcf-poll-seconds", poll)] if poll is not None else []
+        await self.status(principal, request_id, EnvelopeExchange(exchange, inner_request(exchange.request, headers)))
 
     async def status(self, principal: Principal, request_id: str, exchange: Exchange) -> None:
         request = exchange.request
@@ -291,6 +317,12 @@ class InvocationService:
 
     # --- steps ------------------------------------------------------------------------------
 
+    def target(
+        self, principal: Principal, function_id: str, version_id: str | None
+    ) -> tuple[FunctionRoute, VersionRoute]:
+        """The version to invoke, as pexec picks it (the gRPC proxy asks the same question)."""
+        return self._target(principal, function_id, version_id)
+
     def _target(
         self, principal: Principal, function_id: str, version_id: str | None
     ) -> tuple[FunctionRoute, VersionRoute]:
@@ -334,8 +366,8 @@ class InvocationService:
         window: int,
         assets: list[tuple[str, str, str]] | None = None,
     ) -> Invocation:
-        if version.rate_limit and not await self.rate.allow(route.function_id, version.rate_limit):
-            raise TooManyRequests(f"Rate limit {version.rate_limit} of function '{route.function_id}' exceeded")
+        if version.rate_limit is not None:
+            await self._within_rate(principal, route, version, version.rate_limit)
         http = exchange.request
         body = await exchange.body(self.max_body_bytes)
         now = time.time()
@@ -365,7 +397,9 @@ class InvocationService:
             await self.dispatcher.submit(invocation)
         except QueueFull:
             self.budget.release(held)
-            raise TooManyRequests(f"Queue of function '{route.function_id}' is full") from None
+            raise TooManyRequests(
+                f"Queue of function '{route.function_id}' is full", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
         except BackendUnavailable:
             self.budget.release(held)
             raise ServiceUnavailable("The invocation queue is unavailable: Redis cannot be reached") from None
@@ -375,6 +409,23 @@ class InvocationService:
         if held:
             self.budget.hold_until_final(invocation, held)
         return invocation
+
+    async def _within_rate(
+        self, principal: Principal, route: FunctionRoute, version: VersionRoute, policy: RatePolicy
+    ) -> None:
+        refusal = await self.over_rate(principal, route, version, policy)
+        if refusal is not None:
+            retry, detail = refusal
+            raise TooManyRequests(detail, headers={"Retry-After": str(retry)})
+
+    async def over_rate(
+        self, principal: Principal, route: FunctionRoute, version: VersionRoute, policy: RatePolicy
+    ) -> tuple[int, str] | None:
+        """(seconds to wait, detail) when this call exceeds the version's rate policy; else it counts."""
+        checks = policy.checks(version.version_id, principal.nca_id, principal.subject)
+        if checks and (retry := await self.rate.check(checks)):
+            return retry, f"Rate limit exceeded for function '{route.function_id}' ({policy.describe(checks)})"
+        return None
 
     def _serve(self, invocation: Invocation, exchange: Exchange, window: int, *, polling: bool) -> None:
         """Answer by callbacks; cancel the invocation if the client leaves while it waits for it."""

@@ -17,6 +17,10 @@ The rules are ``gateway.auth.worker_authority``'s table (``Operation.REGISTER``)
   A declared ``cluster_id`` must be the credential's cluster. The grant's metadata carries
   ``clusterId`` (and ``clusterName``), by which deleting the cluster finds and disconnects its
   sessions. An unknown, malformed or revoked cluster credential is UNAUTHENTICATED.
+
+The grant carries the deployment's ``maxRequestConcurrency`` for the worker (its specification's;
+for a JWT or key worker the one matching its declared GPU / instance type, else the largest): the
+session never holds more invocations at once, and the worker is told so at Register.
 """
 
 from __future__ import annotations
@@ -84,7 +88,12 @@ class WorkerAuthorizer:
                 WorkerRefusal.NOT_VISIBLE, f"the credential's resources do not include function '{request.function_id}'"
             )
         metadata = {"gpu": request.gpu, "instanceType": request.instance_type, "backend": request.backend}
-        return self._grant(route, _version(route, request), request, metadata)
+        version = _version(route, request)
+        deployment = await self._deployments.by_version(version.version_id)
+        specs = deployment.specs if deployment is not None else []
+        # The specification it runs on (as declared), else the largest bound of the deployment.
+        concurrency = _max_request_concurrency([s for s in specs if _declared(request, s)] or specs)
+        return self._grant(route, version, request, metadata, concurrency=concurrency)
 
     async def _cluster_worker(self, credential: str, request: pb.RegisterRequest) -> WorkerGrant:
         cluster = await self._clusters.by_credential(credential)
@@ -106,7 +115,14 @@ class WorkerAuthorizer:
             CLUSTER_ID_KEY: cluster.cluster_id,
             "clusterName": cluster.name,
         }
-        return self._grant(route, version, request, metadata, location=str(cluster.spec["region"]))
+        return self._grant(
+            route,
+            version,
+            request,
+            metadata,
+            location=str(cluster.spec["region"]),
+            concurrency=_max_request_concurrency([spec]),
+        )
 
     async def _placed(
         self, cluster: Cluster, route: FunctionRoute, request: pb.RegisterRequest
@@ -141,6 +157,7 @@ class WorkerAuthorizer:
         placement: dict[str, str],
         *,
         location: str = "",
+        concurrency: int = 0,
     ) -> WorkerGrant:
         metadata = {
             **placement,
@@ -161,6 +178,7 @@ class WorkerAuthorizer:
             inference_url=version.inference_url,
             inference_port=version.inference_port,
             metadata={k: v for k, v in metadata.items() if v},
+            max_request_concurrency=concurrency,
         )
 
 
@@ -180,6 +198,12 @@ def _version(route: FunctionRoute, request: pb.RegisterRequest) -> VersionRoute:
 
 def _deployed(route: FunctionRoute) -> list[VersionRoute]:
     return [v for v in route.versions.values() if v.status != "INACTIVE"]
+
+
+def _max_request_concurrency(specs: list[Mapping[str, Any]] | list[dict[str, Any]]) -> int:
+    """The deployment's bound on one instance's invocations at once (NVCF's default is 1); 0
+    without a specification (no bound from the deployment)."""
+    return max((int(spec.get("maxRequestConcurrency") or 1) for spec in specs), default=0)
 
 
 def _declared(request: pb.RegisterRequest, spec: Mapping[str, Any]) -> bool:

@@ -3,7 +3,8 @@ reconnect when it breaks, drain on request.
 
 A session is ``Register`` (credential in the request and as ``authorization: Bearer`` metadata)
 followed by ONE bidirectional ``Work`` stream opened with ``cfgate-session-id`` (and the same
-authorization) metadata. The first message the worker sends grants ``max_concurrency`` credits;
+authorization) metadata. The first message the worker sends grants ``max_concurrency`` credits
+(or fewer: the ``max_concurrency`` of the RegisterResponse, the deployment's bound, wins);
 each finished invocation gives its credit back on the message that carries its end. One sender
 task drains the outbox (``outbox.py``) in greedy batches and sends a heartbeat when nothing was sent
 for the session's ``heartbeat_interval_ms`` (default 5 s) or the gateway sent ``ping``.
@@ -19,7 +20,8 @@ their container connections are closed and nothing more is sent for them; the ga
 them — and the worker reconnects and registers again, with exponential backoff and jitter
 (``backoff_initial`` doubling up to ``backoff_max``; each delay is drawn from [d/2, d]). The backoff
 resets after a session that received a message from the gateway or lasted ``backoff_max``.
-``Register`` refused with UNAUTHENTICATED (bad credential) or INVALID_ARGUMENT is final (``run()``
+``Register`` refused with UNAUTHENTICATED (bad credential), INVALID_ARGUMENT or FAILED_PRECONDITION
+(the address is the gateway's gRPC invocation port, not its worker port) is final (``run()``
 returns 3); other refusals are retried with the same backoff — including PERMISSION_DENIED, which
 cfgate's gateway also answers while the function has no deployed version yet.
 
@@ -46,6 +48,7 @@ import grpc.aio
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
 from invoker.worker.container import metadata_value, static_headers
+from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient
 from invoker.worker.invocation import InvocationRunner, SessionInfo
 from invoker.worker.outbox import Outbox
@@ -68,7 +71,10 @@ DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
 _MESSAGE_LIMIT = 64 * 1024 * 1024
 _CLOSE_WAIT = 5.0
-_FATAL_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT})
+# FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
+_FATAL_CODES = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+)
 
 
 class SessionBroken(Exception):
@@ -84,6 +90,7 @@ class WorkerAgent:
         self.config = config
         self.sessions = 0  # sessions registered so far
         self._stop = asyncio.Event()
+        self._grpc: GrpcContainer | None = None
         self._force = asyncio.Event()
         self._received = False
         self.secrets = SecretsFile(config.secrets_file)
@@ -111,6 +118,7 @@ class WorkerAgent:
                 return EXIT_NOT_READY
             endpoint = config.inference
             client = HttpClient(endpoint.host, endpoint.port, max_connections=config.max_concurrency)
+            self._grpc = grpc_container = GrpcContainer(endpoint.host, endpoint.port)
             progress = ProgressWatcher(config.progress_interval)
             assets = AssetFetcher()
             try:
@@ -118,6 +126,7 @@ class WorkerAgent:
             finally:
                 dirs.close()
                 client.close()
+                await grpc_container.close()
                 await progress.close()
                 await assets.close()
         finally:
@@ -244,17 +253,19 @@ class WorkerAgent:
         # Before any invocation: the container may read its secrets on its first request.
         self.secrets.write(register.secrets.secrets_json)
         self.sessions += 1
+        # The gateway's bound (the deployment's maxRequestConcurrency within our own flag) wins.
+        concurrency = min(config.max_concurrency, register.max_concurrency or config.max_concurrency)
         log.info(
             "registered session %s: function %s version %s, %d credits",
             info.session_id,
             register.function_id,
             register.version_id,
-            config.max_concurrency,
+            concurrency,
         )
         metadata = (("cfgate-session-id", info.session_id), ("authorization", f"Bearer {config.token}"))
         call = stub.Work(metadata=metadata)
         outbox = Outbox()
-        outbox.grant(config.max_concurrency)
+        outbox.grant(concurrency)
         endpoint = config.inference
         runner = InvocationRunner(
             client=client,
@@ -265,6 +276,7 @@ class WorkerAgent:
             assets=assets,
             host_header=f"{endpoint.host}:{endpoint.port}",
             large_outputs=config.large_outputs,
+            grpc=self._grpc,
         )
         sender = asyncio.ensure_future(self._send_loop(call, outbox, info.heartbeat_interval))
         reader = asyncio.ensure_future(self._read_loop(call, runner, outbox))
@@ -360,6 +372,8 @@ class WorkerAgent:
                 runner.start(invocation)
             for cancel in message.cancels:
                 runner.cancel(cancel.request_id, "cancelled")
+            for frames in message.grpc_requests:
+                runner.grpc_requests(frames)
             if message.HasField("secrets"):
                 self.secrets.write(message.secrets.secrets_json)
             if message.ping:

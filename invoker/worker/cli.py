@@ -55,7 +55,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         action="store_true",
         help="run NVCT tasks instead (see cfgate worker --tasks --help) [env CFGATE_WORKER_TASKS]",
     )
-    add("--gateway", required=True, metavar="HOST:GRPC_PORT", help="the gateway's gRPC worker endpoint")
+    add(
+        "--gateway",
+        required=True,
+        metavar="HOST:WORKER_PORT",
+        help="the gateway's worker endpoint (its --worker-port, default 10082)",
+    )
     add("--token", required=True, help="admin token or worker credential")
     add("--function-id", required=True, metavar="FID")
     add("--version-id", default="", metavar="VID", help="default: the newest deployed version")

@@ -39,7 +39,7 @@ def default_instance_id() -> str:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    gateway: str  # HOST:GRPC_PORT
+    gateway: str  # HOST:WORKER_PORT (the gateway's --worker-port)
     token: str = field(repr=False)
     function_id: str
     inference_url: str = "http://127.0.0.1:8000"

@@ -49,6 +49,7 @@ from invoker.worker.container import (
     problem,
     relay_headers,
 )
+from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient, HttpClientError, Response
 from invoker.worker.large_output import build_large_result, scan_artifacts
 from invoker.worker.outbox import MAX_CHUNK, Outbox
@@ -126,8 +127,11 @@ class InvocationRunner:
         assets: AssetFetcher,
         host_header: str,
         large_outputs: bool = True,
+        grpc: GrpcContainer | None = None,
     ) -> None:
         self.client = client
+        # The container's own gRPC server, for gRPC invocations (same host and inference port).
+        self.grpc = grpc
         self.session = session
         self.outbox = outbox
         self.progress = progress
@@ -167,6 +171,10 @@ class InvocationRunner:
         flight.abort_reason = reason
         flight.task.cancel()
         return True
+
+    def grpc_requests(self, frames: pb.GrpcRequestFrames) -> None:
+        if frames.request_id in self.flights and self.grpc is not None:
+            self.grpc.more_requests(frames)
 
     def _deadline_passed(self, flight: Flight) -> None:
         flight.deadline = None
@@ -223,6 +231,8 @@ class InvocationRunner:
         if not safe_name(request_id):
             self._problem(request_id, SOURCE_WORKER, 500, "Internal error while preparing for inference")
             return ""
+        if invocation.HasField("grpc"):
+            return await self._grpc(invocation)
         output = _Output(self.dirs.output_dir(request_id) if self.large_outputs else "")
         asset_dir = self.dirs.asset_dir(request_id)
         has_assets = bool(invocation.assets)
@@ -256,6 +266,14 @@ class InvocationRunner:
                 self.dirs.release_output_dir(output.path, empty=output.empty)
             if has_assets:
                 remove_tree(asset_dir)
+
+    async def _grpc(self, invocation: pb.Invocation) -> str:
+        if self.grpc is None:
+            return "this worker serves no gRPC invocations"
+        metadata = [(h.key, h.value) for h in invocation.headers]
+        metadata += [(k.lower(), v) for k, v in self.session.static_headers]
+        metadata += [("nvcf-ncaid", self.session.nca_id), ("nvcf-sub", invocation.subject)]
+        return await self.grpc.call(invocation, metadata, self.outbox)
 
     async def _call(self, invocation: pb.Invocation, asset_dir: str, output_dir: str) -> Response | None:
         request_id = invocation.request_id

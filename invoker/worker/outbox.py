@@ -1,7 +1,7 @@
 """The worker's outbound queue: items are put as they happen and taken as greedy batches.
 
 Every ``WorkerMessage`` is processed by the gateway in a fixed order — starts, then chunks (in
-order), then progress, then ends — so a batch never holds an item for a request after an item of
+order), then progress, then gRPC trailers, then ends — so a batch never holds an item for a request after an item of
 a later kind for the same request: when that would happen, the batch is cut there and the item
 goes into the next message (order is split, never changed). A batch is also cut at ``max_items``
 items or once it carries ``max_bytes`` of chunk data (the gateway's gRPC receive limit defaults to
@@ -27,7 +27,7 @@ from protos.cfgate.worker.v1 import worker_pb2 as pb
 
 __all__ = ["MAX_CHUNK", "Outbox"]
 
-_START, _CHUNK, _PROGRESS, _END = 0, 1, 2, 3
+_START, _CHUNK, _PROGRESS, _TRAILERS, _END = 0, 1, 2, 3, 4
 # Larger chunk data is split into pieces of this size before it is queued.
 MAX_CHUNK = 256 * 1024
 
@@ -72,6 +72,10 @@ class Outbox:
 
     def progress(self, request_id: str, percent: int, partial_response: bytes) -> None:
         self._put((_PROGRESS, request_id, percent, partial_response, None))
+
+    def trailers(self, request_id: str, code: int, message: str, metadata: Iterable[tuple[str, str]]) -> None:
+        """How a gRPC invocation's container call ended (before its end)."""
+        self._put((_TRAILERS, request_id, code, message, list(metadata)))
 
     def end(self, request_id: str, error: str = "", *, credit: bool = True) -> None:
         self._put((_END, request_id, error, credit, None))
@@ -152,12 +156,12 @@ class Outbox:
                 start = message.starts.add(request_id=request_id, status=a, kind=c)
                 for name, value in b:
                     start.headers.add(key=name, value=value)
-            elif kind == _PROGRESS:
-                message.progress.add(request_id=request_id, percent=a, partial_response=b)
-            else:
+            elif kind == _END:
                 message.ends.add(request_id=request_id, error=a)
                 if b:
                     credits += 1
+            else:
+                _add_rare(message, kind, request_id, a, b, c)
         if size:
             self._pending_bytes -= size
             if self._pending_bytes <= self.low_water:
@@ -171,3 +175,12 @@ class Outbox:
             message.draining = True
             self._draining = False
         return message
+
+
+def _add_rare(message: pb.WorkerMessage, kind: int, request_id: str, a: Any, b: Any, c: Any) -> None:
+    if kind == _PROGRESS:
+        message.progress.add(request_id=request_id, percent=a, partial_response=b)
+    else:
+        trailers = message.grpc_trailers.add(request_id=request_id, code=a, message=b)
+        for name, value in c:
+            trailers.metadata.add(key=name, value=value)

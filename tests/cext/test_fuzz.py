@@ -23,6 +23,8 @@ SERVICES = {
     "invocation": P.SERVICE_INVOCATION,
     "api-keys": P.SERVICE_API_KEYS,
     "tasks": P.SERVICE_TASKS,
+    "llm": P.SERVICE_LLM,
+    "llm.invocation": P.SERVICE_LLM,  # a service under the invocation host
 }
 DOMAINS = ["localhost", "nvcf.example.com", "", "api.example.com"]
 FUZZ = settings(max_examples=400, deadline=None)
@@ -75,12 +77,13 @@ def _recase(label: bytes, upper: bool) -> bytes:
     return label.upper() if upper else label
 
 
-SERVICE_LABELS = [b"api", b"invocation", b"api-keys", b"tasks", b"sis", b"www"]
+SERVICE_LABELS = [b"api", b"invocation", b"api-keys", b"tasks", b"sis", b"www", b"llm"]
 TLB_LABELS = [b"invocation", b"INVOCATION", b"api"]
 service_labels = st.one_of(
     st.tuples(st.sampled_from(SERVICE_LABELS), st.booleans()).map(lambda t: [_recase(*t)]),
     st.tuples(st.one_of(uuid_bytes, near_uuid), st.sampled_from(TLB_LABELS)).map(list),
     st.tuples(uuid_bytes, st.one_of(uuid_bytes, near_uuid), st.just(b"invocation")).map(list),
+    st.tuples(st.sampled_from([b"llm", b"LLM", b"llx"]), st.sampled_from(TLB_LABELS)).map(list),
     st.lists(host_label, max_size=3),
 )
 rest_labels = st.one_of(

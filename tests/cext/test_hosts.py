@@ -259,7 +259,21 @@ def test_invalid_domain(hp: ModuleType, domain: str) -> None:
         hp.HostClassifier(domain, SERVICES)
 
 
-@pytest.mark.parametrize("label", ["", "a.b", "a b", "ápi", "a" * 64, FID, "api:80", "api."])
+def test_a_service_under_the_invocation_host(hp: ModuleType) -> None:
+    """``llm.invocation.<domain>`` is a service of its own beside direct invocation by function id."""
+    classifier = hp.HostClassifier("localhost", {**SERVICES, "llm": 8, "llm.invocation": 8})
+    assert classifier.classify(b"llm.invocation.localhost") == (8, None, None)
+    assert classifier.classify(b"LLM.Invocation.localhost:8080") == (8, None, None)
+    assert classifier.classify(b"llm.localhost") == (8, None, None)
+    assert classifier.classify(b"llm.invocation.10.0.0.5") == (8, None, None)
+    assert classifier.classify(f"{FID}.invocation.localhost".encode())[0] == hp.SERVICE_FUNCTION
+    assert classifier.classify(b"other.invocation.localhost") == (hp.SERVICE_UNKNOWN, None, None)
+    assert classifier.classify(b"llm.invocation.invocation.localhost") == (hp.SERVICE_UNKNOWN, None, None)
+
+
+@pytest.mark.parametrize(
+    "label", ["", "a.b", "a b", "ápi", "a" * 64, FID, "api:80", "api.", "llm.invocation.", f"{FID}.invocation"]
+)
 def test_invalid_service_label(hp: ModuleType, label: str) -> None:
     with pytest.raises(ValueError):
         hp.HostClassifier("localhost", {label: 1})

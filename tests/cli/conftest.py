@@ -64,7 +64,7 @@ class CliGateway:
     """A ``cfgate serve`` process, and the CLI pointed at it through its own state file."""
 
     base: str
-    grpc_port: int
+    worker_port: int
     state_file: Path
     work: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -88,7 +88,7 @@ class CliGateway:
     def start_worker(self, function_id: str, container: str, admin_token: str) -> None:
         argv = [
             sys.executable, "-m", "gateway", "worker",
-            "--gateway", f"127.0.0.1:{self.grpc_port}",
+            "--gateway", f"127.0.0.1:{self.worker_port}",
             "--function-id", function_id,
             "--inference-url", container,
             "--health-url", container + "/health",
@@ -99,14 +99,15 @@ class CliGateway:
 
 
 def start_gateway(work: Path, *extra: str) -> tuple[CliGateway, subprocess.Popen[bytes]]:
-    port, grpc_port = find_free_port(), find_free_port()
+    port, worker_port = find_free_port(), find_free_port()
     argv = [
         sys.executable, "-m", "gateway", "serve",
-        "--port", str(port), "--grpc-port", str(grpc_port), "--data-dir", str(work / "data"), *extra,
+        "--port", str(port), "--grpc-port", "0", "--worker-port", str(worker_port),
+        "--data-dir", str(work / "data"), *extra,
     ]  # fmt: skip
     with (work / "gateway.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env(), cwd=work)
-    gateway = CliGateway(f"http://127.0.0.1:{port}", grpc_port, work / "state" / "cli.state", work)
+    gateway = CliGateway(f"http://127.0.0.1:{port}", worker_port, work / "state" / "cli.state", work)
     wait_healthy(gateway.base + "/health", proc)
     return gateway, proc
 

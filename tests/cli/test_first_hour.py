@@ -14,9 +14,10 @@ from tests.cli.conftest import ROOT, clean_env, wait_healthy
 from tests.servers import find_free_port
 
 
-def test_ctrl_c_on_serve_ends_cleanly_with_130_and_the_banner_names_the_grpc_port(tmp_path: Path) -> None:
-    port, grpc_port = find_free_port(), find_free_port()
+def test_ctrl_c_on_serve_ends_cleanly_with_130_and_the_banner_names_both_grpc_ports(tmp_path: Path) -> None:
+    port, grpc_port, worker_port = find_free_port(), find_free_port(), find_free_port()
     argv = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port)]
+    argv += ["--worker-port", str(worker_port)]
     proc = subprocess.Popen(
         [*argv, "--data-dir", str(tmp_path / "data")],
         stdout=subprocess.PIPE,
@@ -36,7 +37,10 @@ def test_ctrl_c_on_serve_ends_cleanly_with_130_and_the_banner_names_the_grpc_por
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "Application shutdown complete" in err
-    assert f"cfgate: serving http://127.0.0.1:{port}, workers on gRPC port {grpc_port} " in out
+    banner = (
+        f"cfgate: serving http://127.0.0.1:{port}, gRPC invocation on port {grpc_port}, workers on port {worker_port} "
+    )
+    assert banner in out
     assert f"cfgate init --gateway http://127.0.0.1:{port}" in out
 
 
@@ -46,7 +50,10 @@ def test_demo_with_its_grpc_port_taken_says_to_use_a_free_port(tmp_path: Path) -
         taken.listen()
         grpc_port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "gateway", "demo", "--once", "--port", "0", "--grpc-port", str(grpc_port)],
+            [
+                *(sys.executable, "-m", "gateway", "demo", "--once", "--port", "0"),
+                *("--grpc-port", str(grpc_port), "--worker-port", "0"),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -60,6 +67,28 @@ def test_demo_with_its_grpc_port_taken_says_to_use_a_free_port(tmp_path: Path) -
     assert list(tmp_path.glob("cfgate-demo-*")) == []
 
 
+def test_demo_with_its_worker_port_taken_says_to_use_a_free_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        worker_port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "gateway", "demo", "--once", "--port", "0"),
+                *("--grpc-port", "0", "--worker-port", str(worker_port)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=clean_env({"TMPDIR": str(tmp_path)}),
+            cwd=ROOT,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"cfgate demo: worker port {worker_port} is in use: pass --worker-port 0 to use any free port"
+    ]
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -68,7 +97,7 @@ def _children(pid: int) -> list[int]:
 def test_demo_keeps_the_admin_token_off_command_lines_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
     with (tmp_path / "demo.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "demo", "--port", "0", "--grpc-port", "0"],
+            [sys.executable, "-m", "gateway", "demo", "--port", "0", "--grpc-port", "0", "--worker-port", "0"],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

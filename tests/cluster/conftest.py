@@ -32,7 +32,7 @@ class GatewayProcess:
     data_dir: Path
     redis_url: str
     port: int = field(default_factory=find_free_port)
-    grpc_port: int = field(default_factory=find_free_port)
+    worker_port: int = field(default_factory=find_free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -42,10 +42,21 @@ class GatewayProcess:
 
     @property
     def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"127.0.0.1:{self.worker_port}"
 
     def start(self) -> GatewayProcess:
-        cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), "--grpc-port", str(self.grpc_port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            "0",
+            "--worker-port",
+            str(self.worker_port),
+        ]
         cmd += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
         if self.redis_url:  # empty: the embedded memory queue (benchmarks compare both)
             cmd += ["--redis", self.redis_url]
@@ -118,7 +129,9 @@ class Cluster:
             assert created.status_code == 200, created.text
             dto = created.json()["function"]
             url = f"/v2/nvcf/deployments/functions/{dto['id']}/versions/{dto['versionId']}"
-            deployed = await api.post(url, json=deployment_body(minInstances=0), headers=self.auth_admin)
+            # Each instance may hold as many as the fault tests' workers take at once (up to 50).
+            body = deployment_body(minInstances=0, maxRequestConcurrency=64)
+            deployed = await api.post(url, json=body, headers=self.auth_admin)
             assert deployed.status_code == 200, deployed.text
         return dto["id"], dto["versionId"]
 

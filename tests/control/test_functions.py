@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
+from gateway.invocation.rate_policy import RatePolicy
 from gateway.store.schema import function_secrets, function_versions
 from tests.control.conftest import OTHER_NCA_ID
 from tests.control.helpers import create_function, function_body
@@ -130,7 +131,8 @@ async def test_routing_cache_follows_writes(gateway: Gateway, api: httpx.AsyncCl
     route = gateway.runtime.routes.get(dto["id"])
     assert route is not None and route.nca_id == "nvcf-default"
     version = route.versions[dto["versionId"]]
-    assert (version.status, version.inference_url, version.rate_limit) == ("INACTIVE", "/echo", "10-S")
+    assert (version.status, version.inference_url) == ("INACTIVE", "/echo")
+    assert version.rate_limit == RatePolicy("10-S", frozenset(), {}, None)
     assert not version.invocable
 
 
@@ -208,6 +210,14 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("description too long", function_body(description="d" * 257)),
     ("bad rate limit", function_body(rateLimit={"rateLimit": "100 per second"})),
     ("bad rate limit unit", function_body(rateLimit={"rateLimit": "100-Y"})),
+    ("rate limit that limits nothing", function_body(rateLimit={"exemptedNcaIds": ["a"], "syncCheck": True})),
+    ("perNcaIdRate as a flag", function_body(rateLimit={"rateLimit": "1-S", "perNcaIdRate": True})),
+    ("bad perNcaIdRate rate", function_body(rateLimit={"perNcaIdRate": {"nca": "1 per second"}})),
+    ("perUserRate as a flag", function_body(rateLimit={"rateLimit": "1-S", "perUserRate": True})),
+    ("bad perUserRate", function_body(rateLimit={"perUserRate": "1-W"})),
+    ("too many per-account rates", function_body(rateLimit={"perNcaIdRate": {f"a{i}": "1-S" for i in range(1001)}})),
+    ("empty exempted account", function_body(rateLimit={"rateLimit": "1-S", "exemptedNcaIds": [""]})),
+    ("too many exempted accounts", function_body(rateLimit={"rateLimit": "1-S", "exemptedNcaIds": ["a"] * 33})),
     ("bad secret name", function_body(secrets=[{"name": "-x", "value": "v"}])),
     ("secret value too long", function_body(secrets=[{"name": "x", "value": "v" * 32769}])),
     ("duplicate secret", function_body(secrets=[{"name": "x", "value": "1"}, {"name": "x", "value": "2"}])),

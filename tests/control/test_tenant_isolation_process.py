@@ -72,7 +72,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         port = find_free_port()
         cmd = [
             sys.executable, "-m", "gateway", "serve",
-            "--port", str(port), "--grpc-port", str(find_free_port()),
+            "--port", str(port), "--grpc-port", "0", "--worker-port", str(find_free_port()),
             "--data-dir", str(tmp_path / "data"),
             "--trusted-issuer", idp_b.trusted_issuer, "--trusted-issuer", idp_c.trusted_issuer,
         ]  # fmt: skip

@@ -30,15 +30,17 @@ class LiveGateway:
     def client(self, host: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base, headers={"Host": host}, timeout=30.0)
 
-    async def create_deployed_function(self, **overrides: Any) -> tuple[str, str]:
-        """Create and deploy a function (minInstances 1); returns (function id, version id)."""
+    async def create_deployed_function(self, *, max_request_concurrency: int = 10, **overrides: Any) -> tuple[str, str]:
+        """Create and deploy a function (minInstances 1, each instance serving at most
+        ``max_request_concurrency`` at once); returns (function id, version id)."""
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         async with self.client("api.localhost") as api:
             created = await api.post("/v2/nvcf/functions", json=function_body(**overrides), headers=headers)
             assert created.status_code == 200, created.text
             dto = created.json()["function"]
             url = f"/v2/nvcf/deployments/functions/{dto['id']}/versions/{dto['versionId']}"
-            deployed = await api.post(url, json=deployment_body(), headers=headers)
+            body = deployment_body(maxRequestConcurrency=max_request_concurrency)
+            deployed = await api.post(url, json=body, headers=headers)
             assert deployed.status_code == 200, deployed.text
         return dto["id"], dto["versionId"]
 
@@ -67,7 +69,9 @@ def queue_redis(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def live_gateway(tmp_path: Path, database_url: str, queue_redis: str | None) -> AsyncIterator[LiveGateway]:
     port = find_free_port()
-    settings = make_settings(tmp_path, database=database_url, port=port, grpc_port=find_free_port(), redis=queue_redis)
+    settings = make_settings(
+        tmp_path, database=database_url, port=port, worker_port=find_free_port(), redis=queue_redis
+    )
     config = uvicorn_config(settings)
     config.log_level = "warning"
     server = uvicorn.Server(config)
@@ -82,7 +86,7 @@ async def live_gateway(tmp_path: Path, database_url: str, queue_redis: str | Non
     async with httpx.AsyncClient(base_url=base, headers={"Host": "api-keys.localhost"}) as keys:
         token = (await keys.post("/v1/admin/keys")).json()["value"]
     try:
-        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.grpc_port}", token)
+        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.worker_port}", token)
     finally:
         server.should_exit = True
         await task

@@ -16,7 +16,7 @@ import httpx
 
 def test_demo_invokes_the_sample_function_and_prints_the_curl(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo", "--once", "--port", "0", "--grpc-port", "0"],
+        [sys.executable, "-m", "gateway", "demo", "--once", "--port", "0", "--grpc-port", "0", "--worker-port", "0"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -33,7 +33,7 @@ def test_demo_invokes_the_sample_function_and_prints_the_curl(tmp_path: Path) ->
 
 def test_demo_nico_reads_the_service_account_and_its_curl_repeats_the_call(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "demo", "--nico", "--port", "0", "--grpc-port", "0"],
+        [sys.executable, "-m", "gateway", "demo", "--nico", "--port", "0", "--grpc-port", "0", "--worker-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -77,7 +77,7 @@ def test_demo_nico_reads_the_service_account_and_its_curl_repeats_the_call(tmp_p
 
 def test_default_demo_makes_no_nico_call(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo", "--once", "--port", "0", "--grpc-port", "0"],
+        [sys.executable, "-m", "gateway", "demo", "--once", "--port", "0", "--grpc-port", "0", "--worker-port", "0"],
         capture_output=True,
         text=True,
         timeout=120,

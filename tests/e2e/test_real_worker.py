@@ -103,7 +103,7 @@ async def test_kill_9_of_a_worker_with_invocations_in_flight_loses_none(
     live_gateway: LiveGateway, tmp_path: Path
 ) -> None:
     total = 50
-    fid, vid = await live_gateway.create_deployed_function()
+    fid, vid = await live_gateway.create_deployed_function(max_request_concurrency=total)
     key = await live_gateway.api_key()
     async with (
         EchoServer() as echo,

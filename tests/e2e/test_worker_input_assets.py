@@ -29,7 +29,7 @@ PAYLOAD = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16 + b"\x00end"
 
 @asynccontextmanager
 async def worker_process(
-    gateway: ServeProcess, token: str, function_id: str, echo: EchoServer, work_dir: Path
+    gateway: ServeProcess, token: str, function_id: str, echo: EchoServer, work_dir: Path, *extra: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CFGATE_")}
     env["PYTHONPATH"] = str(ROOT)
@@ -42,6 +42,7 @@ async def worker_process(
             "--inference-url", echo.url,
             "--health-url", f"{echo.url}/health",
             "--work-dir", str(work_dir),
+            *extra,
             cwd=ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
     try:

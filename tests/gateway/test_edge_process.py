@@ -39,7 +39,7 @@ PROBLEM = "application/problem+json"
 @dataclass
 class Served:
     port: int
-    grpc_port: int
+    worker_port: int
     proc: subprocess.Popen[bytes]
 
     @property
@@ -55,9 +55,20 @@ class Served:
 
 
 def serve(tmp: Path, **settings: int | str) -> Iterator[Served]:
-    port, grpc_port = find_free_port(), find_free_port()
+    port, worker_port = find_free_port(), find_free_port()
     env = {**os.environ, **{f"CFGATE_{k.upper()}": str(v) for k, v in settings.items()}}
-    cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "serve",
+        "--port",
+        str(port),
+        "--grpc-port",
+        "0",
+        "--worker-port",
+        str(worker_port),
+    ]
     proc = subprocess.Popen(
         [*cmd, "--data-dir", str(tmp)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -66,7 +77,7 @@ def serve(tmp: Path, **settings: int | str) -> Iterator[Served]:
             wait_tls_healthy(f"https://127.0.0.1:{port}/health", proc)
         else:
             wait_healthy(f"http://127.0.0.1:{port}/health", proc)
-        yield Served(port, grpc_port, proc)
+        yield Served(port, worker_port, proc)
     finally:
         proc.terminate()
         try:
@@ -311,7 +322,7 @@ def deployed(tight: Served) -> Iterator[tuple[str, str]]:
     """A function whose one worker takes one invocation and never answers: bodies stay held."""
 
     function, key = create_function(tight.base, find_free_port(), "held")
-    target = f"127.0.0.1:{tight.grpc_port}"
+    target = f"127.0.0.1:{tight.worker_port}"
     hold = [sys.executable, "-m", "tests.cluster.hold_worker", target, function.admin_token, function.function_id, "1"]
     worker = subprocess.Popen(hold, stdout=subprocess.DEVNULL)
     try:
@@ -367,7 +378,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         worker: subprocess.Popen[bytes] | None = None
         try:
             function, key = create_function(served.base, echo_port, "echo")
-            command = sample.worker_command(f"127.0.0.1:{served.grpc_port}", function, echo_port)
+            command = sample.worker_command(f"127.0.0.1:{served.worker_port}", function, echo_port)
             worker = subprocess.Popen(command, env=sample.worker_env(function))
             wait_active(served.base, function)
             yield Stack(served, function.function_id, key)
@@ -475,7 +486,7 @@ def test_sigterm_drains_an_invocation_in_flight(tmp_path: Path) -> None:
     when its window passes), with ``connection: close``; then the process exits cleanly."""
     for served in serve(tmp_path, keepalive_timeout_seconds=30):
         function, key = create_function(served.base, find_free_port(), "drain")
-        target = f"127.0.0.1:{served.grpc_port}"
+        target = f"127.0.0.1:{served.worker_port}"
         hold = [sys.executable, "-m", "tests.cluster.hold_worker", target, function.admin_token, function.function_id]
         worker = subprocess.Popen([*hold, "1"], stdout=subprocess.PIPE)
         try:

@@ -77,7 +77,19 @@ def _cfgate(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_cli_reports_an_unusable_master_key_in_one_line(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     missing = str(tmp_path / "no-such-key")
-    served = _cfgate("serve", "--data-dir", data, "--port", "0", "--grpc-port", "0", "--master-key-file", missing)
+    served = _cfgate(
+        "serve",
+        "--data-dir",
+        data,
+        "--port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--worker-port",
+        "0",
+        "--master-key-file",
+        missing,
+    )
     assert served.returncode == 2
     assert served.stderr.strip().splitlines() == [
         f"cfgate: error: cannot read the master key file {missing}: No such file or directory"

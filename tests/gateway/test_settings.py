@@ -9,9 +9,15 @@ import pytest
 from gateway.settings import Settings, SettingsError
 
 
+def test_the_http_grpc_and_worker_ports_must_differ() -> None:
+    with pytest.raises(SettingsError, match="must differ"):
+        Settings.load({"grpc_port": 7000, "worker_port": 7000}, env={})
+    assert Settings.load({"grpc_port": 0, "worker_port": 0}, env={}).worker_port == 0
+
+
 def test_defaults_match_design() -> None:
     s = Settings.load(env={})
-    assert (s.host, s.port, s.grpc_port, s.domain) == ("127.0.0.1", 8080, 10081, "localhost")
+    assert (s.host, s.port, s.grpc_port, s.worker_port, s.domain) == ("127.0.0.1", 8080, 10081, 10082, "localhost")
     assert s.data_dir == Path("./.cfgate") and s.redis is None and s.processes == 1
     assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("cfgate.db")
 

@@ -11,23 +11,36 @@ from redis.asyncio import Redis
 from invoker.errors import QueueFull
 from invoker.presence import Presence
 from invoker.queues import DuplicateRequest, InvocationQueue, MemoryQueue, QueueEntry, QueuePosition
+from invoker.queues.priority import PriorityLanes
 from invoker.queues.redis import RedisQueue
 
 F, V, W = "fn", "v1", "v2"
 CLOCK = 12.5
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster-keys"])
+def _payload_priority(function_id: str, version_id: str, payload: object) -> int:
+    return int(payload.get("priority", 0)) if isinstance(payload, dict) else 0
+
+
+def with_lanes(queue: InvocationQueue) -> InvocationQueue:
+    """Priority lanes (``invoker.queues.priority``) with lanes configured: entries of priority 0 keep
+    the whole protocol although every call now goes through the lanes."""
+    return PriorityLanes(queue, _payload_priority, lambda version_id: (-2, 5))
+
+
+@pytest.fixture(params=["memory", "redis", "redis-cluster-keys", "memory-lanes", "redis-lanes"])
 async def queue(request: pytest.FixtureRequest) -> AsyncIterator[InvocationQueue]:
-    if request.param == "memory":
-        yield MemoryQueue(clock=lambda: CLOCK)
+    if request.param.startswith("memory"):
+        memory = MemoryQueue(clock=lambda: CLOCK)
+        yield with_lanes(memory) if request.param.endswith("lanes") else memory
         return
     redis = Redis.from_url(request.getfixturevalue("redis_url"))
     presence = Presence(redis)
     await presence.start()
     try:
         # "redis-cluster-keys": the index written as for Redis Cluster (its own command, other slot).
-        yield RedisQueue(redis, presence, clock=lambda: CLOCK, cluster=request.param == "redis-cluster-keys")
+        inner = RedisQueue(redis, presence, clock=lambda: CLOCK, cluster=request.param == "redis-cluster-keys")
+        yield with_lanes(inner) if request.param.endswith("lanes") else inner
     finally:
         await presence.stop()
         await redis.aclose()
@@ -202,3 +215,16 @@ async def test_requeued_entries_keep_their_payload_and_count_attempts(queue: Inv
         assert await queue.requeue("a")
     cancelled = await queue.cancel("a")
     assert cancelled is not None and cancelled.attempts == 3 and cancelled.holder == ""
+
+
+async def test_lanes_serve_the_lower_priority_first_and_count_every_lane() -> None:
+    queue = with_lanes(MemoryQueue(clock=lambda: CLOCK))
+    await queue.enqueue(V, F, "late", {"priority": 5})
+    await queue.enqueue(V, F, "plain", {})
+    await queue.enqueue(V, F, "urgent", {"priority": -2})
+    assert await queue.depth(V) == 3
+    assert await positions(queue, ["urgent", "plain", "late"]) == [1, 2, 3]
+    taken = await queue.take_many(V, 2)
+    assert [(e.request_id, e.version_id) for e in taken] == [("urgent", V), ("plain", V)]
+    assert await queue.requeue("plain")
+    assert [e.request_id for e in await queue.take_many(V, 5)] == ["plain", "late"]

@@ -25,10 +25,11 @@ START_TIMEOUT_SECONDS = 60.0
 class GatewayProcess:
     proc: subprocess.Popen[bytes]
     port: int
-    grpc_port: int
+    worker_port: int
     log: Path
     token: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    grpc_port: int = 0  # gRPC invocation (the functions' own services)
 
     @property
     def base(self) -> str:
@@ -36,6 +37,12 @@ class GatewayProcess:
 
     @property
     def grpc_target(self) -> str:
+        """The worker endpoint."""
+        return f"127.0.0.1:{self.worker_port}"
+
+    @property
+    def invocation_target(self) -> str:
+        """gRPC invocation of functions."""
         return f"127.0.0.1:{self.grpc_port}"
 
     def client(self, host: str) -> httpx.AsyncClient:
@@ -75,8 +82,9 @@ class GatewayProcess:
 def spawn(
     log: Path, *, data_dir: Path, database: str, redis: str | None, processes: int = 1, **env: str
 ) -> GatewayProcess:
-    port, grpc_port = find_free_port(), find_free_port()
+    port, grpc_port, worker_port = find_free_port(), find_free_port(), find_free_port()
     argv = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port)]
+    argv += ["--worker-port", str(worker_port)]
     argv += ["--data-dir", str(data_dir), "--database", database, "--processes", str(processes)]
     if redis:
         argv += ["--redis", redis]
@@ -85,7 +93,7 @@ def spawn(
     handle = open(log, "wb")
     proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=environment)
     handle.close()
-    return GatewayProcess(proc, port, grpc_port, log)
+    return GatewayProcess(proc, port, worker_port, log, grpc_port=grpc_port)
 
 
 def bearer(token: str) -> dict[str, str]:

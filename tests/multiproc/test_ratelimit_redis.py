@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as redis
 
+from gateway.invocation.rate_policy import RatePolicy
 from gateway.invocation.ratelimit import RateLimiter, RedisRateLimiter
 from gateway.redis_client import connect
 from tests.servers import RedisServer
@@ -66,3 +67,16 @@ async def test_falls_back_to_per_process_windows_while_redis_is_down(
         assert not await other.allow(FID, "2-M", now)
     finally:
         await client.aclose()
+
+
+async def test_tiers_and_retry_after_agree_with_the_in_process_limiter(clients: Callable[[], redis.Redis]) -> None:
+    policy = RatePolicy("2-M", frozenset({"exempt"}), {"vip": "3-M"}, "1-H")
+    shared, local = RedisRateLimiter(clients()), RateLimiter()
+    start = (int(time.time()) // 3600 + 1) * 3600 + 0.5  # a fresh hour
+    calls = [("acct", "u1"), ("acct", "u1"), ("acct", "u2"), ("acct", "u3"), ("vip", "v1"), ("vip", "v2")]
+    calls += [("vip", "v3"), ("vip", "v4"), ("exempt", "e1"), ("exempt", "e1"), ("exempt", "e2"), ("acct", "")]
+    checks = [policy.checks(FID, nca, subject) for nca, subject in calls]
+    expected = [local.check(c, start + i) for i, c in enumerate(checks)]
+    # u1's second call: its user hour is used (retry at the hour's end); u3: the account's minute.
+    assert expected == [0, 3600 - 1, 0, 60 - 3, 0, 0, 0, 60 - 7, 0, 3600 - 9, 0, 60 - 11]
+    assert [await shared.check(c, start + i) for i, c in enumerate(checks)] == expected

@@ -122,6 +122,8 @@ def serve(tmp_path: Path, store_url: str) -> Iterator[ServeFactory]:
             str(port),
             "--grpc-port",
             "0",
+            "--worker-port",
+            "0",
             "--data-dir",
             str(tmp_path / f"data-{name}"),
             "--database",

@@ -65,6 +65,8 @@ def test_a_bad_inventory_stops_the_start(tmp_path: Path) -> None:
         str(find_free_port()),
         "--grpc-port",
         "0",
+        "--worker-port",
+        "0",
         "--data-dir",
         str(tmp_path / "data"),
         "--nico-inventory",

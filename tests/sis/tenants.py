@@ -91,7 +91,7 @@ async def tenant_gateway(tmp_path: Path, trusted_issuer: TrustedIssuer) -> Async
         tmp_path,
         database=f"sqlite:///{tmp_path / 'store' / 'cfgate.db'}",
         port=port,
-        grpc_port=find_free_port(),
+        worker_port=find_free_port(),
         trusted_issuers=(f"{ISSUER}={trusted_issuer.jwks_url}",),
         task_tick_ms=60_000,  # tests run scheduling passes themselves (``Tenants.schedule``)
     )
@@ -109,7 +109,7 @@ async def tenant_gateway(tmp_path: Path, trusted_issuer: TrustedIssuer) -> Async
     async with httpx.AsyncClient(base_url=base, headers={"Host": "api-keys.localhost"}) as keys:
         token = (await keys.post("/v1/admin/keys")).json()["value"]
     try:
-        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.grpc_port}", token)
+        yield LiveGateway(gateway, base, f"127.0.0.1:{gateway.worker_port}", token)
     finally:
         server.should_exit = True
         await task

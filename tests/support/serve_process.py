@@ -28,6 +28,7 @@ class ServeProcess:
     data_dir: Path
     log_path: Path
     proc: subprocess.Popen[bytes]
+    grpc_invocation: str = ""  # host:port of gRPC invocation (grpc_target is the worker endpoint)
 
     def log(self, since: int = 0) -> str:
         """The process's output from byte offset ``since`` (see ``log_size``)."""
@@ -62,10 +63,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeo
 def serve_process(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, umask: int | None = None
 ) -> Iterator[ServeProcess]:
-    port, grpc_port = find_free_port(), find_free_port()
+    port, grpc_port, worker_port = find_free_port(), find_free_port(), find_free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--grpc-port", str(grpc_port)]
+    cmd += ["--worker-port", str(worker_port)]
     cmd += ["--data-dir", str(data_dir), *args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -73,7 +75,9 @@ def serve_process(
         )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/health", proc, log_path)
-        yield ServeProcess(f"http://127.0.0.1:{port}", port, f"127.0.0.1:{grpc_port}", data_dir, log_path, proc)
+        worker_target = f"127.0.0.1:{worker_port}"
+        base = f"http://127.0.0.1:{port}"
+        yield ServeProcess(base, port, worker_target, data_dir, log_path, proc, f"127.0.0.1:{grpc_port}")
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -78,7 +78,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         tmp_path,
         database=f"sqlite:///{tmp_path / 'store' / 'cfgate.db'}",
         port=port,
-        grpc_port=find_free_port(),
+        worker_port=find_free_port(),
         task_tick_ms=200,
     )
     config = uvicorn_config(settings)
@@ -97,7 +97,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         key = bearer(await make_task_key(keys, token))
     async with httpx.AsyncClient(base_url=base, headers={"Host": "tasks.localhost"}, timeout=30) as tasks:
         try:
-            yield Live(gateway, base, f"127.0.0.1:{gateway.grpc_port}", token, key, tasks)
+            yield Live(gateway, base, f"127.0.0.1:{gateway.worker_port}", token, key, tasks)
         finally:
             server.should_exit = True
             await serving

@@ -82,7 +82,7 @@ async def workers(gateway: Gateway) -> AsyncIterator[list[ScriptedTaskWorker]]:
 
 
 def target(gateway: Gateway) -> str:
-    return f"127.0.0.1:{gateway.grpc_port}"
+    return f"127.0.0.1:{gateway.worker_port}"
 
 
 async def attach(gateway: Gateway, workers: list[ScriptedTaskWorker], token: str, **fields: Any) -> ScriptedTaskWorker:

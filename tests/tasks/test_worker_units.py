@@ -124,11 +124,11 @@ def test_results_are_reported_once_they_are_stable_and_all_at_the_end(tmp_path: 
 def test_tasks_flags_and_environment() -> None:
     env = {"CFGATE_WORKER_TOKEN": "tok", "CFGATE_WORKER_GPU": "H100", "CFGATE_WORKER_MAX_TASKS": "3"}
     args = build_parser(env).parse_args(
-        ["--tasks", "--gateway", "gw:10081", "--instance-type", "NCP.GPU.H100_1x", "--launcher", "podman"]
+        ["--tasks", "--gateway", "gw:10082", "--instance-type", "NCP.GPU.H100_1x", "--launcher", "podman"]
     )
     config = config_from_args(args)
     assert (config.gateway, config.token, config.gpu, config.instance_type) == (
-        "gw:10081",
+        "gw:10082",
         "tok",
         "H100",
         "NCP.GPU.H100_1x",

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
     env = {
-        "CFGATE_WORKER_GATEWAY": "gw:10081",
+        "CFGATE_WORKER_GATEWAY": "gw:10082",
         "CFGATE_WORKER_TOKEN": "tok-3c9e",
         "CFGATE_WORKER_FUNCTION_ID": "fid",
         "CFGATE_WORKER_MAX_CONCURRENCY": "8",
@@ -33,7 +33,7 @@ def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
     }
     args = build_parser(env).parse_args(["--function-id", "other", "--inference-url", "http://127.0.0.1:9000/v1"])
     config = config_from_args(args)
-    assert (config.gateway, config.token, config.function_id) == ("gw:10081", "tok-3c9e", "other")
+    assert (config.gateway, config.token, config.function_id) == ("gw:10082", "tok-3c9e", "other")
     assert config.max_concurrency == 8
     assert config.labels == {"a": "1", "b": "2"}
     assert config.tls is True

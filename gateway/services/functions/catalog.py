@@ -7,6 +7,7 @@ writes by a non-owner who can see it are 403; writes to an invisible one are 404
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -45,6 +46,9 @@ class Catalog:
         self.routes = routes
         self._engine = engine
         self.undeploy_hooks: list[UndeployHook] = []
+        # Status refreshes read, compute and write: overlapping ones could store an older
+        # computation last (ACTIVE with no instance left). They are rare; one lock orders them.
+        self._status_lock = asyncio.Lock()
         instances.subscribe(self._instances_changed)
 
     async def visible_versions(self, nca_id: str, function_id: str) -> list[FunctionVersion]:
@@ -117,18 +121,19 @@ class Catalog:
 
     async def refresh_status(self, function_id: str, version_id: str) -> str | None:
         """Recompute a version's status from its deployment and live instances; store it if changed."""
-        version = await self.functions.get(function_id, version_id)
-        if version is None:
-            return None
-        deployment = await self.deployments.by_version(version_id)
-        status = next_status(
-            version.status,
-            deployment is not None,
-            deployment.min_instances if deployment else 0,
-            self.instances.count(version_id),
-        )
-        if status != version.status:
-            log.info("function %s version %s: %s -> %s", function_id, version_id, version.status, status.value)
-            await self.functions.set_status(version_id, status.value)
-            await self.routes.refresh(function_id)
-        return status.value
+        async with self._status_lock:
+            version = await self.functions.get(function_id, version_id)
+            if version is None:
+                return None
+            deployment = await self.deployments.by_version(version_id)
+            status = next_status(
+                version.status,
+                deployment is not None,
+                deployment.min_instances if deployment else 0,
+                self.instances.count(version_id),
+            )
+            if status != version.status:
+                log.info("function %s version %s: %s -> %s", function_id, version_id, version.status, status.value)
+                await self.functions.set_status(version_id, status.value)
+                await self.routes.refresh(function_id)
+            return status.value

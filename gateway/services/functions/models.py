@@ -2,7 +2,8 @@
 
 Field names and rules follow NVCF's ``CreateFunctionRequest.java`` and reference §4.5. Choices
 where the reference is silent: ``inferenceUrl`` must be an absolute path (``/echo``, ``/grpc``);
-``RateLimitDto``'s ``perNcaIdRate``/``perUserRate``/``syncCheck`` are booleans.
+a ``rateLimit`` must limit something (a global, per-account or per-user rate), and names at most
+32 accounts in ``exemptedNcaIds`` (NVCF's bound) and 1000 in ``perNcaIdRate`` (ours).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class ContainerEnvironmentEntry(ApiModel):
 class LlmConfig(ApiModel):
     uris: list[Uri] | None = None
     routingMethod: str | None = None
-    tokenRateLimit: str | None = None
+    # Tokens per window, in rateLimit's form ("10000-M"), counted from the usage the container reports.
+    tokenRateLimit: Annotated[str, StringConstraints(pattern=RATE_LIMIT_PATTERN, max_length=128)] | None = None
 
 
 class FunctionModel(ApiModel):
@@ -108,12 +110,26 @@ class Secret(ApiModel):
         return value
 
 
+Rate = Annotated[str, StringConstraints(pattern=RATE_LIMIT_PATTERN, max_length=128)]
+NcaId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s]+$")]
+MAX_EXEMPTED_ACCOUNTS = 32  # NVCF's (nvcf-cli's RateLimitDto says so)
+MAX_RATE_ACCOUNTS = 1000  # ours: NVCF states no bound for perNcaIdRate
+
+
 class RateLimit(ApiModel):
-    rateLimit: Annotated[str, StringConstraints(pattern=RATE_LIMIT_PATTERN, max_length=128)]
-    exemptedNcaIds: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = None
-    perNcaIdRate: bool | None = None
+    """NVCF's ``RateLimitDto`` (enforced by ``gateway.invocation.rate_policy``)."""
+
+    rateLimit: Rate | None = None
+    exemptedNcaIds: Annotated[list[NcaId], Field(max_length=MAX_EXEMPTED_ACCOUNTS)] | None = None
+    perNcaIdRate: Annotated[dict[NcaId, Rate], Field(max_length=MAX_RATE_ACCOUNTS)] | None = None
     syncCheck: bool | None = None
-    perUserRate: bool | None = None
+    perUserRate: Rate | None = None
+
+    @model_validator(mode="after")
+    def _limits_something(self) -> RateLimit:
+        if self.rateLimit is None and not self.perNcaIdRate and self.perUserRate is None:
+            raise ValueError("Invalid request: rateLimit needs one of 'rateLimit', 'perNcaIdRate' or 'perUserRate'")
+        return self
 
 
 class Telemetries(ApiModel):

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from gateway.invocation.rate_policy import RatePolicy
+from gateway.llm.catalog import LlmRoute, llm_route
 from gateway.store.deployments import DeploymentRepository
 from gateway.store.functions import FUNCTION_LEVEL, AuthorizationRepository, FunctionRepository
 
@@ -35,9 +37,10 @@ class VersionRoute:
     inference_port: int
     function_type: str
     api_body_format: str
-    rate_limit: str | None
+    rate_limit: RatePolicy | None
     max_request_concurrency: int
     shared_with: frozenset[str]  # accounts this version alone is shared with
+    llm: LlmRoute | None = None  # functionType LLM: its models and queue priorities
 
     @property
     def invocable(self) -> bool:
@@ -72,6 +75,7 @@ class RoutingCache:
         self._authorizations = authorizations
         self._deployments = deployments
         self._routes: dict[str, FunctionRoute] = {}
+        self._function_of: dict[str, str] = {}  # version id → function id, of the routes held
         self.listeners: list[RefreshListener] = []
         self._generation = 0
         # Per function with a reload in flight: how many, and the generation last written. Both
@@ -84,6 +88,15 @@ class RoutingCache:
 
     def __len__(self) -> int:
         return len(self._routes)
+
+    def version(self, version_id: str) -> VersionRoute | None:
+        function_id = self._function_of.get(version_id)
+        route = self._routes.get(function_id) if function_id is not None else None
+        return route.versions.get(version_id) if route is not None else None
+
+    def all(self) -> list[FunctionRoute]:
+        """Every function known here (a snapshot: reloads replace entries, never mutate them)."""
+        return list(self._routes.values())
 
     async def load_all(self) -> None:
         """Load every function from the store, dropping routes of functions deleted meanwhile."""
@@ -120,10 +133,14 @@ class RoutingCache:
             else:
                 self._written.pop(function_id, None)
         if generation > newest:
+            previous = self._routes.get(function_id)
+            for version_id in previous.versions if previous is not None else ():
+                self._function_of.pop(version_id, None)
             if route is None:
                 self._routes.pop(function_id, None)
             else:
                 self._routes[function_id] = route
+                self._function_of.update(dict.fromkeys(route.versions, function_id))
             if left:
                 self._written[function_id] = generation
 
@@ -140,7 +157,6 @@ class RoutingCache:
         routes = {}
         for v in versions:
             spec = v.spec
-            rate_limit = spec.get("rateLimit") or {}
             routes[v.version_id] = VersionRoute(
                 version_id=v.version_id,
                 name=v.name,
@@ -149,9 +165,10 @@ class RoutingCache:
                 inference_port=int(spec.get("inferencePort") or 8000),
                 function_type=spec.get("functionType", "DEFAULT"),
                 api_body_format=spec.get("apiBodyFormat", "CUSTOM"),
-                rate_limit=rate_limit.get("rateLimit"),
+                rate_limit=RatePolicy.from_spec(spec.get("rateLimit")),
                 max_request_concurrency=concurrency.get(v.version_id, 1),
                 shared_with=frozenset(a.nca_id for a in shares if a.version_id == v.version_id),
+                llm=llm_route(spec),
             )
         return FunctionRoute(
             function_id=function_id,

@@ -213,6 +213,14 @@ def not_found(what: str) -> NotFound:
     return NotFound(f"Could not find {what} with specified ID")
 
 
+def pick(objs: Sequence[Obj], object_id: str, what: str) -> Obj:
+    """The object with ``object_id`` among those the caller may see, else NICo's 404."""
+    for obj in objs:
+        if obj.id == object_id:
+            return obj
+    raise not_found(what)
+
+
 async def owned(tx: Tx, kind: str, object_id: str, what: str, **owner: str | None) -> Obj:
     obj = await tx.get(kind, object_id)
     if obj is None or any(getattr(obj, column) != value for column, value in owner.items()):

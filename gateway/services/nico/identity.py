@@ -15,6 +15,7 @@ from gateway.services.nico.context import (
     not_found,
     one,
     path_id,
+    pick,
     provider_of,
     provider_side,
     query_filter,
@@ -192,10 +193,7 @@ async def list_tenant_accounts(nico: Nico, request: Request) -> Response:
 
 
 async def _visible_account(tx: Tx, caller: Caller, account_id: str) -> Obj:
-    for account in await _visible_accounts(tx, caller):
-        if account.id == account_id:
-            return await _account_view(tx, account)
-    raise not_found("Tenant Account")
+    return await _account_view(tx, pick(await _visible_accounts(tx, caller), account_id, "Tenant Account"))
 
 
 async def get_tenant_account(nico: Nico, request: Request) -> Response:

@@ -19,6 +19,7 @@ from gateway.services.nico.context import (
     one,
     owned,
     path_id,
+    pick,
     provider_of,
     provider_side,
     query_filter,
@@ -153,10 +154,7 @@ async def list_ipblocks(nico: Nico, request: Request) -> Response:
 
 
 async def _visible_block(tx: Tx, caller: Caller, block_id: str) -> Obj:
-    for block in await _visible_blocks(tx, caller):
-        if block.id == block_id:
-            return block
-    raise not_found("IP Block")
+    return pick(await _visible_blocks(tx, caller), block_id, "IP Block")
 
 
 async def get_ipblock(nico: Nico, request: Request) -> Response:
@@ -380,10 +378,7 @@ async def list_allocations(nico: Nico, request: Request) -> Response:
 
 
 async def _visible_allocation(tx: Tx, caller: Caller, allocation_id: str) -> Obj:
-    for allocation in await _visible_allocations(tx, caller):
-        if allocation.id == allocation_id:
-            return allocation
-    raise not_found("Allocation")
+    return pick(await _visible_allocations(tx, caller), allocation_id, "Allocation")
 
 
 async def get_allocation(nico: Nico, request: Request) -> Response:

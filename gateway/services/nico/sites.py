@@ -18,6 +18,7 @@ from gateway.services.nico.context import (
     one,
     owned,
     path_id,
+    pick,
     provider_of,
     provider_side,
     query_filter,
@@ -140,10 +141,7 @@ async def list_sites(nico: Nico, request: Request) -> Response:
 
 async def visible_site(tx: Tx, caller: Caller, site_id: str) -> Obj:
     sites, _ = await visible_sites(tx, caller)
-    for site in sites:
-        if site.id == site_id:
-            return site
-    raise not_found("Site")
+    return pick(sites, site_id, "Site")
 
 
 async def get_site(nico: Nico, request: Request) -> Response:
@@ -296,10 +294,7 @@ async def list_machines(nico: Nico, request: Request) -> Response:
 
 
 async def visible_machine(tx: Tx, caller: Caller, machine_id: str) -> Obj:
-    for machine in await _visible_machines(tx, caller):
-        if machine.id == machine_id:
-            return machine
-    raise not_found("Machine")
+    return pick(await _visible_machines(tx, caller), machine_id, "Machine")
 
 
 async def get_machine(nico: Nico, request: Request) -> Response:
@@ -516,10 +511,7 @@ async def list_instance_types(nico: Nico, request: Request) -> Response:
 
 
 async def visible_instance_type(tx: Tx, caller: Caller, type_id: str) -> Obj:
-    for itype in await visible_instance_types(tx, caller):
-        if itype.id == type_id:
-            return itype
-    raise not_found("Instance Type")
+    return pick(await visible_instance_types(tx, caller), type_id, "Instance Type")
 
 
 async def get_instance_type(nico: Nico, request: Request) -> Response:

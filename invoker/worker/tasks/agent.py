@@ -38,8 +38,14 @@ log = logging.getLogger("invoker.worker.tasks")
 
 EXIT_OK = 0
 EXIT_REFUSED = 3
+# FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
 _FATAL = frozenset(
-    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
 )
 _DEFAULT_HEARTBEAT_MS = 5000
 

@@ -40,7 +40,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help_text = kwargs.pop("help", "")
         parser.add_argument(flag, required=required, default=default, help=f"{help_text} [env {name}]", **kwargs)
 
-    add("--gateway", required=True, metavar="HOST:GRPC_PORT", help="the gateway's gRPC worker endpoint")
+    add(
+        "--gateway",
+        required=True,
+        metavar="HOST:WORKER_PORT",
+        help="the gateway's worker endpoint (its --worker-port, default 10082)",
+    )
     add("--token", required=True, help="admin token or cluster credential")
     add("--gpu", required=True, help="the GPU this worker offers (matched against gpuSpecification.gpu)")
     add("--instance-type", required=True, help="matched against gpuSpecification.instanceType")

@@ -14,7 +14,7 @@ LAUNCHERS: tuple[LauncherName, ...] = ("exec", "docker", "podman")
 
 @dataclass(frozen=True)
 class TaskWorkerConfig:
-    gateway: str  # HOST:GRPC_PORT
+    gateway: str  # HOST:WORKER_PORT (the gateway's --worker-port)
     token: str = field(repr=False)
     gpu: str
     instance_type: str

@@ -63,7 +63,7 @@ class RegisterRequest(_message.Message):
     def __init__(self, credential: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., gpu: _Optional[str] = ..., instance_type: _Optional[str] = ..., backend: _Optional[str] = ..., location: _Optional[str] = ..., cluster_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata", "secrets")
+    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata", "secrets", "max_concurrency")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class RegisterResponse(_message.Message):
     MAX_DIRECT_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     function_id: str
     version_id: str
@@ -93,7 +94,8 @@ class RegisterResponse(_message.Message):
     max_direct_response_bytes: int
     metadata: _containers.ScalarMap[str, str]
     secrets: FunctionSecrets
-    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ...) -> None: ...
+    max_concurrency: int
+    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
 
 class FunctionSecrets(_message.Message):
     __slots__ = ("secrets_json",)
@@ -120,7 +122,7 @@ class InputAsset(_message.Message):
     def __init__(self, asset_id: _Optional[str] = ..., url: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class Invocation(_message.Message):
-    __slots__ = ("request_id", "method", "path", "headers", "body", "deadline_ms", "attempt", "compat", "assets", "subject", "nca_id", "poll_seconds", "enqueued_at_ms")
+    __slots__ = ("request_id", "method", "path", "headers", "body", "deadline_ms", "attempt", "compat", "assets", "subject", "nca_id", "poll_seconds", "enqueued_at_ms", "grpc")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +136,7 @@ class Invocation(_message.Message):
     NCA_ID_FIELD_NUMBER: _ClassVar[int]
     POLL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENQUEUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     method: str
     path: str
@@ -147,7 +150,36 @@ class Invocation(_message.Message):
     nca_id: str
     poll_seconds: int
     enqueued_at_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., compat: _Optional[bool] = ..., assets: _Optional[_Iterable[_Union[InputAsset, _Mapping]]] = ..., subject: _Optional[str] = ..., nca_id: _Optional[str] = ..., poll_seconds: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ...) -> None: ...
+    grpc: GrpcCall
+    def __init__(self, request_id: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., body: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., compat: _Optional[bool] = ..., assets: _Optional[_Iterable[_Union[InputAsset, _Mapping]]] = ..., subject: _Optional[str] = ..., nca_id: _Optional[str] = ..., poll_seconds: _Optional[int] = ..., enqueued_at_ms: _Optional[int] = ..., grpc: _Optional[_Union[GrpcCall, _Mapping]] = ...) -> None: ...
+
+class GrpcCall(_message.Message):
+    __slots__ = ("streaming_requests",)
+    STREAMING_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    streaming_requests: bool
+    def __init__(self, streaming_requests: _Optional[bool] = ...) -> None: ...
+
+class GrpcRequestFrames(_message.Message):
+    __slots__ = ("request_id", "data", "half_close")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    HALF_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    data: bytes
+    half_close: bool
+    def __init__(self, request_id: _Optional[str] = ..., data: _Optional[bytes] = ..., half_close: _Optional[bool] = ...) -> None: ...
+
+class GrpcTrailers(_message.Message):
+    __slots__ = ("request_id", "code", "message", "metadata")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    code: int
+    message: str
+    metadata: _containers.RepeatedCompositeFieldContainer[Header]
+    def __init__(self, request_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[Header, _Mapping]]] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("request_id", "reason")
@@ -158,18 +190,20 @@ class Cancel(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("invocations", "cancels", "ping", "drain", "secrets")
+    __slots__ = ("invocations", "cancels", "ping", "drain", "grpc_requests", "secrets")
     INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    GRPC_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     invocations: _containers.RepeatedCompositeFieldContainer[Invocation]
     cancels: _containers.RepeatedCompositeFieldContainer[Cancel]
     ping: bool
     drain: bool
+    grpc_requests: _containers.RepeatedCompositeFieldContainer[GrpcRequestFrames]
     secrets: FunctionSecrets
-    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ...) -> None: ...
+    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ..., grpc_requests: _Optional[_Iterable[_Union[GrpcRequestFrames, _Mapping]]] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ...) -> None: ...
 
 class ResponseStart(_message.Message):
     __slots__ = ("request_id", "status", "headers", "kind")
@@ -210,7 +244,7 @@ class Progress(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., percent: _Optional[int] = ..., partial_response: _Optional[bytes] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining")
+    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining", "grpc_trailers")
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     STARTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +252,7 @@ class WorkerMessage(_message.Message):
     ENDS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    GRPC_TRAILERS_FIELD_NUMBER: _ClassVar[int]
     credits: int
     starts: _containers.RepeatedCompositeFieldContainer[ResponseStart]
     chunks: _containers.RepeatedCompositeFieldContainer[ResponseChunk]
@@ -225,7 +260,8 @@ class WorkerMessage(_message.Message):
     ends: _containers.RepeatedCompositeFieldContainer[ResponseEnd]
     heartbeat: bool
     draining: bool
-    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ...) -> None: ...
+    grpc_trailers: _containers.RepeatedCompositeFieldContainer[GrpcTrailers]
+    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ..., grpc_trailers: _Optional[_Iterable[_Union[GrpcTrailers, _Mapping]]] = ...) -> None: ...
 
 class TaskHello(_message.Message):
     __slots__ = ("credential", "instance_id", "gpu", "instance_type", "cluster_id", "backend", "max_tasks", "labels")

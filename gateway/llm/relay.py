@@ -1,0 +1,213 @@
+"""The container's answer on its way to an OpenAI client: usage read, errors reshaped.
+
+``LlmExchange`` stands between the invocation answer loop (``gateway.invocation.answer``) and
+the client's exchange. It hands the answer loop the rewritten request body, reads the usage the
+container reports (a JSON body's ``usage``; in a stream the chunk carrying it, or a Responses
+stream's ``response.completed``) and reports the total once the answer is complete, and turns
+any problem+json (the gateway's 504, a worker's 502 for an unreachable container) into OpenAI's
+error body. Server-sent events are relayed event by event as they complete, unchanged, except
+the usage-only chunk the gateway asked for (``stream_options.include_usage``) when the client
+did not ask for it itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from gateway.edge.exchange import Exchange, Headers, HotRequest
+from gateway.llm.errors import from_problem_json
+
+# A JSON answer is kept (for its usage) up to this size; a larger one is relayed uncounted.
+MAX_METERED_BODY = 4 << 20
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n")
+
+
+def _content_type(headers: Headers) -> bytes:
+    for key, value in headers:
+        if key == b"content-type":
+            return value.split(b";", 1)[0].strip().lower()
+    return b""
+
+
+def tokens_of(usage: object) -> int:
+    """Total tokens of an OpenAI ``usage`` object (chat/completions/embeddings or Responses)."""
+    if not isinstance(usage, dict):
+        return 0
+    total = usage.get("total_tokens")
+    if isinstance(total, int) and total >= 0:
+        return total
+    parts = [usage.get(k) for k in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")]
+    return sum(p for p in parts if isinstance(p, int) and p >= 0)
+
+
+def _usage_of(document: object) -> tuple[object, bool]:
+    """(usage, whether the document is a usage-only chat/completions chunk)."""
+    if not isinstance(document, dict):
+        return None, False
+    usage = document.get("usage")
+    if usage is not None:
+        return usage, document.get("choices") == []
+    response = document.get("response")  # Responses API: response.completed carries the usage
+    if isinstance(response, dict):
+        return response.get("usage"), False
+    return None, False
+
+
+def _event_data(event: bytes) -> bytes:
+    lines = [line for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(line[5:].lstrip(b" ") for line in lines)
+
+
+class LlmExchange(Exchange):
+    def __init__(
+        self, inner: Exchange, body: bytes, on_tokens: Callable[[int], None], *, strip_usage_chunk: bool
+    ) -> None:
+        self.inner = inner
+        self._body = body
+        self._on_tokens = on_tokens
+        self._strip = strip_usage_chunk
+        self._tokens = 0
+        self._reported = False
+        self._problem: bytearray | None = None  # a streamed problem+json, converted at its end
+        self._problem_status = 0
+        self._relayed_headers: Headers = []
+        self._events: bytearray | None = None  # SSE bytes of an incomplete event
+        self._kept: bytearray | None = None  # a JSON answer's bytes, for its usage
+        self._status = 0
+
+    @property
+    def request(self) -> HotRequest:  # type: ignore[override]
+        return self.inner.request
+
+    async def body(self, limit: int) -> bytes:
+        return self._body
+
+    # --- the answer -----------------------------------------------------------------------
+
+    def respond(self, status: int, headers: Headers, body: bytes) -> None:
+        if _content_type(headers) == b"application/problem+json":
+            self._respond_error(status, headers, body)
+            return
+        if status < 400 and _content_type(headers) == b"application/json":
+            self._count_json(body)
+        self.inner.respond(status, headers, body)
+        self._report()
+
+    def start(self, status: int, headers: Headers) -> None:
+        self._status = status
+        kind = _content_type(headers)
+        if kind == b"application/problem+json":
+            self._problem, self._problem_status = bytearray(), status
+            self._relayed_headers = headers
+            return
+        if kind == b"text/event-stream":
+            self._events = bytearray()
+            if self._strip:  # events may be dropped: the container's length would be wrong
+                headers = [h for h in headers if h[0] != b"content-length"]
+        elif kind == b"application/json" and status < 400:
+            self._kept = bytearray()
+        self.inner.start(status, headers)
+
+    def write(self, data: bytes) -> None:
+        if self._problem is not None:
+            self._problem += data
+        elif self._events is not None:
+            out = self._feed_events(data)
+            if out:
+                self.inner.write(out)
+        else:
+            if self._kept is not None:
+                if len(self._kept) + len(data) > MAX_METERED_BODY:
+                    self._kept = None
+                else:
+                    self._kept += data
+            self.inner.write(data)
+
+    def end(self) -> None:
+        if self._problem is not None:
+            self._respond_error(self._problem_status, self._relayed_headers, bytes(self._problem))
+            return
+        if self._events:  # an unterminated last event: relayed as it came
+            rest = bytes(self._events)
+            self._events.clear()
+            self._count_event(rest)
+            self.inner.write(rest)
+        if self._kept is not None:
+            self._count_json(bytes(self._kept))
+        self.inner.end()
+        self._report()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    @property
+    def started(self) -> bool:
+        return self._problem is not None or self.inner.started
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    @property
+    def backlog(self) -> int:
+        return self.inner.backlog
+
+    def on_close(self, callback: Callable[[], None] | None) -> None:
+        self.inner.on_close(callback)
+
+    def on_writable(self, callback: Callable[[], None]) -> None:
+        self.inner.on_writable(callback)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _respond_error(self, status: int, headers: Headers, body: bytes) -> None:
+        error = from_problem_json(status, body)
+        status, out, payload = error.response()
+        out += [h for h in headers if h[0].startswith(b"nvcf-") or h[0] in (b"retry-after", b"www-authenticate")]
+        self.inner.respond(status, out, payload)
+
+    def _feed_events(self, data: bytes) -> bytes:
+        """Complete events of the stream so far, minus a usage-only chunk the client did not ask for."""
+        events = self._events
+        assert events is not None
+        events += data
+        out = bytearray()
+        while True:
+            cut = min((i + len(sep) for sep in _EVENT_ENDS if (i := events.find(sep)) >= 0), default=-1)
+            if cut < 0:
+                break
+            event = bytes(events[:cut])
+            del events[:cut]
+            if not self._count_event(event):
+                out += event
+        return bytes(out)
+
+    def _count_event(self, event: bytes) -> bool:
+        """Count an event's usage; True when it is a usage-only chunk to drop."""
+        if b'"usage"' not in event and b'"response.completed"' not in event:
+            return False
+        data = _event_data(event)
+        try:
+            document = orjson.loads(data) if data and data != b"[DONE]" else None
+        except orjson.JSONDecodeError:
+            return False
+        usage, usage_only = _usage_of(document)
+        self._tokens = max(self._tokens, tokens_of(usage))  # some servers repeat a running total
+        return usage_only and self._strip
+
+    def _count_json(self, body: bytes) -> None:
+        if b'"usage"' not in body:
+            return
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return
+        self._tokens = tokens_of(_usage_of(document)[0])
+
+    def _report(self) -> None:
+        if not self._reported:
+            self._reported = True
+            if self._tokens:
+                self._on_tokens(self._tokens)
