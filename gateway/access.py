@@ -12,6 +12,7 @@ from cext.hotpath import BEARER_MISSING, BEARER_OK, KIND_JWT, Principal, extract
 from gateway.auth.authority import may_see_function, may_use_function
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.problems import Forbidden, Unauthorized
+from invoker.logs import bind
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -29,7 +30,9 @@ async def optional_principal(request: Request, runtime: Runtime) -> Principal | 
         return None
     if status != BEARER_OK or token is None:
         raise Unauthorized("Unauthorized access")
-    return await runtime.authenticator.authenticate(token)
+    principal = await runtime.authenticator.authenticate(token)
+    bind(account=principal.nca_id)  # on this request's log lines, the access line too
+    return principal
 
 
 async def required_principal(request: Request, runtime: Runtime) -> Principal:

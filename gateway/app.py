@@ -48,6 +48,8 @@ from cext.hotpath import (
     Principal,
     extract_bearer,
 )
+from gateway.access_log import LoggedSend, logged_handler
+from gateway.access_log import annotate as annotate_access_line
 from gateway.asgi import ASGIApp, Receive, Scope, Send, send_response
 from gateway.auth.scopes import APIKEY_PREFIX
 from gateway.auth.worker_authority import Operator
@@ -58,6 +60,7 @@ from gateway.grpc_invocation.endpoint import GrpcInvocationEndpoint
 from gateway.grpc_invocation.proxy import GrpcInvocations
 from gateway.grpc_invocation.sessions import grpc_sessions
 from gateway.invocation.service import RESULTS_PREFIX, InvocationService
+from gateway.invocation.tracing import InvocationTracing
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
 from gateway.llm.service import LlmService
@@ -85,6 +88,7 @@ from gateway.services.tasks.workers import authorize_task_worker
 from gateway.settings import Settings
 from gateway.store.clusters import Cluster
 from gateway.store.tasks import TaskRepository
+from invoker import tracing
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
 from invoker.queues.redis import RedisQueue
@@ -141,6 +145,8 @@ class Gateway:
         self._eager = False
         self._health = health_response("")
         self.worker_port = 0
+        # --access-log: one line per request (gateway.access_log); off, handlers are not wrapped.
+        self._access_log = settings.access_log
         self.grpc_port = 0
         self._grpc: GrpcInvocationEndpoint | None = None
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
@@ -236,6 +242,11 @@ class Gateway:
         )
         tokens = RedisTokenBudget(runtime.redis) if runtime.redis is not None else LocalTokenBudget()
         self._llm = LlmService(self._invocations, self._invoker, tokens)
+        tracer = tracing.process_tracer("cfgate-gateway")
+        if tracer is not None:
+            self._invocations.trace = InvocationTracing(tracer)
+        if self._access_log:
+            self._invocations.annotate = annotate_access_line
         operator = Operator(settings.issuer, settings.admin_client_id)
         service = WorkerService(
             dispatcher,
@@ -324,6 +335,8 @@ class Gateway:
                 await self._runtime.presence.stop()
             await self._runtime.close()
             self._runtime = None
+        if self.owns_process:
+            tracing.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -341,6 +354,12 @@ class Gateway:
 
     def hot_handler(self, request: HotRequest) -> Handler | None:
         """The hot-path handler for a request, decided from its head; None: the control plane's."""
+        handler = self._hot_route(request)
+        if handler is None or not self._access_log:
+            return handler
+        return logged_handler(request, handler)
+
+    def _hot_route(self, request: HotRequest) -> Handler | None:
         if request.path == "/health":
             return self._serve_health
         hot = self._hot
@@ -368,6 +387,16 @@ class Gateway:
     async def control(self, scope: Scope, receive: Receive, send: Send, decision: object) -> None:
         """A request for a control-plane service (embedded Starlette app or upstream proxy)."""
         assert isinstance(decision, Decision)
+        if not self._access_log:
+            await self._control(scope, receive, send, decision)
+            return
+        logged = LoggedSend(scope, decision, send)
+        try:
+            await self._control(scope, receive, logged, decision)
+        finally:
+            logged.finish()
+
+    async def _control(self, scope: Scope, receive: Receive, send: Send, decision: Decision) -> None:
         service = self._proxies.get(decision.service) or self._services.get(decision.service)
         if service is None:
             await _send_problem(send, NotFound("Unknown host"), scope["path"])

@@ -35,6 +35,9 @@ def uvicorn_config(settings: Settings, *, owns_process: bool = False) -> uvicorn
         proxy_headers=False,
         server_header=False,
         access_log=False,
+        # uvicorn's loggers write through the process's one handler (invoker.logs: text or JSON,
+        # redacted), not handlers of their own.
+        log_config=None,
         log_level=settings.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

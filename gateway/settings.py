@@ -17,6 +17,7 @@ from typing import Any
 from gateway.objectstore.config import ObjectStoreConfig, ObjectStoreConfigError
 from gateway.public_urls import PublicUrls
 from invoker.limits import MAX_INVOCATION_BODY_BYTES
+from invoker.logs import LOG_FORMATS
 
 ENV_PREFIX = "CFGATE_"
 
@@ -80,6 +81,9 @@ class Settings:
     object_store_access_key: str | None = None
     object_store_secret_key: str | None = None
     log_level: str = "info"
+    # Log lines as "text" or "json" (invoker.logs); access_log: one line per request (gateway.access_log).
+    log_format: str = "text"
+    access_log: bool = False
     # Invocation: request body cap, how long a request may wait for a worker, how long finished
     # results stay available for polling, per-version queue bound (past it: 429), redeliveries.
     max_invocation_body_bytes: int = MAX_INVOCATION_BODY_BYTES
@@ -232,6 +236,8 @@ class Settings:
         self._validate_api_hosts()
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         self._validate_edge()
         self.object_store_config()
         return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -75,7 +76,8 @@ class Supervisor:
                 {"port": port, "grpc_port": grpc_port, "worker_port": worker_port, "processes": 1, "reuse_port": True},
                 env=settings.environment(),
             )
-            self._env = child.environment()
+            # OpenTelemetry's standard variables reach the children too (invoker.tracing).
+            self._env = {**{k: v for k, v in os.environ.items() if k.startswith("OTEL_")}, **child.environment()}
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._stop)
             print(

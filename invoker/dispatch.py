@@ -31,6 +31,7 @@ from invoker.invocations import (
     ResultKind,
 )
 from invoker.lifecycle import Event, State
+from invoker.logs import invocation_fields
 from invoker.queues.base import InvocationQueue, QueueEntry
 from invoker.remote import RemoteInvocation
 from invoker.replies import CANCEL, CHUNK, END, FRAMES, PROGRESS, START, TAKEN, Reply, ReplyBus
@@ -113,7 +114,12 @@ class Dispatcher:
         try:
             entry = await self.queue.cancel(invocation.request_id)
         except BackendUnavailable as exc:
-            log.warning("cancel of %s not recorded in the queue: %s", invocation.request_id, exc)
+            log.warning(
+                "cancel of %s not recorded in the queue: %s",
+                invocation.request_id,
+                exc,
+                extra=invocation_fields(invocation.request),
+            )
             entry = None
         if entry is not None and entry.holder and self.replies is not None:
             self.replies.send(entry.holder, Reply(CANCEL, invocation.request_id, 0, self.process_id, error=reason))
@@ -249,7 +255,8 @@ class Dispatcher:
                 return
             await self.results.store_final(invocation, bytes(invocation.body), only_if_exists=False)
         except Exception as exc:
-            log.warning("result of %s (origin lost) not stored: %s", invocation.request_id, exc)
+            fields = invocation_fields(invocation.request)
+            log.warning("result of %s (origin lost) not stored: %s", invocation.request_id, exc, extra=fields)
 
     # --- streaming gRPC requests -------------------------------------------------------------
 

@@ -6,7 +6,6 @@ here so the environment is not overridden.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,20 @@ from gateway.settings import Settings, SettingsError
 SIGINT_EXIT = 130
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def _logging(settings: Settings | None = None) -> None:
+    from invoker.logs import configure_logging, register_secret
+
+    if settings is None:
+        configure_logging("info")
+        return
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (
+        settings.bootstrap_secret,
+        settings.master_key,
+        settings.secret_key,
+        settings.object_store_secret_key,
+    ):
+        register_secret(secret)
 
 
 def _master_key_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,6 +105,15 @@ def _settings(options: dict[str, Any]) -> Settings:
 )
 @click.option("--log-level", "log_level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
+    "--log-format", "log_format", type=click.Choice(["text", "json"]), help="Log lines as text (default) or JSON."
+)
+@click.option(
+    "--access-log/--no-access-log",
+    "access_log",
+    default=None,
+    help="One log line per request: method, service, path template, status, duration, request id.",
+)
+@click.option(
     "--nico-inventory",
     "nico_inventory",
     type=click.Path(),
@@ -106,7 +125,7 @@ def _settings(options: dict[str, Any]) -> Settings:
 def serve_command(**options: Any) -> int:
     """Run the gateway (every flag also reads CFGATE_<NAME>)."""
     settings = _settings(options)
-    _logging()
+    _logging(settings)
     from gateway.auth.installation import InstallationKeyError, master_box
     from gateway.server import serve
 
@@ -128,7 +147,7 @@ def serve_command(**options: Any) -> int:
 def rotate_command(**options: Any) -> int:
     """Add a new token-signing key for every gateway of the installation; live tokens stay valid."""
     settings = _settings(options)
-    _logging()
+    _logging(settings)
     import asyncio
 
     from gateway.auth.installation import InstallationKeyError, rotate_signing_key

@@ -24,6 +24,7 @@ from gateway.invocation.headers import relayed_answer_headers
 from gateway.problems import GatewayError, error_body, problem_headers
 from invoker.invocations import Invocation, ResultKind
 from invoker.lifecycle import State
+from invoker.logs import invocation_fields
 
 log = logging.getLogger("gateway.invocation.answer")
 # A malformed answer is logged once per function version and fault kind in this window.
@@ -230,7 +231,12 @@ class Answering:
                 self._recount_at = 2 * len(chunks)
                 held = exchange.backlog + sum(len(c) for c in chunks)
             if held > self._backlog_limit:
-                log.info("client of %s too slow: %d bytes behind, dropped", invocation.request_id, held)
+                log.info(
+                    "client of %s too slow: %d bytes behind, dropped",
+                    invocation.request_id,
+                    held,
+                    extra=invocation_fields(invocation.request),
+                )
                 self._client_gone()
                 exchange.abort()
                 return
@@ -244,7 +250,8 @@ class Answering:
             # A failure the store reports as a problem of its own (object store unavailable: 503).
             outcome = self._large_failed(error)
         except Exception:
-            log.exception("large result of %s not stored", self.invocation.request_id)
+            request = self.invocation.request
+            log.exception("large result of %s not stored", request.request_id, extra=invocation_fields(request))
             outcome = self._large_failed(GatewayError("The large result could not be stored"))
         self._finish(outcome)
 
@@ -328,6 +335,7 @@ def _reject(invocation: Invocation, exchange: Exchange, instance: str, fault: An
             invocation.request.function_id,
             invocation.request.version_id,
             fault,
+            extra=invocation_fields(invocation.request),
         )
     error = GatewayError(f"The function's worker sent an answer that cannot be relayed ({fault})")
     error.status, error.name = 502, "bad-gateway"

@@ -60,6 +60,7 @@ from invoker.dispatch import Dispatcher
 from invoker.errors import BackendUnavailable, QueueFull
 from invoker.invocations import Invocation, InvocationRequest, InvocationTable, ResultKind
 from invoker.limits import WORKER_MESSAGE_BYTES, invocation_message_bytes
+from invoker.logs import invocation_fields
 from invoker.results import ResultStore
 
 RESULTS_PREFIX = "/v2/nvcf/pexec/results/"
@@ -87,6 +88,8 @@ class InvocationService:
         budget: ByteBudget | None = None,
         stream_backlog: int = STREAM_BACKLOG_BYTES,
         result_files: ResultFiles | None = None,
+        trace: Callable[[Invocation], None] | None = None,
+        annotate: Callable[[Exchange, InvocationRequest], None] | None = None,
     ) -> None:
         self.routes = routes
         self.dispatcher = dispatcher
@@ -108,6 +111,10 @@ class InvocationService:
         # Bytes of request bodies held by queued and running invocations (past it: 429).
         self.budget = budget or ByteBudget(0)
         self.stream_backlog = stream_backlog
+        # With tracing on (gateway.invocation.tracing): sees each invocation before it is queued.
+        self.trace = trace
+        # With the access log on (gateway.access_log): the request's line learns the invocation's ids.
+        self.annotate = annotate
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -283,7 +290,8 @@ class InvocationService:
             await self.results.publish(invocation)
             invocation.published = True
         except BackendUnavailable as exc:  # then polls reaching this process still work
-            log.warning("invocation %s not published: %s", invocation.request_id, exc)
+            fields = invocation_fields(invocation.request)
+            log.warning("invocation %s not published: %s", invocation.request_id, exc, extra=fields)
         if invocation.published:
             self._spawn(self._keep_published(invocation))
         if not exchange.closed:
@@ -311,7 +319,8 @@ class InvocationService:
                 await self.results.store_final(invocation, b"".join(invocation.chunks), only_if_exists=True)
                 return
             except BackendUnavailable as exc:  # keep trying until Redis is back: pollers wait for it
-                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc)
+                fields = invocation_fields(invocation.request)
+                log.warning("result of %s not stored in Redis yet: %s", invocation.request_id, exc, extra=fields)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -389,9 +398,13 @@ class InvocationService:
         )
         if compat and not any(k.lower() == "content-type" for k, _ in request.headers):
             request.headers.append(("Content-Type", "application/json"))
+        invocation = Invocation(request)
+        if self.trace is not None:
+            self.trace(invocation)
+        if self.annotate is not None:
+            self.annotate(exchange, request)
         if invocation_message_bytes(request) > WORKER_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The invocation exceeds the worker's message limit of {WORKER_MESSAGE_BYTES} bytes")
-        invocation = Invocation(request)
         held = self.budget.take_over(http, len(body))
         try:
             await self.dispatcher.submit(invocation)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from invoker.logs import register_secret
 from invoker.worker.agent import WorkerAgent
 from invoker.worker.config import WorkerConfig, default_instance_id
 from invoker.worker.process import configure_logging, run_agent
@@ -93,6 +94,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     add("--cluster-id", default="", help="reported to the gateway")
     add("--label", action="append", default=None, metavar="KEY=VALUE", help="reported label (repeatable)")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add("--log-format", default="text", choices=["text", "json"], help="log lines as text or JSON")
     return parser
 
 
@@ -149,11 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return tasks_main(arguments)
     parser = build_parser()
     args = parser.parse_args(arguments)
-    configure_logging(str(args.log_level))
+    configure_logging(str(args.log_level), str(args.log_format))
     try:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    register_secret(config.token)
     runner: Callable[..., int] = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop

@@ -38,7 +38,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from invoker import tracing
 from invoker.worker.assets import AssetError, AssetFetcher, safe_name
 from invoker.worker.container import (
     SOURCE_CONNECTION,
@@ -54,6 +56,7 @@ from invoker.worker.http_client import HttpClient, HttpClientError, Response
 from invoker.worker.large_output import build_large_result, scan_artifacts
 from invoker.worker.outbox import MAX_CHUNK, Outbox
 from invoker.worker.progress import ProgressCallback, ProgressWatcher
+from invoker.worker.tracing import ContainerCallSpan
 from invoker.worker.workdirs import WorkDirs, is_empty, remove_tree
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
@@ -106,6 +109,8 @@ class Flight:
     # The deadline as a loop timer that cancels the task (an ``asyncio.timeout`` block per
     # invocation cost ~2 µs more: a Timeout object, its reschedule, current_task lookups).
     deadline: asyncio.TimerHandle | None = None
+    # With tracing on: the invocation's ``container call`` span.
+    span: ContainerCallSpan | None = None
 
 
 def _is_event_stream(response: Response) -> bool:
@@ -141,6 +146,11 @@ class InvocationRunner:
         # False: the container writes no large outputs or progress files (no per-invocation directory).
         self.large_outputs = large_outputs
         self.flights: dict[str, Flight] = {}
+        # Log lines about an invocation name its function and version (the session's).
+        headers = {name.lower(): value for name, value in session.static_headers}
+        self._function_id = headers.get("nvcf-function-id", "")
+        self._version_id = headers.get("nvcf-function-version-id", "")
+        self.tracer: Any = tracing.process_tracer("cfgate-worker")
         self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -151,7 +161,9 @@ class InvocationRunner:
         request_id = invocation.request_id
         if request_id in self.flights:
             # A redelivery of what is already running here: keep the running one, give the credit back.
-            log.warning("invocation %s is already in flight; duplicate ignored", request_id)
+            log.warning(
+                "invocation %s is already in flight; duplicate ignored", request_id, extra=self._about(invocation)
+            )
             if not self.draining:
                 self.outbox.grant(1)
             return
@@ -199,8 +211,23 @@ class InvocationRunner:
 
     # -- one invocation --------------------------------------------------------------------------
 
+    def _about(self, invocation: pb.Invocation) -> dict[str, str]:
+        return self._fields(invocation.request_id, invocation.nca_id)
+
+    def _fields(self, request_id: str, nca_id: str = "") -> dict[str, str]:
+        """The ``extra=`` of a log line about an invocation."""
+        return {
+            "request_id": request_id,
+            "function_id": self._function_id,
+            "version_id": self._version_id,
+            "account": nca_id or self.session.nca_id,
+        }
+
     async def _run(self, invocation: pb.Invocation, flight: Flight) -> None:
         request_id = invocation.request_id
+        if self.tracer is not None:
+            flight.span = ContainerCallSpan(self.tracer, invocation, self._about(invocation))
+        error = "abandoned"
         try:
             try:
                 error = await self._serve(invocation)
@@ -214,10 +241,12 @@ class InvocationRunner:
             except TimeoutError:
                 error = "deadline exceeded"
             except Exception:
-                log.exception("invocation %s failed in the worker", request_id)
+                log.exception("invocation %s failed in the worker", request_id, extra=self._about(invocation))
                 error = "worker error"
             self.outbox.end(request_id, error, credit=not self.draining)
         finally:
+            if flight.span is not None:
+                flight.span.end(error)
             if flight.deadline is not None:
                 flight.deadline.cancel()
                 flight.deadline = None
@@ -245,7 +274,7 @@ class InvocationRunner:
                         list(invocation.assets), asset_dir, self.session.gateway_url, self.session.gateway_host
                     )
                 except AssetError as exc:
-                    log.error("invocation %s: %s", request_id, exc)
+                    log.error("invocation %s: %s", request_id, exc, extra=self._about(invocation))
                     self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")
                     return ""
             if watching:
@@ -287,15 +316,23 @@ class InvocationRunner:
             output_dir=output_dir,
             body=body,
         )
+        flight = self.flights.get(request_id) if self.tracer is not None else None
+        if flight is not None and flight.span is not None:
+            flight.span.replace_in(headers)
         try:
-            return await self.client.request(
+            response = await self.client.request(
                 invocation.method or "POST", invocation.path or self.session.default_path, headers, body
             )
+            if flight is not None and flight.span is not None:
+                flight.span.answered(response.status)
+            return response
         except ValueError as exc:
-            log.error("invocation %s: cannot build the container request: %s", request_id, exc)
+            log.error(
+                "invocation %s: cannot build the container request: %s", request_id, exc, extra=self._about(invocation)
+            )
             self._problem(request_id, SOURCE_WORKER, 500, "Internal error while making inference request")
         except (HttpClientError, OSError) as exc:
-            log.warning("invocation %s: container call failed: %s", request_id, exc)
+            log.warning("invocation %s: container call failed: %s", request_id, exc, extra=self._about(invocation))
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
         return None
 
@@ -308,7 +345,9 @@ class InvocationRunner:
                 if outbox.congested:
                     await outbox.wait_space()
         except HttpClientError as exc:
-            log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            log.warning(
+                "invocation %s: the container broke its answer: %s", request_id, exc, extra=self._fields(request_id)
+            )
             return f"the inference container broke the response: {exc}"
         return ""
 
@@ -342,7 +381,8 @@ class InvocationRunner:
             result = await build_large_result(request_id, head, rest, output.path, self.dirs.root)
             output.empty = None  # listed before the awaits above: look again when releasing
         except HttpClientError as exc:
-            log.warning("invocation %s: the container broke its answer: %s", request_id, exc)
+            fields = self._fields(request_id, invocation.nca_id)
+            log.warning("invocation %s: the container broke its answer: %s", request_id, exc, extra=fields)
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
             return ""
         try:

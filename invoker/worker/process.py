@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import signal
 from collections.abc import Callable
 from typing import Protocol
+
+from invoker import logs
 
 
 class Agent(Protocol):
@@ -16,11 +17,9 @@ class Agent(Protocol):
     async def run(self) -> int: ...
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Text or JSON lines on stderr, redacted (``invoker.logs``)."""
+    logs.configure_logging(level, fmt)
 
 
 async def run_agent(make: Callable[[], Agent]) -> int:

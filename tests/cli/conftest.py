@@ -85,7 +85,14 @@ class CliGateway:
             proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=clean_env(env), cwd=self.work)
         self.procs.append(proc)
 
-    def start_worker(self, function_id: str, container: str, admin_token: str) -> None:
+    def start_worker(
+        self,
+        function_id: str,
+        container: str,
+        admin_token: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         argv = [
             sys.executable, "-m", "gateway", "worker",
             "--gateway", f"127.0.0.1:{self.worker_port}",
@@ -93,12 +100,14 @@ class CliGateway:
             "--inference-url", container,
             "--health-url", container + "/health",
             "--max-concurrency", "4",
-            "--log-level", "WARNING",
+            "--log-level", "WARNING", *extra,
         ]  # fmt: skip
-        self.start(argv, {"CFGATE_WORKER_TOKEN": admin_token}, f"worker-{function_id[:8]}")
+        self.start(argv, {"CFGATE_WORKER_TOKEN": admin_token, **(env or {})}, f"worker-{function_id[:8]}")
 
 
-def start_gateway(work: Path, *extra: str) -> tuple[CliGateway, subprocess.Popen[bytes]]:
+def start_gateway(
+    work: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[CliGateway, subprocess.Popen[bytes]]:
     port, worker_port = find_free_port(), find_free_port()
     argv = [
         sys.executable, "-m", "gateway", "serve",
@@ -106,7 +115,7 @@ def start_gateway(work: Path, *extra: str) -> tuple[CliGateway, subprocess.Popen
         "--data-dir", str(work / "data"), *extra,
     ]  # fmt: skip
     with (work / "gateway.log").open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env(), cwd=work)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env(env), cwd=work)
     gateway = CliGateway(f"http://127.0.0.1:{port}", worker_port, work / "state" / "cli.state", work)
     wait_healthy(gateway.base + "/health", proc)
     return gateway, proc

@@ -129,7 +129,7 @@ async def test_the_function_rate_limit_is_resource_exhausted(live: Live, channel
     with pytest.raises(grpc.aio.AioRpcError) as limited:
         await calls.unary(channel, "/test.Echo/Unary", b"two", metadata)
     assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert limited.value.details() == f"Rate limit 1-M of function '{live.limited.function_id}' exceeded"
+    assert limited.value.details() == f"Rate limit exceeded for function '{live.limited.function_id}' (rate 1-M)"
 
 
 async def test_a_container_whose_health_service_is_not_serving_is_unavailable(

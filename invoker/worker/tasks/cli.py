@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from invoker.logs import register_secret
 from invoker.worker.config import default_instance_id
 from invoker.worker.process import configure_logging, run_agent
 from invoker.worker.tasks.agent import TaskWorkerAgent
@@ -60,6 +61,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     add("--poll-interval", type=float, default=0.5, metavar="S", help="how often progress and results are read")
     add("--tls", action=argparse.BooleanOptionalAction, default=False, help="TLS to the gateway")
     add("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add("--log-format", default="text", choices=["text", "json"], help="log lines as text or JSON")
     return parser
 
 
@@ -86,9 +88,10 @@ def config_from_args(args: argparse.Namespace) -> TaskWorkerConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(str(args.log_level))
+    configure_logging(str(args.log_level), str(args.log_format))
     try:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    register_secret(config.token)
     return asyncio.run(run_agent(lambda: TaskWorkerAgent(config)))
