@@ -86,6 +86,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     ttft = _get(llm, "ttfe_ms", "p50"), _get(direct, "ttfe_ms", "p50")
     ttft_ratio = None if None in ttft or not ttft[1] else ttft[0] / ttft[1]  # type: ignore[operator]
     rows.append(_at_most("llm-stream / llm-stream-direct (time to first token p50)", ttft_ratio, 1.25, "x"))
+    rows.append(_metrics_cost(results))
     # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
     rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
     # Not a DESIGN §8 row either (issue 16): gRPC unary calls through cfgate vs the container itself.
@@ -97,6 +98,21 @@ def targets(results: Results) -> list[dict[str, Any]]:
 def _grpc_peak(results: Results, name: str) -> float | None:
     entry = results.get(name, {})
     return float(entry["closed"]["rps"]) if entry.get("status") == "ok" and entry.get("kind") == "grpc" else None
+
+
+def _metrics_cost(results: Results) -> dict[str, Any]:
+    """Issue 17: /metrics (on, function labels, scraped every second) costs at most 5 % of the
+    gateway's CPU per pexec: the median over the alternated rounds of on ÷ off at a fixed rate."""
+    on = results.get("pexec-metrics-on", {}).get("fixed", {}).get("cpu_us", [])
+    off = results.get("pexec-metrics-off", {}).get("fixed", {}).get("cpu_us", [])
+    ratios = sorted(a / b for a, b in zip(on, off, strict=False) if a is not None and b)
+    value = ratios[len(ratios) // 2] if ratios else None
+    return {
+        "target": f"metrics on / off, gateway CPU us per pexec (median of {len(ratios)} alternated rounds)",
+        "value": None if value is None else round(value, 3),
+        "goal": "<= 1.05x",
+        "met": None if value is None else value <= 1.05,
+    }
 
 
 def _ms(value: float | None) -> str:
@@ -167,10 +183,23 @@ def markdown(run: dict[str, Any]) -> str:
                     f"| {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['p999'])} | {p['errors']} "
                     f"| {_cpu(p['server_cpu'])} | {p['generator_cpu']:.2f}{flag} |"
                 )
+    lines += _fixed_rounds(results)
     notes = run.get("notes") or []
     if notes:
         lines += ["", "## notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _fixed_rounds(results: Results) -> list[str]:
+    fixed = {name: e["fixed"] for name, e in results.items() if e.get("status") == "ok" and "fixed" in e}
+    if not fixed:
+        return []
+    lines = ["", "## alternated fixed-rate rounds (server CPU us per request)", ""]
+    lines += ["| scenario | rate | rounds |", "|---|---|---|"]
+    for name, f in fixed.items():
+        rounds = ", ".join("–" if us is None else f"{us:.0f}" for us in f["cpu_us"])
+        lines.append(f"| {name} | {f['rate']:.0f} rps x {f['seconds']:.0f} s | {rounds} |")
+    return lines
 
 
 def _http_row(name: str, entry: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ from cext.hotpath import (
     SERVICE_NICO,
     SERVICE_SIS,
     SERVICE_TASKS,
+    SERVICE_UNKNOWN,
     Decision,
     HostClassifier,
     HotPath,
@@ -64,6 +65,9 @@ from gateway.invocation.tracing import InvocationTracing
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
 from gateway.llm.service import LlmService
+from gateway.metrics.collector import GatewayMetrics, Sources
+from gateway.metrics.database import count_database_errors
+from gateway.metrics.http import HttpCounts
 from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
@@ -91,6 +95,7 @@ from gateway.store.tasks import TaskRepository
 from invoker import tracing
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
+from invoker.metrics.exposition import MetricsServer
 from invoker.queues.redis import RedisQueue
 from invoker.replies import ReplyBus
 from invoker.results import ResultStore
@@ -109,6 +114,12 @@ SERVICE_LABELS: dict[str, int] = {
     # The OpenAI-compatible LLM gateway answers on both (reference §2).
     "llm": SERVICE_LLM,
     "llm.invocation": SERVICE_LLM,
+}
+# How the metrics name the services (SERVICE_FUNCTION: direct invocation by host or header).
+SERVICE_NAMES: dict[int, str] = {
+    **{number: label for label, number in SERVICE_LABELS.items()},
+    SERVICE_FUNCTION: "function",
+    SERVICE_UNKNOWN: "unknown",
 }
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
@@ -151,6 +162,14 @@ class Gateway:
         self._grpc: GrpcInvocationEndpoint | None = None
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
         self.budget = ByteBudget(settings.max_queued_body_bytes)
+        # Prometheus metrics (--metrics-port): None when off, and then nothing on the hot path counts.
+        self.metrics: GatewayMetrics | None = None
+        if settings.metrics_enabled:
+            self.metrics = GatewayMetrics(SERVICE_NAMES, function_labels=settings.metrics_function_labels)
+        # What the edge bumps per answer (gateway.edge reads it once per connection).
+        self.http_counts: HttpCounts | None = self.metrics.http if self.metrics is not None else None
+        self._metrics_server: MetricsServer | None = None
+        self.metrics_port = 0
 
     @property
     def runtime(self) -> Runtime:
@@ -215,6 +234,7 @@ class Gateway:
             max_queue_depth=settings.max_queue_depth,
             replies=self._replies,
             results=results,
+            metrics=self.metrics.dispatch if self.metrics is not None else None,
         )
         if self._replies is not None:
             await self._replies.start()
@@ -289,6 +309,9 @@ class Gateway:
             worker_port=self.worker_port,
         )
         self.grpc_port = await self._grpc.start()
+        if self.metrics is not None:
+            self.metrics.sources = Sources(dispatcher, runtime.queues, runtime.routes, self._invocations, self.budget)
+            await self._start_metrics(self.metrics)
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
         if self.owns_process:
@@ -297,6 +320,16 @@ class Gateway:
             gc.collect()
             gc.freeze()
 
+    async def _start_metrics(self, metrics: GatewayMetrics) -> None:
+        count_database_errors(self.runtime.store.engine)
+        server = MetricsServer(metrics.render)
+        if self.settings.metrics_socket is not None:
+            await server.start_unix(self.settings.metrics_socket)
+        else:
+            assert self.settings.metrics_port is not None
+            self.metrics_port = await server.start_tcp(self.settings.host, self.settings.metrics_port)
+        self._metrics_server = server
+
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
             await asyncio.sleep(30)
@@ -304,14 +337,7 @@ class Gateway:
             if self._invocations is not None:
                 await self._invocations.sweep_results()
 
-    async def shutdown(self) -> None:
-        for proxy in self._proxies.values():
-            proxy.close()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-        if self._nico is not None:
-            await self._nico.close()
-            self._nico = None
+    async def _stop_task_loop(self) -> None:
         if self._task_loop is not None and self._scheduler is not None:
             self._scheduler.close()
             try:
@@ -319,6 +345,19 @@ class Gateway:
             except TimeoutError:
                 log.warning("task scheduler did not stop in time")
             self._task_loop = None
+
+    async def shutdown(self) -> None:
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
+        for proxy in self._proxies.values():
+            proxy.close()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._nico is not None:
+            await self._nico.close()
+            self._nico = None
+        await self._stop_task_loop()
         if self._grpc is not None:
             await self._grpc.stop(grace=5)
             self._grpc = None

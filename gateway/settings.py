@@ -129,6 +129,17 @@ class Settings:
     max_stream_backlog_bytes: int = 8 << 20
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Prometheus /metrics on a port of its own (gateway.metrics): off unless set; 0 picks a free
+    # one. Function ids label the invocation series only with metrics_function_labels.
+    # metrics_socket: where a child of --processes N serves its metrics for the parent (set by
+    # the supervisor, which serves the host's aggregate on metrics_port).
+    metrics_port: int | None = None
+    metrics_function_labels: bool = False
+    metrics_socket: str | None = None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_port is not None or self.metrics_socket is not None
 
     @property
     def database_url(self) -> str:
@@ -207,12 +218,17 @@ class Settings:
             if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name) or name.startswith("."):
                 raise SettingsError(f"--api-host must be a host name or IPv4 address without port, got {name!r}")
 
-    def validate(self) -> Settings:
+    def _validate_ports(self) -> None:
         if not all(0 <= p <= 65535 for p in (self.port, self.grpc_port, self.worker_port)):
             raise SettingsError("ports must be within 0..65535")
         taken = [p for p in (self.port, self.grpc_port, self.worker_port) if p]
         if len(set(taken)) != len(taken):
             raise SettingsError("--port, --grpc-port and --worker-port must differ")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("--metrics-port must be within 0..65535")
+
+    def validate(self) -> Settings:
+        self._validate_ports()
         if self.processes < 1:
             raise SettingsError("--processes must be at least 1")
         if not self.domain or self.domain.startswith(".") or " " in self.domain:
@@ -279,7 +295,7 @@ class Settings:
 def _cast(name: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
     try:
-        if kind == "int":
+        if kind in ("int", "int | None"):
             return int(raw)
         if kind == "bool":
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -81,6 +81,7 @@ class Invocation:
         "delivered",
         "ended",
         "error",
+        "final_hook",
         "finished_at",
         "percent",
         "partial",
@@ -89,6 +90,7 @@ class Invocation:
         "reported_seq",
         "request",
         "session",
+        "started_at",
         "state",
         "stored_path",
         "timer",
@@ -111,6 +113,9 @@ class Invocation:
         self.delivered = False
         self.published = False  # a 202 went out and the result is kept in Redis for any process
         self.finished_at: float | None = None
+        self.started_at = 0.0  # time.time() of the worker's response start (first byte; metrics on)
+        # Called once when the invocation becomes final (the metrics' latency observer).
+        self.final_hook: Callable[[Invocation], None] | None = None
         self.session: object | None = None  # the worker session holding it, while dispatched
         self.timer: asyncio.TimerHandle | None = None
         self.stored_path: str | None = None  # large result spooled to disk
@@ -137,6 +142,8 @@ class Invocation:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
+            if self.final_hook is not None:
+                self.final_hook(self)
         self._notify()
         return self.state
 
@@ -145,6 +152,8 @@ class Invocation:
     def start(self, answer: Answer) -> None:
         self.apply(Event.START)
         self.answer = answer
+        if self.final_hook is not None:  # only the metrics read it
+            self.started_at = time.time()
 
     def chunk(self, data: bytes) -> None:
         if data:

@@ -122,6 +122,8 @@ class AsgiCycle:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected http.response.start, got {kind}")
             self._started = True
+            if connection.http_counts is not None:
+                connection.http_counts.count(self.decision, self.scope["method"], message["status"])
             if not self.body_complete:
                 # The app answers before the body is read (413, 401...): close after the answer.
                 self.keep_alive = False

@@ -25,14 +25,16 @@ def over_budget() -> TooManyRequests:
 class ByteBudget:
     """``limit`` bytes at most (0: no limit)."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "refused", "used")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self.refused = 0  # reservations refused (each one a 429): for the metrics
 
     def reserve(self, size: int) -> bool:
         if self.limit and size and self.used + size > self.limit:
+            self.refused += 1
             return False
         self.used += size
         return True

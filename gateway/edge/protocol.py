@@ -31,6 +31,7 @@ from gateway.edge.asgi_cycle import BODY_BUFFER_BYTES, AsgiCycle, scope_of
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.edge.hot_exchange import Handler, HotExchange
+from gateway.metrics.http import HttpCounts
 from gateway.problems import GatewayError, error_body, problem_body, problem_headers
 from gateway.settings import Settings
 
@@ -82,6 +83,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.max_connections = settings.max_connections
         self.max_body = settings.max_invocation_body_bytes
         self.budget = self.app.budget
+        # Answers counted for the metrics (gateway.metrics.http), None when they are off.
+        self.http_counts: HttpCounts | None = getattr(self.app, "http_counts", None)
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.scheme = "http"
@@ -447,6 +450,8 @@ class EdgeProtocol(asyncio.Protocol):
                 self._pipeline.remove(self._parsing)
             self._parsing = None
         if not busy:
+            if self.http_counts is not None:
+                self.http_counts.count(None, "unknown", status)
             self.write(wire.edge_problem(status, detail, "/", headers))
             self._close()
         else:  # an answer is still due on this connection: let it finish, then close

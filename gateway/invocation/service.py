@@ -115,6 +115,9 @@ class InvocationService:
         self.trace = trace
         # With the access log on (gateway.access_log): the request's line learns the invocation's ids.
         self.annotate = annotate
+        # Invocations refused with 429, for the metrics (the byte budget counts its own).
+        self.rate_limited = 0
+        self.queue_full = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- entry points -----------------------------------------------------------------------
@@ -409,6 +412,7 @@ class InvocationService:
         try:
             await self.dispatcher.submit(invocation)
         except QueueFull:
+            self.queue_full += 1
             self.budget.release(held)
             raise TooManyRequests(
                 f"Queue of function '{route.function_id}' is full", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
@@ -437,6 +441,7 @@ class InvocationService:
         """(seconds to wait, detail) when this call exceeds the version's rate policy; else it counts."""
         checks = policy.checks(version.version_id, principal.nca_id, principal.subject)
         if checks and (retry := await self.rate.check(checks)):
+            self.rate_limited += 1
             return retry, f"Rate limit exceeded for function '{route.function_id}' ({policy.describe(checks)})"
         return None
 

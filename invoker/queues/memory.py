@@ -139,6 +139,13 @@ class VersionQueue:
     def entry(self, slot: int) -> QueueEntry:
         return self._entries[slot]
 
+    def head(self) -> QueueEntry | None:
+        """The next to be served (not taken)."""
+        if not self._entries:
+            return None
+        self._skip_holes()
+        return self._entries[self._head]
+
     def position(self, slot: int) -> int:
         """1-based; holes exist only inside ``[head, tail)``, so the prefix counts those before ``slot``."""
         return slot - self._head - self._marks.prefix(slot - self._base) + 1
@@ -263,6 +270,16 @@ class MemoryQueue:
     async def depth(self, version_id: str) -> int:
         queue = self._versions.get(version_id)
         return len(queue) if queue is not None else 0
+
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Per version asked for: how many wait, and the first enqueue time of the next to be
+        served (None: nothing waits)."""
+        found: dict[str, tuple[int, float | None]] = {}
+        for version_id in version_ids:
+            queue = self._versions.get(version_id)
+            head = queue.head() if queue is not None else None
+            found[version_id] = (len(queue) if queue is not None else 0, head.enqueued_at if head else None)
+        return found
 
     async def position(self, request_id: str) -> QueuePosition | None:
         located = self._waiting.get(request_id)

@@ -133,6 +133,15 @@ class PriorityLanes:
     async def depth(self, version_id: str) -> int:
         return sum([await self.inner.depth(lane_name(version_id, p)) for p in self.lanes(version_id)])
 
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Every lane counts in the depth; the head is that of the first lane served that holds any."""
+        lanes = {v: [lane_name(v, p) for p in self.lanes(v)] for v in version_ids}
+        inner = await self.inner.heads([name for names in lanes.values() for name in names])
+        return {
+            v: (sum(inner[n][0] for n in names), next((inner[n][1] for n in names if inner[n][0]), None))
+            for v, names in lanes.items()
+        }
+
     async def position(self, request_id: str) -> QueuePosition | None:
         found = await self.inner.position(request_id)
         if found is None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from invoker.cancelling import raise_if_cancelling
 from invoker.errors import BackendUnavailable, QueueFull
+from invoker.metrics.backend import BACKEND_ERRORS
 from invoker.presence import Presence
 from invoker.queues import redis_scripts as lua
 from invoker.queues.base import DuplicateRequest, QueueEntry, QueuePosition
@@ -99,7 +100,7 @@ class RedisQueue:
         self.cluster = cluster
         self._scripts = {
             name: redis.register_script(getattr(lua, name))
-            for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM")
+            for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM", "HEAD")
         }
         # Request id → version of the entries taken here, until acked, requeued or cancelled here:
         # bounded by this process's in-flight work. Entries only enqueued here are not kept (another
@@ -260,6 +261,20 @@ class RedisQueue:
         keys = version_keys(version_id)
         return int(await self._call(lambda: self._scripts["DEPTH"]([keys[1], keys[6]], [])))
 
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Per version: how many wait, and the first enqueue time of the next to be served
+        (None: nothing waits). Concurrent calls: the batcher makes them one round trip."""
+        wanted = sorted(set(version_ids))
+
+        async def one(version_id: str) -> tuple[int, float | None]:
+            s, h, _w, _d, _a, m, n, last = version_keys(version_id)
+            waiting, meta = await self._call(lambda: self._script("HEAD", [s, h, m, n, last], []))
+            enqueued = float(_text(meta).rpartition("|")[2]) if meta else None
+            return int(waiting), enqueued
+
+        found = await asyncio.gather(*(one(v) for v in wanted))
+        return dict(zip(wanted, found, strict=True))
+
     async def position(self, request_id: str) -> QueuePosition | None:
         version_id = await self._version_of(request_id)
         if version_id is None:
@@ -319,6 +334,7 @@ class RedisQueue:
         except ResponseError:
             raise
         except (RedisError, OSError) as exc:
+            BACKEND_ERRORS.redis += 1
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
 
     # --- background: reclaim, retries, wakes ----------------------------------------------

@@ -166,6 +166,24 @@ DEPTH = """
 return (tonumber(redis.call('GET', KEYS[2]) or '0')) + redis.call('LLEN', KEYS[1])
 """
 
+# KEYS s h m n l → {waiting, meta of the next to be served (function id|enqueue time) or nil}.
+# The next to be served: the head list's first (requeued, so the oldest), else the stream's first
+# entry after the last one delivered. O(1).
+HEAD = """
+local waiting = (tonumber(redis.call('GET', KEYS[4]) or '0')) + redis.call('LLEN', KEYS[2])
+local rid = redis.call('LINDEX', KEYS[2], 0)
+if not rid then
+  local last = redis.call('GET', KEYS[5])
+  local from = '-'
+  if last then from = '(' .. last end
+  local first = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1)
+  if #first > 0 then rid = first[1][2][2] end
+end
+local meta = false
+if rid then meta = redis.call('HGET', KEYS[3], rid) end
+return {waiting, meta}
+"""
+
 # KEYS s h w m l ; ARGV rid → {position, meta} or nil. O(position) for stream-waiting requests.
 POSITION = """
 local st = redis.call('HGET', KEYS[3], ARGV[1])
