@@ -144,6 +144,8 @@ class Gateway:
         self._services: dict[int, ASGIApp] = {}
         self._proxies: dict[int, UpstreamProxy] = {}
         self._hot: HotPath | None = None
+        self._api_hosts: frozenset[bytes] = frozenset()
+        self._api_host_header = b""
         self._invocations: InvocationService | None = None
         self._llm: LlmService | None = None
         self._workers: WorkerEndpoint | None = None
@@ -200,7 +202,7 @@ class Gateway:
         self.tasks = TaskService(scheduler.repository, scheduler)
         self._services = {
             SERVICE_API_KEYS: build_apikeys_app(runtime),
-            SERVICE_API: build_api_app(runtime),
+            SERVICE_API: build_api_app(runtime, self.tasks),
             SERVICE_SIS: build_sis_app(runtime),
             SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
         }
@@ -217,6 +219,9 @@ class Gateway:
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
+        # --api-host: these Host names reach the api service as api.<domain> does.
+        self._api_hosts = frozenset(name.lower().encode() for name in self.settings.api_hosts)
+        self._api_host_header = f"api.{classifier.domain}".encode()
         table = InvocationTable(settings.result_ttl_seconds)
         results = None
         if runtime.redis is not None and runtime.presence is not None:
@@ -285,7 +290,10 @@ class Gateway:
                 heartbeat_interval_ms=settings.worker_heartbeat_ms,
                 authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
+            secrets=runtime.secret_delivery.document,
         )
+        runtime.secret_delivery.push = service.push_secrets
+        runtime.secret_delivery.connected_versions = service.connected_versions
         # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the
         # tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(
@@ -402,9 +410,10 @@ class Gateway:
             return self._serve_health
         hot = self._hot
         assert hot is not None, "gateway not started"
-        decision = hot.decide(
-            request.header(b"host") or b"", request.method.encode(), request.raw_path, request.header(b"authorization")
-        )
+        host = request.header(b"host") or b""
+        if self._api_hosts and _bare_host(host) in self._api_hosts:
+            host = self._api_host_header
+        decision = hot.decide(host, request.method.encode(), request.raw_path, request.header(b"authorization"))
         request.decision = decision
         if decision.code != DECIDE_NOT_HOT:
             # In-memory mode a cached credential's invocation never needs a task of its own
@@ -608,6 +617,12 @@ def _problem(exchange: Exchange, exc: GatewayError, *, invocation: bool = False)
 async def _send_problem(send: Send, exc: GatewayError, instance: str) -> None:
     body = error_body(exc, instance)
     await send_response(send, exc.status, problem_headers(body, exc.headers), body)
+
+
+def _bare_host(host: bytes) -> bytes:
+    """A Host header's name without its port, lowercase."""
+    name = host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+    return name.strip().rstrip(b".").lower()
 
 
 def _uuid(raw: bytes) -> str:

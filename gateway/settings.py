@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,10 @@ class Settings:
     # upstream may take to start answering (or pause in its answer) before a 504.
     upstreams: tuple[str, ...] = field(default_factory=tuple)
     upstream_timeout_seconds: int = 60
+    # Host names (or addresses) that reach the api service as they are, besides api.<domain>: for
+    # clients that send their base URL's own host, such as ngcsdk with NGC_CLI_API_URL
+    # (CFGATE_API_HOSTS=nvcf.example.com,10.0.0.5). Compared without port, case-insensitively.
+    api_hosts: tuple[str, ...] = field(default_factory=tuple)
     # Embedded NICo REST (nico.<domain>): the site agent's machine inventory (JSON; default: a small
     # built-in one) and its clock, one site/instance state transition per step.
     nico_inventory: str | None = None
@@ -208,6 +213,11 @@ class Settings:
             env[ENV_PREFIX + f.name.upper()] = text
         return env
 
+    def _validate_api_hosts(self) -> None:
+        for name in self.api_hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name) or name.startswith("."):
+                raise SettingsError(f"--api-host must be a host name or IPv4 address without port, got {name!r}")
+
     def _validate_ports(self) -> None:
         if not all(0 <= p <= 65535 for p in (self.port, self.grpc_port, self.worker_port)):
             raise SettingsError("ports must be within 0..65535")
@@ -239,6 +249,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if self.upstream_timeout_seconds < 1:
             raise SettingsError("the upstream timeout must be at least 1 s")
+        self._validate_api_hosts()
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
         if self.log_format not in LOG_FORMATS:

@@ -46,7 +46,7 @@ def _master_key_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings(options: dict[str, Any]) -> Settings:
     overrides = {k: v for k, v in options.items() if v is not None and v != ()}
-    for repeated in ("trusted_issuers", "upstreams"):
+    for repeated in ("trusted_issuers", "upstreams", "api_hosts"):
         if repeated in overrides:
             overrides[repeated] = tuple(overrides[repeated])
     try:
@@ -89,6 +89,13 @@ def _settings(options: dict[str, Any]) -> Settings:
     multiple=True,
     metavar="SERVICE=URL",
     help="Proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable).",
+)
+@click.option(
+    "--api-host",
+    "api_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Also serve the api service on this Host (e.g. the host of NGC_CLI_API_URL for ngcsdk; repeatable).",
 )
 @click.option(
     "--object-store",

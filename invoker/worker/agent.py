@@ -57,6 +57,7 @@ from invoker.worker.metrics import WorkerMetrics
 from invoker.worker.outbox import Outbox
 from invoker.worker.progress import ProgressWatcher
 from invoker.worker.readiness import Readiness, wait_until_ready
+from invoker.worker.secrets_file import SecretsFile
 from invoker.worker.workdirs import WorkDirs
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from protos.cfgate.worker.v1 import worker_pb2_grpc as pb_grpc
@@ -98,6 +99,7 @@ class WorkerAgent:
         self._grpc: GrpcContainer | None = None
         self._force = asyncio.Event()
         self._received = False
+        self.secrets = SecretsFile(config.secrets_file)
 
     def request_stop(self) -> None:
         """Drain and exit (SIGTERM/SIGINT); a second request ends the grace period at once."""
@@ -261,6 +263,8 @@ class WorkerAgent:
         if register is None:
             return
         info = self._session_info(register)
+        # Before any invocation: the container may read its secrets on its first request.
+        self.secrets.write(register.secrets.secrets_json)
         self.sessions += 1
         # The gateway's bound (the deployment's maxRequestConcurrency within our own flag) wins.
         concurrency = min(config.max_concurrency, register.max_concurrency or config.max_concurrency)
@@ -388,6 +392,8 @@ class WorkerAgent:
                 runner.cancel(cancel.request_id, "cancelled")
             for frames in message.grpc_requests:
                 runner.grpc_requests(frames)
+            if message.HasField("secrets"):
+                self.secrets.write(message.secrets.secrets_json)
             if message.ping:
                 outbox.heartbeat()
             if message.drain and not self._stop.is_set():

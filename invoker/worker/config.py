@@ -72,6 +72,9 @@ class WorkerConfig:
     # NVCF-LARGE-OUTPUT-DIR (no per-invocation directory to create, list and recycle); bodies over
     # max_direct_response_bytes still become large results.
     large_outputs: bool = True
+    # Where the version's secrets are written for the container (NVCF: /var/secrets/secrets.json,
+    # on a volume the container shares); None: not delivered.
+    secrets_file: Path | None = None
     # The agent's own Prometheus /metrics (invoker.worker.metrics): off unless a port is given.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
