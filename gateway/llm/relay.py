@@ -9,6 +9,11 @@ error body. Server-sent events are relayed event by event as they complete, unch
 the usage-only chunk the gateway asked for (``stream_options.include_usage``) when the client
 did not ask for it itself.
 
+The answer's ``model`` is the id the client sent and ``/v1/models`` lists,
+``<function-id>/<model-name>``, not the container's ``<model-name>`` (``renamed``): a client can
+send back what it got. JSON answers are held whole (up to ``MAX_METERED_BODY``, beyond it relayed
+as they come, unrenamed); stream events are renamed one by one.
+
 Whatever way the answer ends, ``on_tokens`` is told once what to charge: the reported usage;
 for a stream that ended without one (client gone, container failure, cancel) the prompt's
 estimate plus the content relayed (``gateway.llm.estimate``); ``None`` for a whole answer
@@ -18,6 +23,7 @@ is an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import orjson
@@ -62,6 +68,28 @@ def _usage_of(document: object) -> tuple[object, bool]:
     return None, False
 
 
+def renamer(served: str, sent: str) -> Callable[[bytes], bytes]:
+    """Rewrites ``"model": "<served>"`` to ``"model": "<sent>"`` in JSON text (any nesting: a
+    Responses event carries it in ``response``). Content strings cannot match: their quotes are escaped."""
+    pattern = re.compile(rb'("model"\s*:\s*)' + re.escape(orjson.dumps(served)))
+    replacement = orjson.dumps(sent)
+
+    def rename(data: bytes) -> bytes:
+        return pattern.sub(lambda m: m.group(1) + replacement, data) if b'"model"' in data else data
+
+    return rename
+
+
+def _unchanged(data: bytes) -> bytes:
+    return data
+
+
+def _with_length(headers: Headers, body: bytes) -> Headers:
+    out = [h for h in headers if h[0] != b"content-length"]
+    out.append((b"content-length", str(len(body)).encode()))
+    return out
+
+
 def _event_data(event: bytes) -> bytes:
     lines = [line for line in event.splitlines() if line.startswith(b"data:")]
     return b"\n".join(line[5:].lstrip(b" ") for line in lines)
@@ -77,6 +105,7 @@ class LlmExchange(Exchange):
         strip_usage_chunk: bool,
         prompt_tokens: int = 0,
         metered: bool = True,
+        renamed: Callable[[bytes], bytes] = _unchanged,
     ) -> None:
         self.inner = inner
         self._body = body
@@ -90,6 +119,7 @@ class LlmExchange(Exchange):
         self._relayed = False
         self._reported = False
         self._close_callback: Callable[[], None] | None = None
+        self._rename = renamed
         inner.on_close(self._client_gone)
         self._problem: bytearray | None = None  # a streamed problem+json, converted at its end
         self._problem_status = 0
@@ -112,8 +142,18 @@ class LlmExchange(Exchange):
             self._respond_error(status, headers, body)
             return
         self._status = status
-        if status < 400 and _content_type(headers) == b"application/json":
-            self._count_json(body)
+        kind = _content_type(headers)
+        if kind == b"text/event-stream":  # a whole stream (it ended before the relay began)
+            self._events = bytearray()
+            out = self._feed_events(body)
+            if self._events:
+                out += self._last_event()
+            body, headers = out, _with_length(headers, out)
+        elif kind == b"application/json":
+            if status < 400:
+                self._count_json(body)
+            body = self._rename(body)
+            headers = _with_length(headers, body)
         self._relayed = True
         self.inner.respond(status, headers, body)
         self._report()
@@ -125,11 +165,12 @@ class LlmExchange(Exchange):
             self._problem, self._problem_status = bytearray(), status
             self._relayed_headers = headers
             return
+        if kind in (b"text/event-stream", b"application/json"):
+            # Events may be dropped, ``model`` renamed: the container's length would be wrong.
+            headers = [h for h in headers if h[0] != b"content-length"]
         if kind == b"text/event-stream":
             self._events = bytearray()
-            if self._strip:  # events may be dropped: the container's length would be wrong
-                headers = [h for h in headers if h[0] != b"content-length"]
-        elif kind == b"application/json" and status < 400:
+        elif kind == b"application/json":
             self._kept = bytearray()
         self.inner.start(status, headers)
 
@@ -142,25 +183,29 @@ class LlmExchange(Exchange):
                 self.inner.write(out)
         else:
             self._relayed = True
-            if self._kept is not None:
-                if len(self._kept) + len(data) > MAX_METERED_BODY:
-                    self._kept = None
-                else:
-                    self._kept += data
-            self.inner.write(data)
+            kept = self._kept
+            if kept is None:
+                self.inner.write(data)
+            elif len(kept) + len(data) > MAX_METERED_BODY:  # too large to hold: relayed as it comes
+                self._kept = None
+                self.inner.write(bytes(kept) + data)
+            else:
+                kept += data
 
     def end(self) -> None:
         if self._problem is not None:
             self._respond_error(self._problem_status, self._relayed_headers, bytes(self._problem))
             return
         if self._events:  # an unterminated last event: relayed as it came
-            rest = bytes(self._events)
-            self._events.clear()
-            if not self._count_event(rest):
-                self._count_relayed(rest)
-            self.inner.write(rest)
+            rest = self._last_event()
+            if rest:
+                self.inner.write(rest)
         if self._kept is not None:
-            self._count_json(bytes(self._kept))
+            body = bytes(self._kept)
+            if self._status < 400:
+                self._count_json(body)
+            self._kept = None
+            self.inner.write(self._rename(body))
         self.inner.end()
         self._report()
 
@@ -216,8 +261,18 @@ class LlmExchange(Exchange):
             del events[:cut]
             if not self._count_event(event):
                 self._count_relayed(event)
-                out += event
+                out += self._rename(event)
         return bytes(out)
+
+    def _last_event(self) -> bytes:
+        events = self._events
+        assert events is not None
+        rest = bytes(events)
+        events.clear()
+        if self._count_event(rest):
+            return b""
+        self._count_relayed(rest)
+        return self._rename(rest)
 
     def _count_relayed(self, event: bytes) -> None:
         """The completion tokens of a relayed event, for a stream that ends without usage."""

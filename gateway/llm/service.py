@@ -7,6 +7,7 @@ as on pexec), admitted by the model's ``tokenRateLimit`` (which reserves the req
 until its answer settles it, ``gateway.llm.budget``), rewritten (``model`` without the
 function id; streams ask for usage), and queued as a direct invocation of the container's own
 path. Its answer is relayed by ``gateway.llm.relay``. Every failure is an OpenAI error body.
+``GET /v3/openapi`` describes the host (``gateway.llm.openapi``), without a credential.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from gateway.llm.budget import TokenBudget
 from gateway.llm.catalog import LlmModel
 from gateway.llm.errors import LlmError, from_problem, model_not_found
 from gateway.llm.estimate import prompt_tokens, reservation
-from gateway.llm.relay import LlmExchange
+from gateway.llm.openapi import OPENAPI_PATH, openapi_body
+from gateway.llm.relay import LlmExchange, renamer
 from gateway.problems import GatewayError, NotFound
 
 log = logging.getLogger("gateway.llm")
@@ -65,6 +67,12 @@ class LlmService:
     async def _handle(self, exchange: Exchange) -> None:
         request = exchange.request
         path = request.path.rstrip("/") or "/"
+        if path == OPENAPI_PATH:  # public, as every host's /v3/openapi
+            if request.method != "GET":
+                raise _not_allowed(request.method, path, "GET")
+            body = openapi_body()
+            exchange.respond(200, [(b"content-type", b"application/json"), _length(body)], body)
+            return
         if path == MODELS_PATH:
             if request.method != "GET":
                 raise _not_allowed(request.method, path, "GET")
@@ -143,6 +151,7 @@ class LlmService:
             strip_usage_chunk=strip,
             prompt_tokens=prompt_tokens(path, payload) if served.token_rate_limit else 0,
             metered=bool(served.token_rate_limit),
+            renamed=renamer(name, model),
         )
         try:
             await self.invocations.invoke_direct(principal, route, version, relay, path, window)

@@ -91,6 +91,7 @@ async def test_chat_completion_reaches_the_container_with_the_model_name_rewritt
     assert answer.usage is not None
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (2, 4, 6)
     assert site.container.stats.models[-1] == MODEL  # the container got <model-name>, not <fid>/<model-name>
+    assert answer.model == model_id(site)  # and the client sees back the id it sent
 
 
 async def test_streaming_chat_chunks_arrive_while_the_container_is_still_generating(site: Site) -> None:
@@ -131,6 +132,7 @@ async def test_streaming_with_include_usage_keeps_the_usage_chunk(site: Site) ->
         chunks = [chunk async for chunk in stream]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == 5
+    assert {chunk.model for chunk in chunks} == {model_id(site)}
 
 
 async def test_embeddings_and_completions(site: Site) -> None:
@@ -141,6 +143,7 @@ async def test_embeddings_and_completions(site: Site) -> None:
     assert all(len(e.embedding) == 8 for e in embedded.data)
     assert embedded.usage.total_tokens == 3
     assert completed.choices[0].text == "say this say"
+    assert (embedded.model, completed.model) == (model_id(site), model_id(site))
 
 
 async def test_models_list_names_the_callers_llm_functions(site: Site) -> None:
@@ -296,16 +299,44 @@ async def test_concurrent_requests_cannot_overshoot_the_window_by_more_than_one_
 async def test_responses_api_whole_and_streamed(site: Site) -> None:
     async with site.client() as client:
         whole = await client.responses.create(model=model_id(site), input="alpha beta", max_output_tokens=3)
-        events = [
-            event.type
+        streamed = [
+            event
             async for event in await client.responses.create(
                 model=model_id(site), input="alpha", max_output_tokens=2, stream=True
             )
         ]
+    events = [event.type for event in streamed]
+    assert whole.model == model_id(site)
+    assert streamed[-1].type == "response.completed" and streamed[-1].response.model == model_id(site)
     assert whole.output_text == "alpha beta alpha"
     assert whole.usage is not None and whole.usage.total_tokens == 5
     assert events[0] == "response.created" and events[-1] == "response.completed"
     assert events.count("response.output_text.delta") == 2
+
+
+async def test_the_llm_host_serves_its_openapi_document_without_a_credential(site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.base) as http:
+        answers = [
+            await http.get("/v3/openapi", headers={"Host": host, **auth})
+            for host in (LLM_HOST, "llm.localhost")
+            for auth in ({}, {"Authorization": "Bearer not-a-credential"}, {"Authorization": f"Bearer {site.key}"})
+        ]
+        posted = await http.post("/v3/openapi", headers={"Host": LLM_HOST})
+    assert [a.status_code for a in answers] == [200] * 6
+    document = answers[0].json()
+    assert document["openapi"] == "3.1.0"
+    assert sorted(document["paths"]) == [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/models/{model}",
+        "/v1/responses",
+    ]
+    chat = document["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model", "messages"]
+    assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET")
 
 
 async def test_bad_body_and_paths_are_openai_errors(site: Site) -> None:
