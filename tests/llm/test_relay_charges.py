@@ -94,3 +94,11 @@ def test_errors_and_answers_never_started_charge_nothing() -> None:
     _, unstarted = relay(charged)
     unstarted.settle()  # never queued
     assert charged == [0, 0]
+
+
+def test_the_model_is_renamed_in_any_spelling_but_never_inside_content() -> None:
+    rename = renamer("m", "fid/m")
+    assert rename(b'{"model":"m","x":1}') == b'{"model":"fid/m","x":1}'
+    assert rename(b'{"response": {"model" : "m"}}') == b'{"response": {"model" : "fid/m"}}'
+    content = orjson.dumps({"choices": [{"text": '"model": "m"'}], "model": "other"})
+    assert rename(content) == content
