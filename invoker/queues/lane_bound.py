@@ -7,8 +7,9 @@ of every lane plus the admissions still on their way in:
 
 - **Redis** (standalone, as ``cfgate serve --redis`` runs it): one Lua script reads every lane's
   waiting count (``h`` list + ``n`` counter of ``invoker.queues.redis``) and the version's
-  admissions in flight (a sorted set ``cfgate:lanes:{<version>}:r``, scored by Redis's clock),
-  and adds this one only when the total is under the bound. The entry is then enqueued and its
+  admissions in flight not yet in a lane's state hash ``w`` (a sorted set
+  ``cfgate:lanes:{<version>}:r``, scored by Redis's clock), and adds this one only when the total
+  is under the bound: O(lanes × admissions in flight). The entry is then enqueued and its
   admission removed, so racing enqueues in any process see it the whole time. An admission
   whose process died between the two steps lapses after ``ADMISSION_TTL_MS``. Cost: two more
   round trips per enqueue, only for versions with several lanes.
@@ -34,14 +35,22 @@ from invoker.queues.redis import RedisQueue, version_keys
 
 ADMISSION_TTL_MS = 10_000
 
-# KEYS admissions, then (h, n) of every lane; ARGV bound, request id, ttl ms → 1 admitted, 0 full.
+# KEYS admissions, then (h, n, w) of every lane; ARGV bound, request id, ttl ms → 1 admitted, 0 full.
+# An admission whose entry is already in a lane (``w`` knows it) is counted there, not twice.
 ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-local waiting = redis.call('ZCARD', KEYS[1])
-for i = 2, #KEYS, 2 do
+local waiting = 0
+for i = 2, #KEYS, 3 do
   waiting = waiting + redis.call('LLEN', KEYS[i]) + tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+end
+for _, rid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local queued = false
+  for i = 4, #KEYS, 3 do
+    if redis.call('HEXISTS', KEYS[i], rid) == 1 then queued = true end
+  end
+  if not queued then waiting = waiting + 1 end
 end
 if waiting >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], now, ARGV[2])
@@ -91,7 +100,7 @@ class LaneBound:
         keys = [key]
         for lane in lanes:
             lane_keys = version_keys(lane)
-            keys += [lane_keys[1], lane_keys[6]]
+            keys += [lane_keys[1], lane_keys[6], lane_keys[2]]
         try:
             admitted = await self._script(keys, [limit, request_id, ADMISSION_TTL_MS])
         except (RedisError, OSError) as exc:
