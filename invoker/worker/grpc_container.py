@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from invoker.grpc_frames import FrameReader, frame
+from invoker.grpc_frames import FRAME_HEAD, FrameReader, frame
+from invoker.grpc_metadata import from_headers, to_headers
 from invoker.worker.outbox import Outbox
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 
@@ -103,14 +104,14 @@ class GrpcContainer:
         queue: asyncio.Queue[bytes | None] | None = None
         if invocation.grpc.streaming_requests:
             queue = self._requests.setdefault(request_id, asyncio.Queue())
-        metadata = tuple((k.lower(), v) for k, v in headers if k.lower() not in _DROPPED and not k.startswith(":"))
+        metadata = tuple(from_headers((k.lower(), v) for k, v in headers if k.lower() not in _DROPPED and k[:1] != ":"))
         method: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = self.channel().stream_stream(invocation.path)
         timeout = invocation.deadline_ms / 1000 - time.time() if invocation.deadline_ms else None
-        call = method(_requests(first, queue), metadata=metadata, timeout=timeout)
+        call = method(_requests(first, queue, request_id, outbox), metadata=metadata, timeout=timeout)
         started = False
         try:
             initial = await call.initial_metadata()
-            outbox.start(request_id, 200, _pairs(initial))
+            outbox.start(request_id, 200, to_headers(initial))
             started = True
             async for message in call:
                 assert isinstance(message, bytes)
@@ -119,13 +120,13 @@ class GrpcContainer:
                     await outbox.wait_space()
             code = await call.code()
             trailing = await call.trailing_metadata()
-            outbox.trailers(request_id, code.value[0], await call.details() or "", _pairs(trailing))
+            outbox.trailers(request_id, code.value[0], await call.details() or "", to_headers(trailing))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 self._healthy = False  # look again before the next call
             if not started:
-                outbox.start(request_id, 200, _pairs(exc.initial_metadata()))
-            outbox.trailers(request_id, exc.code().value[0], exc.details() or "", _pairs(exc.trailing_metadata()))
+                outbox.start(request_id, 200, to_headers(exc.initial_metadata()))
+            outbox.trailers(request_id, exc.code().value[0], exc.details() or "", to_headers(exc.trailing_metadata()))
         except asyncio.CancelledError:
             call.cancel()  # the container sees CANCELLED
             raise
@@ -134,19 +135,15 @@ class GrpcContainer:
         return ""
 
 
-async def _requests(first: list[bytes], more: asyncio.Queue[bytes | None] | None) -> AsyncIterator[bytes]:
+async def _requests(
+    first: list[bytes], more: asyncio.Queue[bytes | None] | None, request_id: str, outbox: Outbox
+) -> AsyncIterator[bytes]:
     for message in first:
         yield message
     if more is None:
         return
     while (item := await more.get()) is not None:
         yield item
-
-
-def _pairs(metadata: object) -> list[tuple[str, str]]:
-    """Metadata as text pairs (binary ``-bin`` values are dropped: the worker stream carries text)."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if isinstance(value, str):
-            pairs.append((key, value))
-    return pairs
+        # grpc.aio asks for the next message once this one is written (flow control permitting):
+        # the gateway may send this much more.
+        outbox.requests_read(request_id, len(item) + FRAME_HEAD)
