@@ -133,6 +133,8 @@ class GrpcInvocations:
         metadata = _text_metadata(received)
         session_id = ""
         more: _Rest | None = None
+        budget = self.service.budget
+        held = 0
         try:
             principal = await self._principal(metadata.get("authorization"))
             function_id = _uuid(metadata.get("function-id"), "function-id", required=True)
@@ -152,28 +154,28 @@ class GrpcInvocations:
             headers = [(k, v) for k, v in to_headers(received) if k not in _CONSUMED and k[:1] != ":"]
             headers += [("nvcf-reqid", session_id), ("nvcf-function-id", route.function_id)]
             headers.append(("nvcf-function-version-id", version.version_id))
-            budget = self.service.budget
+            # Held while this call lasts (the invocation is forgotten when it ends).
             if not budget.reserve(len(body)):
                 raise _refusal(over_budget())
-            try:
-                invocation = await self._submit(
-                    principal, route.function_id, version.version_id, method, headers, body, more, window, context
-                )
-            except BaseException:
-                budget.release(len(body))
-                raise
-            if body:
-                budget.hold_until_final(invocation, len(body))
+            held = len(body)
+            invocation = await self._submit(
+                principal, route.function_id, version.version_id, method, headers, body, more, window, context
+            )
         except (GatewayError, GrpcRefused) as exc:
+            budget.release(held)
             if more is not None:
                 more.close()
             await _abort(context, _refusal(exc) if isinstance(exc, GatewayError) else exc, session_id)
             return
+        except BaseException:
+            budget.release(held)
+            raise
         pump = None if more is None else asyncio.ensure_future(self._pump(invocation, more))
         try:
             async for message in self._answer(invocation, window, session_id, context):
                 yield message
         finally:
+            budget.release(held)
             if pump is not None and more is not None:
                 pump.cancel()
                 more.close()
