@@ -128,6 +128,19 @@ async def check_binary_metadata_and_rich_status(channel: grpc.aio.Channel, key: 
     assert [(v.field, v.description) for v in bad.field_violations] == [("name", "too short")]
 
 
+async def check_long_client_stream(channel: grpc.aio.Channel, key: str, function: GrpcFunction) -> None:
+    """8 MiB streamed to a slow reader: past the gateway's 1 MiB request window only as the
+    container's reads come back (across processes too)."""
+    piece = b"q" * (512 << 10)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(16):
+            yield piece
+
+    drip: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary("/test.Echo/Drip")
+    assert await drip(pieces(), metadata=meta(key, function), timeout=30) == b"%d" % (16 * len(piece))
+
+
 def header_bytes(metadata: object, name: str) -> bytes | None:
     for key, value in metadata or ():  # type: ignore[attr-defined]
         if key == name:
