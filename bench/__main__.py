@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=RESULTS / "profile")
     p.add_argument("--native", action="store_true", help="include C/Cython frames (grpc, uvloop, protobuf)")
     p.add_argument("--redis", action="store_true", help="profile pexec-redis-1p (Redis queue) instead")
+    p.add_argument("--grpc", action="store_true", help="profile grpc-unary (the gRPC invocation port) instead")
     return parser
 
 
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         from bench.profile import profile
 
-        print(profile(args.out, args.duration, args.native, args.redis))
+        print(profile(args.out, args.duration, args.native, args.redis, args.grpc))
         return 0
     return 2
 

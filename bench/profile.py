@@ -1,6 +1,7 @@
 """``python -m bench profile``: where the pexec path spends its time under load.
 
-Starts the pexec-embedded stack, drives it with wrk (closed loop), and records the gateway and the
+Starts the pexec-embedded stack (``--grpc``: the grpc-unary one, driven by the gRPC unary load
+generator), drives it with wrk (closed loop), and records the gateway and the
 worker agent with py-spy (``--native`` off, GIL-holding samples only off: wall time of the main
 thread). Writes collapsed stacks and flame graphs under the output directory and prints the
 functions with the most self time and the most inclusive time for each process.
@@ -15,10 +16,12 @@ import threading
 from pathlib import Path
 
 from bench import redis, tools
+from bench.loadgen.grpc_unary import GrpcTarget, run_grpc_unary
 from bench.loadgen.wrk import run_wrk
-from bench.procs import BenchError, CpuMeter, cpu_layout
+from bench.procs import LOOPBACK, BenchError, CpuMeter, cpu_layout
 from bench.scenarios import Context, _pexec
-from bench.stack import start_stack
+from bench.servers.grpc_echo import METHOD as GRPC_ECHO_METHOD
+from bench.stack import Stack, start_grpc_stack, start_stack
 
 
 def _record(pid: int, seconds: float, out: Path, fmt: str, native: bool = False) -> subprocess.Popen[bytes]:
@@ -55,10 +58,12 @@ def summarise(collapsed: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = False) -> str:
+def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = False, grpc: bool = False) -> str:
     """``with_redis``: the pexec-redis-1p stack (throwaway redis-server on the client core)."""
     out.mkdir(parents=True, exist_ok=True)
     server, client = cpu_layout()
+    if grpc:
+        return _profile_grpc(out, seconds, native, server, client)
     ctx = Context(out, server, client)
     store = redis.start(client, out, "profile") if with_redis else None
     try:
@@ -70,12 +75,8 @@ def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = 
     try:
         target = _pexec(stack)
         run_wrk(target, 2, client, out)
-        worker = stack.worker
-        spies = {
-            "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw", native),
-            "worker": _record(worker.pid, seconds, out / "worker.txt", "raw", native),
-        }
-        meter = CpuMeter([stack.gateway, worker, stack.procs[0]])
+        spies = _spies(stack, seconds, out, native)
+        meter = CpuMeter([stack.gateway, stack.worker, stack.procs[0]])
         result: dict[str, object] = {}
         load = threading.Thread(target=lambda: result.update(run_wrk(target, seconds, client, ctx.work_dir)))
         load.start()
@@ -84,12 +85,43 @@ def profile(out: Path, seconds: float, native: bool = False, with_redis: bool = 
         for spy in spies.values():
             spy.wait(timeout=seconds + 30)
         rps = float(result.get("rps") or 0)  # type: ignore[arg-type]
-        per_request = {name: round(share / rps * 1e6) for name, share in shares.items()} if rps else {}
-        report = [f"wrk: {rps:.0f} rps, CPU shares {shares}, CPU us per request {per_request}"]
-        for name in spies:
-            report += [f"== {name}", summarise(out / f"{name}.txt")]
-        return "\n".join(report)
+        return _report(f"wrk: {rps:.0f} rps", rps, shares, spies, out)
     finally:
         stack.stop()
         if store is not None:
             store.proc.stop()
+
+
+def _profile_grpc(out: Path, seconds: float, native: bool, server: set[int], client: set[int]) -> str:
+    stack, grpc_port = start_grpc_stack("profile-grpc", server, client, out)
+    try:
+        metadata = [("authorization", f"Bearer {stack.key}"), ("function-id", stack.function.function_id)]
+        target = GrpcTarget(f"{LOOPBACK}:{grpc_port}", GRPC_ECHO_METHOD, metadata)
+        run_grpc_unary(target, 2, client)
+        spies = _spies(stack, seconds, out, native)
+        meter = CpuMeter([stack.gateway, stack.worker, stack.procs[0]])
+        result = run_grpc_unary(target, seconds, client)
+        shares = meter.shares()
+        for spy in spies.values():
+            spy.wait(timeout=seconds + 30)
+        rps = float(result.get("rps") or 0)
+        return _report(f"grpc unary: {rps:.0f} calls/s", rps, shares, spies, out)
+    finally:
+        stack.stop()
+
+
+def _spies(stack: Stack, seconds: float, out: Path, native: bool) -> dict[str, subprocess.Popen[bytes]]:
+    return {
+        "gateway": _record(stack.gateway.pid, seconds, out / "gateway.txt", "raw", native),
+        "worker": _record(stack.worker.pid, seconds, out / "worker.txt", "raw", native),
+    }
+
+
+def _report(
+    head: str, rps: float, shares: dict[str, float], spies: dict[str, subprocess.Popen[bytes]], out: Path
+) -> str:
+    per_request = {name: round(share / rps * 1e6) for name, share in shares.items()} if rps else {}
+    report = [f"{head}, CPU shares {shares}, CPU us per request {per_request}"]
+    for name in spies:
+        report += [f"== {name}", summarise(out / f"{name}.txt")]
+    return "\n".join(report)

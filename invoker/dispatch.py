@@ -35,7 +35,7 @@ from invoker.logs import invocation_fields
 from invoker.metrics.dispatch import DispatchMetrics
 from invoker.queues.base import InvocationQueue, QueueEntry
 from invoker.remote import RemoteInvocation
-from invoker.replies import CANCEL, CHUNK, END, FRAMES, PROGRESS, START, TAKEN, Reply, ReplyBus
+from invoker.replies import CANCEL, CHUNK, END, FRAMES, PROGRESS, READ, START, TAKEN, Reply, ReplyBus
 from invoker.results import ResultStore
 from invoker.sessions import WorkerSession
 from protos.cfgate.worker.v1 import worker_pb2 as pb
@@ -313,7 +313,7 @@ class Dispatcher:
         if reply.kind == CANCEL:
             self._remote_cancel(reply.request_id, reply.error)
             return
-        if reply.kind in (FRAMES, TAKEN):
+        if reply.kind in (FRAMES, TAKEN, READ):
             self._grpc_reply(reply)
             return
         invocation = self.table.get(reply.request_id)
@@ -342,6 +342,11 @@ class Dispatcher:
 
     def _grpc_reply(self, reply: Reply) -> None:
         request_id = reply.request_id
+        if reply.kind == READ:  # the client is here, the container read more of its messages
+            read = self.table.get(request_id)
+            if read is not None and not read.final:
+                read.read_requests(reply.status)
+            return
         if reply.kind == FRAMES:  # here the invocation runs, its client is elsewhere
             remote = self._remote.get(request_id)
             if remote is not None and not remote.final:
@@ -500,7 +505,7 @@ class Dispatcher:
             invocation = inflight.get(chunk.request_id)
             if invocation is not None:
                 invocation.chunk(chunk.data)
-        if message.progress or message.grpc_trailers:
+        if message.progress or message.grpc_trailers or message.grpc_requests_read:
             _apply_progress_and_trailers(inflight, message)
         finished = [end.request_id for end in message.ends if self._end(session, end)]
         if finished:
@@ -589,6 +594,10 @@ def _apply_progress_and_trailers(inflight: dict[str, Invocation], message: pb.Wo
         invocation = inflight.get(progress.request_id)
         if invocation is not None and not invocation.final:
             invocation.progress(progress.percent, progress.partial_response)
+    for read in message.grpc_requests_read:
+        invocation = inflight.get(read.request_id)
+        if invocation is not None and not invocation.final:
+            invocation.read_requests(read.bytes)
     for trailers in message.grpc_trailers:
         invocation = inflight.get(trailers.request_id)
         if invocation is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 _HEAD = struct.Struct(">BI")
+FRAME_HEAD = _HEAD.size  # bytes of framing before each message
 
 
 class FrameError(ValueError):

@@ -90,6 +90,7 @@ class Invocation:
         "published",
         "reported_seq",
         "request",
+        "requests_read",
         "session",
         "started_at",
         "state",
@@ -121,6 +122,7 @@ class Invocation:
         self.timer: asyncio.TimerHandle | None = None
         self.stored_path: str | None = None  # large result spooled to disk
         self.trailers: GrpcTrailers | None = None  # a gRPC invocation's status, before it completes
+        self.requests_read = 0  # streamed gRPC request bytes the container has read
         # Futures of whoever waits in ``changed`` (usually one: the client's answer loop). A
         # future and a timer per wait instead of ``wait_for`` on an Event: no task per wait.
         self._waiters: list[asyncio.Future[bool]] = []
@@ -173,6 +175,11 @@ class Invocation:
         self.percent = max(0, min(100, percent))
         self.partial = partial
         self.progress_seq += 1
+
+    def read_requests(self, size: int) -> None:
+        """The container read ``size`` more streamed request bytes (the client may send more)."""
+        self.requests_read += size
+        self._notify()
 
     def complete(self) -> None:
         self.apply(Event.COMPLETE)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from invoker.invocations import GRPC_STREAMING, Answer, Invocation, InvocationRequest
 from invoker.lifecycle import Event, State
-from invoker.replies import CHUNK, END, PROGRESS, START, TAKEN, Reply, ReplyBus
+from invoker.replies import CHUNK, END, PROGRESS, READ, START, TAKEN, Reply, ReplyBus
 
 KEEP_BYTES = 8 << 20
 
@@ -40,6 +40,9 @@ class RemoteInvocation(Invocation):
             self._relay(CHUNK, data=data)
             if len(self.body) + len(data) <= KEEP_BYTES:
                 self.body += data
+
+    def read_requests(self, size: int) -> None:
+        self._relay(READ, status=size)  # the origin's pump sends the client's next messages
 
     def progress(self, percent: int, partial: bytes) -> None:
         super().progress(percent, partial)

@@ -36,6 +36,8 @@ START, CHUNK, PROGRESS, END, CANCEL = b"s", b"c", b"p", b"e", b"x"
 # A streaming gRPC invocation was taken (holder → origin), and its further request messages
 # (origin → holder, ``status`` 1 when the client half-closed after them).
 TAKEN, FRAMES = b"t", b"g"
+# The container read ``status`` more of those request bytes (holder → origin).
+READ = b"w"
 MAXLEN = 100_000
 BATCH = 512
 
@@ -74,6 +76,8 @@ def encode(reply: Reply) -> dict[bytes, bytes]:
     elif reply.kind == FRAMES:
         fields[b"d"] = reply.data
         fields[b"st"] = b"%d" % reply.status
+    elif reply.kind == READ:
+        fields[b"st"] = b"%d" % reply.status
     if reply.kind in (END, CANCEL) and reply.error:
         fields[b"e"] = reply.error.encode()
     if reply.kind == END and reply.trailers is not None:
@@ -87,7 +91,7 @@ def decode(fields: dict[bytes, bytes]) -> Reply:
         reply.status = int(fields[b"st"])
         reply.headers = [(k, v) for k, v in orjson.loads(fields[b"h"])]
         reply.result_kind = int(fields[b"rk"])
-    elif reply.kind == FRAMES:
+    elif reply.kind in (FRAMES, READ):
         reply.status = int(fields[b"st"])
     elif reply.kind == END and b"gt" in fields:
         code, message, metadata = orjson.loads(fields[b"gt"])

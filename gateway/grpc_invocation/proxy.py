@@ -13,10 +13,16 @@ the half-close is already there the invocation carries every message, otherwise 
 (``GRPC_STREAMING``): further messages follow it to the worker as they arrive. A function whose
 server speaks first in a bidi call, before any client message, is therefore not served.
 
+Request bytes count against the process's byte budget like HTTP invocation bodies: the messages
+queued with the call until it ends, streamed ones until the container has read them; a streaming
+client is never more than ``REQUEST_WINDOW`` bytes ahead of the container (it waits, held back by
+HTTP/2 flow control). Binary (``-bin``) metadata is relayed both ways, the container's
+``grpc-status-details-bin`` (rich error details) included.
+
 Errors as gRPC status: UNAUTHENTICATED (no or bad bearer), PERMISSION_DENIED (no
 ``invoke_function``, or a key without the function), NOT_FOUND (unknown function or version,
 stale session), INVALID_ARGUMENT (bad metadata), RESOURCE_EXHAUSTED (queue bound, rate limit,
-size, a client reading a stream more than ``stream_backlog`` bytes behind), UNAVAILABLE (no
+size, the byte budget, a client reading a stream more than ``stream_backlog`` bytes behind), UNAVAILABLE (no
 worker took it within the poll window, worker lost, Redis away), DEADLINE_EXCEEDED (the
 client's deadline passed at the worker); the container's own status is relayed as it is. A
 client that cancels cancels the invocation and the container call.
@@ -28,7 +34,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -36,12 +42,14 @@ from redis.exceptions import RedisError
 
 from cext.hotpath import Principal, extract_bearer
 from gateway.auth.authenticator import Authenticator
+from gateway.edge.budget import over_budget
 from gateway.grpc_invocation.sessions import GrpcSessions
 from gateway.invocation.headers import DEFAULT_POLL_SECONDS, poll_seconds
 from gateway.invocation.service import InvocationService
 from gateway.problems import GatewayError
 from invoker.errors import BackendUnavailable, QueueFull
 from invoker.grpc_frames import FrameError, FrameReader, frame
+from invoker.grpc_metadata import from_headers, to_headers
 from invoker.invocations import GRPC, GRPC_STREAMING, Invocation, InvocationRequest
 from invoker.lifecycle import State
 
@@ -77,6 +85,9 @@ _STATUS_BY_HTTP = {
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
+# Streamed request bytes of one call in flight to its container, not yet read by it.
+REQUEST_WINDOW = 1 << 20
+_BUDGET_RETRY_SECONDS = 0.05
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 Behavior = Callable[[AsyncIterator[bytes], Context], AsyncIterator[bytes]]
@@ -118,9 +129,12 @@ class GrpcInvocations:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def call(self, method: str, requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[bytes]:
-        metadata = _text_metadata(context)
+        received = context.invocation_metadata() or ()
+        metadata = _text_metadata(received)
         session_id = ""
         more: _Rest | None = None
+        budget = self.service.budget
+        held = 0
         try:
             principal = await self._principal(metadata.get("authorization"))
             function_id = _uuid(metadata.get("function-id"), "function-id", required=True)
@@ -137,22 +151,31 @@ class GrpcInvocations:
             body = b"".join(frame(m) for m in first)
             if len(body) > self.service.max_body_bytes:
                 raise GrpcRefused(grpc.StatusCode.RESOURCE_EXHAUSTED, "the request messages are too large")
-            headers = [(k, v) for k, v in metadata.items() if k not in _CONSUMED and not k.startswith(":")]
+            headers = [(k, v) for k, v in to_headers(received) if k not in _CONSUMED and k[:1] != ":"]
             headers += [("nvcf-reqid", session_id), ("nvcf-function-id", route.function_id)]
             headers.append(("nvcf-function-version-id", version.version_id))
+            # Held while this call lasts (the invocation is forgotten when it ends).
+            if not budget.reserve(len(body)):
+                raise _refusal(over_budget())
+            held = len(body)
             invocation = await self._submit(
                 principal, route.function_id, version.version_id, method, headers, body, more, window, context
             )
         except (GatewayError, GrpcRefused) as exc:
+            budget.release(held)
             if more is not None:
                 more.close()
             await _abort(context, _refusal(exc) if isinstance(exc, GatewayError) else exc, session_id)
             return
+        except BaseException:
+            budget.release(held)
+            raise
         pump = None if more is None else asyncio.ensure_future(self._pump(invocation, more))
         try:
             async for message in self._answer(invocation, window, session_id, context):
                 yield message
         finally:
+            budget.release(held)
             if pump is not None and more is not None:
                 pump.cancel()
                 more.close()
@@ -230,14 +253,32 @@ class GrpcInvocations:
         return invocation
 
     async def _pump(self, invocation: Invocation, more: _Rest) -> None:
-        """The client's further request messages, to wherever the invocation runs."""
+        """The client's further request messages, to wherever the invocation runs, at most
+        ``REQUEST_WINDOW`` bytes ahead of the container's reading (each held against the byte
+        budget until read): a client that writes faster waits, held back by HTTP/2 flow control."""
+        budget = self.service.budget
+        sent = held = 0
         try:
             async for message in more:
-                if invocation.final:
-                    return
-                self.dispatcher.grpc_requests(invocation, frame(message), False)
+                data = frame(message)
+                while True:
+                    if invocation.final:
+                        return
+                    unread = sent - invocation.requests_read
+                    if held > unread:
+                        budget.release(held - unread)
+                        held = unread
+                    if not (unread and unread + len(data) > REQUEST_WINDOW) and budget.reserve(len(data)):
+                        held += len(data)
+                        break
+                    # Window full: the next read wakes us. Budget full: look again shortly.
+                    await invocation.changed(_BUDGET_RETRY_SECONDS)
+                self.dispatcher.grpc_requests(invocation, data, False)
+                sent += len(data)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             return
+        finally:
+            budget.release(held)
         if not invocation.final:
             self.dispatcher.grpc_requests(invocation, b"", True)
 
@@ -252,7 +293,7 @@ class GrpcInvocations:
             answer = invocation.answer
             if answer is not None and not started:
                 started = True
-                initial = [(k, v) for k, v in answer.headers if _relayable(k)]
+                initial = from_headers((k, v) for k, v in answer.headers if _relayable(k))
                 await context.send_initial_metadata((*initial, ("nvcf-reqid", session_id)))
             if started:
                 for chunk in invocation.drain_chunks():
@@ -288,7 +329,7 @@ class GrpcInvocations:
     async def _finish(self, invocation: Invocation, session_id: str, started: bool, context: Context) -> None:
         trailers = invocation.trailers
         if invocation.state == State.FULFILLED and trailers is not None:
-            metadata = [(k, v) for k, v in trailers.metadata if _relayable(k)]
+            metadata = from_headers((k, v) for k, v in trailers.metadata if _relayable(k))
             if not started:
                 metadata.append(("nvcf-reqid", session_id))
             if trailers.code == 0:
@@ -354,9 +395,9 @@ def _backlog(invocation: Invocation) -> int:
     return sum(len(chunk) for chunk in invocation.chunks)
 
 
-def _text_metadata(context: Context) -> dict[str, str]:
+def _text_metadata(received: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
+    for key, value in received:
         if isinstance(value, str):
             found.setdefault(key.lower(), value)
     return found
@@ -364,6 +405,8 @@ def _text_metadata(context: Context) -> dict[str, str]:
 
 def _relayable(key: str) -> bool:
     lower = key.lower()
+    if lower == "grpc-status-details-bin":
+        return True  # the container's rich error details (google.rpc.Status), for the client
     return not (lower.startswith((":", "grpc-")) or lower in ("content-type", "nvcf-reqid"))
 
 

@@ -1,11 +1,11 @@
 """The worker's outbound queue: items are put as they happen and taken as greedy batches.
 
 Every ``WorkerMessage`` is processed by the gateway in a fixed order — starts, then chunks (in
-order), then progress, then gRPC trailers, then ends — so a batch never holds an item for a request after an item of
-a later kind for the same request: when that would happen, the batch is cut there and the item
-goes into the next message (order is split, never changed). A batch is also cut at ``max_items``
-items or once it carries ``max_bytes`` of chunk data (the gateway's gRPC receive limit defaults to
-4 MiB).
+order), then progress, then gRPC request reads, then gRPC trailers, then ends — so a batch never
+holds an item for a request after an item of a later kind for the same request: when that would
+happen, the batch is cut there and the item goes into the next message (order is split, never
+changed). A batch is also cut at ``max_items`` items or once it carries ``max_bytes`` of chunk
+data (the gateway's gRPC receive limit defaults to 4 MiB).
 
 Credits: ``grant(n)`` adds standalone credits (the session's opening grant); ``end(...,
 credit=True)`` returns one credit on the very message that carries that end. ``heartbeat()`` and
@@ -27,7 +27,7 @@ from protos.cfgate.worker.v1 import worker_pb2 as pb
 
 __all__ = ["MAX_CHUNK", "Outbox"]
 
-_START, _CHUNK, _PROGRESS, _TRAILERS, _END = 0, 1, 2, 3, 4
+_START, _CHUNK, _PROGRESS, _READ, _TRAILERS, _END = 0, 1, 2, 3, 4, 5
 # Larger chunk data is split into pieces of this size before it is queued.
 MAX_CHUNK = 256 * 1024
 
@@ -72,6 +72,10 @@ class Outbox:
 
     def progress(self, request_id: str, percent: int, partial_response: bytes) -> None:
         self._put((_PROGRESS, request_id, percent, partial_response, None))
+
+    def requests_read(self, request_id: str, size: int) -> None:
+        """The container read ``size`` more request bytes of a streaming gRPC invocation."""
+        self._put((_READ, request_id, size, None, None))
 
     def trailers(self, request_id: str, code: int, message: str, metadata: Iterable[tuple[str, str]]) -> None:
         """How a gRPC invocation's container call ended (before its end)."""
@@ -180,6 +184,8 @@ class Outbox:
 def _add_rare(message: pb.WorkerMessage, kind: int, request_id: str, a: Any, b: Any, c: Any) -> None:
     if kind == _PROGRESS:
         message.progress.add(request_id=request_id, percent=a, partial_response=b)
+    elif kind == _READ:
+        message.grpc_requests_read.add(request_id=request_id, bytes=a)
     else:
         trailers = message.grpc_trailers.add(request_id=request_id, code=a, message=b)
         for name, value in c:

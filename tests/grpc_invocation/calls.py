@@ -10,6 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import code_pb2, error_details_pb2
+from grpc_status import rpc_status
 
 from tests.grpc_invocation.stack import GrpcFunction
 
@@ -103,6 +105,48 @@ async def check_metadata_and_sessions(channel: grpc.aio.Channel, key: str, funct
         await unary(channel, "/test.Echo/Unary", b"x", meta(key, function, nvcf_reqid=str(uuid.uuid4())))
     assert stale.value.code() == grpc.StatusCode.NOT_FOUND
     assert stale.value.details() == "no existing session found"
+
+
+async def check_binary_metadata_and_rich_status(channel: grpc.aio.Channel, key: str, function: GrpcFunction) -> None:
+    """``-bin`` metadata both ways and ``grpc-status-details-bin``, read as a grpc_status client does."""
+    md: tuple[tuple[str, str | bytes], ...] = (*meta(key, function), ("x-client-bin", b"\x00\xff\x10client"))
+    call = unary_method(channel, "/test.Echo/Binary")(b"req", metadata=md)
+    assert await call == b"\x00\xff\x10client"
+    assert header_bytes(await call.initial_metadata(), "x-initial-bin") == b"\x00\xffinitial"
+    assert header_bytes(await call.trailing_metadata(), "x-trailer-bin") == b"\x00\xfereq"
+
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await unary(channel, "/test.Echo/Rich", b"too short", meta(key, function))
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert failed.value.details() == "the name is bad"
+    assert header_bytes(failed.value.trailing_metadata(), "x-trailer-bin") == b"\x00\x01rich"
+    status = rpc_status.from_call(failed.value)  # type: ignore[arg-type]
+    assert status is not None and status.code == code_pb2.INVALID_ARGUMENT and status.message == "the name is bad"
+    (detail,) = status.details
+    bad = error_details_pb2.BadRequest()
+    assert detail.Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == [("name", "too short")]
+
+
+async def check_long_client_stream(channel: grpc.aio.Channel, key: str, function: GrpcFunction) -> None:
+    """8 MiB streamed to a slow reader: past the gateway's 1 MiB request window only as the
+    container's reads come back (across processes too)."""
+    piece = b"q" * (512 << 10)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(16):
+            yield piece
+
+    drip: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary("/test.Echo/Drip")
+    assert await drip(pieces(), metadata=meta(key, function), timeout=30) == b"%d" % (16 * len(piece))
+
+
+def header_bytes(metadata: object, name: str) -> bytes | None:
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key == name:
+            assert isinstance(value, bytes), (name, value)
+            return value
+    return None
 
 
 async def check_cancel_and_deadline(channel: grpc.aio.Channel, key: str, function: GrpcFunction) -> None:

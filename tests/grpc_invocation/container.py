@@ -3,7 +3,9 @@
 
 Service ``test.Echo`` on raw bytes (the proxy must not need its protobuf), with the standard
 health service (answering NOT_SERVING with ``not-serving``). ``Slow`` writes ``<DIR>/cancelled``
-when its caller cancels it.
+when its caller cancels it. ``Drip`` reads a client stream slowly, ``Binary`` answers with binary
+metadata both ways, ``Rich`` fails with rich error details (``grpc-status-details-bin``, as
+``grpc_status`` servers send them).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 
 
-def build_handler(state: Path) -> grpc.GenericRpcHandler:
+def build_handler(state: Path) -> grpc.GenericRpcHandler:  # noqa: C901 - one small method each
     async def unary(request: bytes, context: Context) -> bytes:
         await context.send_initial_metadata((("x-container", "initial"),))
         context.set_trailing_metadata((("x-container-trailer", "trailing"),))
@@ -53,6 +58,31 @@ def build_handler(state: Path) -> grpc.GenericRpcHandler:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the container refuses: " + request.decode())
         return b""
 
+    async def drip(requests: AsyncIterator[bytes], context: Context) -> bytes:
+        received = 0
+        async for request in requests:  # a slow reader: 20 ms a message
+            received += len(request)
+            await asyncio.sleep(0.02)
+        return b"%d" % received
+
+    async def binary(request: bytes, context: Context) -> bytes:
+        seen = dict(context.invocation_metadata() or ())
+        await context.send_initial_metadata((("x-initial-bin", b"\x00\xffinitial"),))
+        context.set_trailing_metadata((("x-trailer-bin", b"\x00\xfe" + request),))
+        value = seen.get("x-client-bin", b"missing")
+        return value if isinstance(value, bytes) else b"text:" + value.encode()
+
+    async def rich(request: bytes, context: Context) -> bytes:
+        violation = error_details_pb2.BadRequest.FieldViolation(field="name", description=request.decode())
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        status = rpc_status.to_status(
+            status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="the name is bad", details=[detail])
+        )
+        extra = (("x-trailer-bin", b"\x00\x01rich"),)
+        await context.abort(status.code, status.details, (*status.trailing_metadata, *extra))
+        return b""
+
     return grpc.method_handlers_generic_handler(
         "test.Echo",
         {
@@ -63,6 +93,9 @@ def build_handler(state: Path) -> grpc.GenericRpcHandler:
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
             "Slow": grpc.unary_unary_rpc_method_handler(slow),
             "Fail": grpc.unary_unary_rpc_method_handler(fail),
+            "Drip": grpc.stream_unary_rpc_method_handler(drip),
+            "Binary": grpc.unary_unary_rpc_method_handler(binary),
+            "Rich": grpc.unary_unary_rpc_method_handler(rich),
         },
     )
 

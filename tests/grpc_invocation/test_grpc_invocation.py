@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -27,6 +28,8 @@ from tests.grpc_invocation.stack import (
 from tests.support.serve_process import ServeProcess, serve_process
 
 QUEUE_BOUND = 2
+MiB = 1 << 20
+BYTE_BUDGET = 5 * MiB
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Live:
     orphan: GrpcFunction
     limited: GrpcFunction  # rateLimit 1-M
     unhealthy: GrpcFunction  # its container's health service answers NOT_SERVING
+    worker_pid: int  # the worker of ``function``
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("grpc")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CFGATE_") or k == "CFGATE_NO_EXTENSIONS"}
     env["CFGATE_MAX_QUEUE_DEPTH"] = str(QUEUE_BOUND)
+    env["CFGATE_MAX_QUEUED_BODY_BYTES"] = str(BYTE_BUDGET)
     with serve_process(tmp, env=env) as gateway:
         container, port = start_container(tmp / "container")
         sick, sick_port = start_container(tmp / "sick", serving=False)
@@ -70,7 +75,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 await wait_status(gateway.base, token, unhealthy, "ACTIVE")
                 stop(leaving)
                 await wait_status(gateway.base, token, orphan, "DEGRADED")
-                return Live(gateway, token, await api_key(gateway.base, token), function, orphan, limited, unhealthy)
+                key = await api_key(gateway.base, token)
+                return Live(gateway, token, key, function, orphan, limited, unhealthy, procs[2].pid)
 
             yield asyncio.run(setup())
         finally:
@@ -92,6 +98,12 @@ async def test_metadata_reaches_the_container_and_nvcf_reqid_resumes_a_session(
     live: Live, channel: grpc.aio.Channel
 ) -> None:
     await calls.check_metadata_and_sessions(channel, live.key, live.function)
+
+
+async def test_binary_metadata_and_rich_error_details_are_relayed_both_ways(
+    live: Live, channel: grpc.aio.Channel
+) -> None:
+    await calls.check_binary_metadata_and_rich_status(channel, live.key, live.function)
 
 
 async def test_cancel_and_deadline_reach_the_container_and_its_status_is_relayed(
@@ -120,6 +132,50 @@ async def test_no_worker_within_the_poll_window_is_unavailable_and_the_queue_bou
     assert await calls.status_of(over) == grpc.StatusCode.RESOURCE_EXHAUSTED
     for waiting_call in held:
         waiting_call.cancel()
+
+
+async def test_request_messages_count_against_the_byte_budget(live: Live, channel: grpc.aio.Channel) -> None:
+    """As HTTP bodies: held while queued, over the process's budget RESOURCE_EXHAUSTED, freed at the end."""
+    body = b"b" * (3 * MiB)
+    holding = calls.meta(live.key, live.orphan, nvcf_poll_seconds="10")
+    held = calls.unary_method(channel, "/test.Echo/Unary")(body, metadata=holding)
+    await asyncio.sleep(1.0)  # queued, nobody takes it: its 3 MiB are held
+    with pytest.raises(grpc.aio.AioRpcError) as over:
+        await calls.unary(channel, "/test.Echo/Unary", body, calls.meta(live.key, live.function))
+    assert over.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert over.value.details() == "Too many request bytes queued in this gateway process; retry later"
+    held.cancel()
+    assert await calls.status_of(held) == grpc.StatusCode.CANCELLED
+    await asyncio.sleep(0.5)
+    answered = await calls.unary(channel, "/test.Echo/Unary", body, calls.meta(live.key, live.function))
+    assert await answered == b"echo:" + body
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # peak resident memory so far
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+async def test_a_client_stream_faster_than_the_container_reads_does_not_grow_memory(
+    live: Live, channel: grpc.aio.Channel
+) -> None:
+    """96 MiB written at full speed to a container reading 512 KiB per 20 ms: the gateway and the
+    worker hold a window of it, not all of it."""
+    piece = b"p" * (512 << 10)
+    count = 192
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield piece
+
+    gateway_before, worker_before = _rss(live.gateway.proc.pid), _rss(live.worker_pid)
+    drip: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary("/test.Echo/Drip")
+    got = await drip(pieces(), metadata=calls.meta(live.key, live.function), timeout=60)
+    assert got == b"%d" % (count * len(piece))
+    grown = (_rss(live.gateway.proc.pid) - gateway_before, _rss(live.worker_pid) - worker_before)
+    assert max(grown) < 32 * MiB, grown
 
 
 async def test_the_function_rate_limit_is_resource_exhausted(live: Live, channel: grpc.aio.Channel) -> None:

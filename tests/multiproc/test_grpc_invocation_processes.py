@@ -45,6 +45,8 @@ async def test_grpc_calls_through_two_gateway_processes_on_redis(
             ) as channel:
                 await calls.check_all_call_kinds(channel, key, function)
                 await calls.check_metadata_and_sessions(channel, key, function)
+                await calls.check_binary_metadata_and_rich_status(channel, key, function)
+                await calls.check_long_client_stream(channel, key, function)
         async with grpc.aio.insecure_channel(gateway.invocation_target) as channel:
             await calls.check_cancel_and_deadline(channel, key, function)
     finally:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/cfgate/worker/v1/worker.proto\x12\x10\x63\x66gate.worker.v1\"\xc5\x02\n\x0fRegisterRequest\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x0b\n\x03gpu\x18\x06 \x01(\t\x12\x15\n\rinstance_type\x18\x07 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x10\n\x08location\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\x12=\n\x06labels\x18\x0b \x03(\x0b\x32-.cfgate.worker.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x03\n\x10RegisterResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x0e\n\x06nca_id\x18\x05 \x01(\t\x12\x15\n\rinference_url\x18\x06 \x01(\t\x12\x16\n\x0einference_port\x18\x07 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x08 \x01(\r\x12!\n\x19max_direct_response_bytes\x18\t \x01(\x04\x12\x42\n\x08metadata\x18\n \x03(\x0b\x32\x30.cfgate.worker.v1.RegisterResponse.MetadataEntry\x12\x32\n\x07secrets\x18\x1e \x01(\x0b\x32!.cfgate.worker.v1.FunctionSecrets\x12\x17\n\x0fmax_concurrency\x18( \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\'\n\x0f\x46unctionSecrets\x12\x14\n\x0csecrets_json\x18\x01 \x01(\x0c\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\nInputAsset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xd4\x02\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12)\n\x07headers\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x0e\n\x06\x63ompat\x18\x08 \x01(\x08\x12,\n\x06\x61ssets\x18\t \x03(\x0b\x32\x1c.cfgate.worker.v1.InputAsset\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x0e\n\x06nca_id\x18\x0b \x01(\t\x12\x14\n\x0cpoll_seconds\x18\x0c \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\r \x01(\x03\x12(\n\x04grpc\x18\x14 \x01(\x0b\x32\x1a.cfgate.worker.v1.GrpcCall\"&\n\x08GrpcCall\x12\x1a\n\x12streaming_requests\x18\x01 \x01(\x08\"I\n\x11GrpcRequestFrames\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\nhalf_close\x18\x03 \x01(\x08\"m\n\x0cGrpcTrailers\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x08metadata\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\",\n\x06\x43\x61ncel\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfb\x01\n\x0eGatewayMessage\x12\x31\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1c.cfgate.worker.v1.Invocation\x12)\n\x07\x63\x61ncels\x18\x02 \x03(\x0b\x32\x18.cfgate.worker.v1.Cancel\x12\x0c\n\x04ping\x18\x03 \x01(\x08\x12\r\n\x05\x64rain\x18\x04 \x01(\x08\x12:\n\rgrpc_requests\x18\n \x03(\x0b\x32#.cfgate.worker.v1.GrpcRequestFrames\x12\x32\n\x07secrets\x18\x14 \x01(\x0b\x32!.cfgate.worker.v1.FunctionSecrets\"\x8a\x01\n\rResponseStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\r\x12)\n\x07headers\x18\x03 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12*\n\x04kind\x18\x04 \x01(\x0e\x32\x1c.cfgate.worker.v1.ResultKind\"1\n\rResponseChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"0\n\x0bResponseEnd\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"I\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\r\x12\x18\n\x10partial_response\x18\x03 \x01(\x0c\"\xb9\x02\n\rWorkerMessage\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\x12/\n\x06starts\x18\x02 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseStart\x12/\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseChunk\x12,\n\x08progress\x18\x04 \x03(\x0b\x32\x1a.cfgate.worker.v1.Progress\x12+\n\x04\x65nds\x18\x05 \x03(\x0b\x32\x1d.cfgate.worker.v1.ResponseEnd\x12\x11\n\theartbeat\x18\x06 \x01(\x08\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x35\n\rgrpc_trailers\x18\n \x03(\x0b\x32\x1e.cfgate.worker.v1.GrpcTrailers\"\xf8\x01\n\tTaskHello\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03gpu\x18\x03 \x01(\t\x12\x15\n\rinstance_type\x18\x04 \x01(\t\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x11\n\tmax_tasks\x18\x07 \x01(\r\x12\x37\n\x06labels\x18\x08 \x03(\x0b\x32\'.cfgate.worker.v1.TaskHello.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x0bTaskWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xd0\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06nca_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x63ontainer_image\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontainer_args\x18\x05 \x01(\t\x12\x46\n\x0b\x65nvironment\x18\x06 \x03(\x0b\x32\x31.cfgate.worker.v1.TaskAssignment.EnvironmentEntry\x12\x16\n\x0emax_runtime_ms\x18\x07 \x01(\x03\x12\x1c\n\x14termination_grace_ms\x18\x08 \x01(\x03\x12\x14\n\x0csecrets_json\x18\t \x01(\x0c\x12\x16\n\x0elaunched_at_ms\x18\n \x01(\x03\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb4\x01\n\x12TaskGatewayMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.cfgate.worker.v1.TaskWelcome\x12\x35\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32 .cfgate.worker.v1.TaskAssignment\x12)\n\x05stops\x18\x03 \x03(\x0b\x32\x1a.cfgate.worker.v1.TaskStop\x12\x0c\n\x04ping\x18\x04 \x01(\x08\"\x90\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.cfgate.worker.v1.TaskState\x12\x18\n\x10percent_complete\x18\x03 \x01(\r\x12\x1a\n\x12last_updated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\"H\n\x10TaskResultReport\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\x0c\"\xc7\x01\n\x11TaskWorkerMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.cfgate.worker.v1.TaskHello\x12\x33\n\x07results\x18\x02 \x03(\x0b\x32\".cfgate.worker.v1.TaskResultReport\x12-\n\x07updates\x18\x03 \x03(\x0b\x32\x1c.cfgate.worker.v1.TaskUpdate\x12\x11\n\theartbeat\x18\x04 \x01(\x08\x12\x0f\n\x07running\x18\x05 \x03(\t**\n\nResultKind\x12\n\n\x06\x44IRECT\x10\x00\x12\x10\n\x0cLARGE_RESULT\x10\x01*\x9a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTASK_RUNNING\x10\x01\x12\x12\n\x0eTASK_COMPLETED\x10\x02\x12\x10\n\x0cTASK_ERRORED\x10\x03\x12\x11\n\rTASK_CANCELED\x10\x04\x12&\n\"TASK_EXCEEDED_MAX_RUNTIME_DURATION\x10\x05\x32\x89\x02\n\rWorkerService\x12Q\n\x08Register\x12!.cfgate.worker.v1.RegisterRequest\x1a\".cfgate.worker.v1.RegisterResponse\x12M\n\x04Work\x12\x1f.cfgate.worker.v1.WorkerMessage\x1a .cfgate.worker.v1.GatewayMessage(\x01\x30\x01\x12V\n\x05Tasks\x12#.cfgate.worker.v1.TaskWorkerMessage\x1a$.cfgate.worker.v1.TaskGatewayMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$protos/cfgate/worker/v1/worker.proto\x12\x10\x63\x66gate.worker.v1\"\xc5\x02\n\x0fRegisterRequest\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x13\n\x0binstance_id\x18\x04 \x01(\t\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x0b\n\x03gpu\x18\x06 \x01(\t\x12\x15\n\rinstance_type\x18\x07 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x08 \x01(\t\x12\x10\n\x08location\x18\t \x01(\t\x12\x12\n\ncluster_id\x18\n \x01(\t\x12=\n\x06labels\x18\x0b \x03(\x0b\x32-.cfgate.worker.v1.RegisterRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x03\n\x10RegisterResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66unction_id\x18\x02 \x01(\t\x12\x12\n\nversion_id\x18\x03 \x01(\t\x12\x15\n\rfunction_name\x18\x04 \x01(\t\x12\x0e\n\x06nca_id\x18\x05 \x01(\t\x12\x15\n\rinference_url\x18\x06 \x01(\t\x12\x16\n\x0einference_port\x18\x07 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x08 \x01(\r\x12!\n\x19max_direct_response_bytes\x18\t \x01(\x04\x12\x42\n\x08metadata\x18\n \x03(\x0b\x32\x30.cfgate.worker.v1.RegisterResponse.MetadataEntry\x12\x32\n\x07secrets\x18\x1e \x01(\x0b\x32!.cfgate.worker.v1.FunctionSecrets\x12\x17\n\x0fmax_concurrency\x18( \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\'\n\x0f\x46unctionSecrets\x12\x14\n\x0csecrets_json\x18\x01 \x01(\x0c\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"A\n\nInputAsset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xd4\x02\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12)\n\x07headers\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x06 \x01(\x03\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x0e\n\x06\x63ompat\x18\x08 \x01(\x08\x12,\n\x06\x61ssets\x18\t \x03(\x0b\x32\x1c.cfgate.worker.v1.InputAsset\x12\x0f\n\x07subject\x18\n \x01(\t\x12\x0e\n\x06nca_id\x18\x0b \x01(\t\x12\x14\n\x0cpoll_seconds\x18\x0c \x01(\r\x12\x16\n\x0e\x65nqueued_at_ms\x18\r \x01(\x03\x12(\n\x04grpc\x18\x14 \x01(\x0b\x32\x1a.cfgate.worker.v1.GrpcCall\"&\n\x08GrpcCall\x12\x1a\n\x12streaming_requests\x18\x01 \x01(\x08\"I\n\x11GrpcRequestFrames\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x12\n\nhalf_close\x18\x03 \x01(\x08\"m\n\x0cGrpcTrailers\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x08metadata\x18\x04 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\"5\n\x10GrpcRequestsRead\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\",\n\x06\x43\x61ncel\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xfb\x01\n\x0eGatewayMessage\x12\x31\n\x0binvocations\x18\x01 \x03(\x0b\x32\x1c.cfgate.worker.v1.Invocation\x12)\n\x07\x63\x61ncels\x18\x02 \x03(\x0b\x32\x18.cfgate.worker.v1.Cancel\x12\x0c\n\x04ping\x18\x03 \x01(\x08\x12\r\n\x05\x64rain\x18\x04 \x01(\x08\x12:\n\rgrpc_requests\x18\n \x03(\x0b\x32#.cfgate.worker.v1.GrpcRequestFrames\x12\x32\n\x07secrets\x18\x14 \x01(\x0b\x32!.cfgate.worker.v1.FunctionSecrets\"\x8a\x01\n\rResponseStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\r\x12)\n\x07headers\x18\x03 \x03(\x0b\x32\x18.cfgate.worker.v1.Header\x12*\n\x04kind\x18\x04 \x01(\x0e\x32\x1c.cfgate.worker.v1.ResultKind\"1\n\rResponseChunk\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"0\n\x0bResponseEnd\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"I\n\x08Progress\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07percent\x18\x02 \x01(\r\x12\x18\n\x10partial_response\x18\x03 \x01(\x0c\"\xf9\x02\n\rWorkerMessage\x12\x0f\n\x07\x63redits\x18\x01 \x01(\r\x12/\n\x06starts\x18\x02 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseStart\x12/\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1f.cfgate.worker.v1.ResponseChunk\x12,\n\x08progress\x18\x04 \x03(\x0b\x32\x1a.cfgate.worker.v1.Progress\x12+\n\x04\x65nds\x18\x05 \x03(\x0b\x32\x1d.cfgate.worker.v1.ResponseEnd\x12\x11\n\theartbeat\x18\x06 \x01(\x08\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x35\n\rgrpc_trailers\x18\n \x03(\x0b\x32\x1e.cfgate.worker.v1.GrpcTrailers\x12>\n\x12grpc_requests_read\x18\x0b \x03(\x0b\x32\".cfgate.worker.v1.GrpcRequestsRead\"\xf8\x01\n\tTaskHello\x12\x12\n\ncredential\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0b\n\x03gpu\x18\x03 \x01(\t\x12\x15\n\rinstance_type\x18\x04 \x01(\t\x12\x12\n\ncluster_id\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x11\n\tmax_tasks\x18\x07 \x01(\r\x12\x37\n\x06labels\x18\x08 \x03(\x0b\x32\'.cfgate.worker.v1.TaskHello.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"@\n\x0bTaskWelcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\"\xd0\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06nca_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x63ontainer_image\x18\x04 \x01(\t\x12\x16\n\x0e\x63ontainer_args\x18\x05 \x01(\t\x12\x46\n\x0b\x65nvironment\x18\x06 \x03(\x0b\x32\x31.cfgate.worker.v1.TaskAssignment.EnvironmentEntry\x12\x16\n\x0emax_runtime_ms\x18\x07 \x01(\x03\x12\x1c\n\x14termination_grace_ms\x18\x08 \x01(\x03\x12\x14\n\x0csecrets_json\x18\t \x01(\x0c\x12\x16\n\x0elaunched_at_ms\x18\n \x01(\x03\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x08TaskStop\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb4\x01\n\x12TaskGatewayMessage\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.cfgate.worker.v1.TaskWelcome\x12\x35\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32 .cfgate.worker.v1.TaskAssignment\x12)\n\x05stops\x18\x03 \x03(\x0b\x32\x1a.cfgate.worker.v1.TaskStop\x12\x0c\n\x04ping\x18\x04 \x01(\x08\"\x90\x01\n\nTaskUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.cfgate.worker.v1.TaskState\x12\x18\n\x10percent_complete\x18\x03 \x01(\r\x12\x1a\n\x12last_updated_at_ms\x18\x04 \x01(\x03\x12\x0f\n\x07message\x18\x05 \x01(\t\"H\n\x10TaskResultReport\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\x0c\"\xc7\x01\n\x11TaskWorkerMessage\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.cfgate.worker.v1.TaskHello\x12\x33\n\x07results\x18\x02 \x03(\x0b\x32\".cfgate.worker.v1.TaskResultReport\x12-\n\x07updates\x18\x03 \x03(\x0b\x32\x1c.cfgate.worker.v1.TaskUpdate\x12\x11\n\theartbeat\x18\x04 \x01(\x08\x12\x0f\n\x07running\x18\x05 \x03(\t**\n\nResultKind\x12\n\n\x06\x44IRECT\x10\x00\x12\x10\n\x0cLARGE_RESULT\x10\x01*\x9a\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTASK_RUNNING\x10\x01\x12\x12\n\x0eTASK_COMPLETED\x10\x02\x12\x10\n\x0cTASK_ERRORED\x10\x03\x12\x11\n\rTASK_CANCELED\x10\x04\x12&\n\"TASK_EXCEEDED_MAX_RUNTIME_DURATION\x10\x05\x32\x89\x02\n\rWorkerService\x12Q\n\x08Register\x12!.cfgate.worker.v1.RegisterRequest\x1a\".cfgate.worker.v1.RegisterResponse\x12M\n\x04Work\x12\x1f.cfgate.worker.v1.WorkerMessage\x1a .cfgate.worker.v1.GatewayMessage(\x01\x30\x01\x12V\n\x05Tasks\x12#.cfgate.worker.v1.TaskWorkerMessage\x1a$.cfgate.worker.v1.TaskGatewayMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKHELLO_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._loaded_options = None
   _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_options = b'8\001'
-  _globals['_RESULTKIND']._serialized_start=3769
-  _globals['_RESULTKIND']._serialized_end=3811
-  _globals['_TASKSTATE']._serialized_start=3814
-  _globals['_TASKSTATE']._serialized_end=3968
+  _globals['_RESULTKIND']._serialized_start=3888
+  _globals['_RESULTKIND']._serialized_end=3930
+  _globals['_TASKSTATE']._serialized_start=3933
+  _globals['_TASKSTATE']._serialized_end=4087
   _globals['_REGISTERREQUEST']._serialized_start=59
   _globals['_REGISTERREQUEST']._serialized_end=384
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=339
@@ -65,40 +65,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GRPCREQUESTFRAMES']._serialized_end=1416
   _globals['_GRPCTRAILERS']._serialized_start=1418
   _globals['_GRPCTRAILERS']._serialized_end=1527
-  _globals['_CANCEL']._serialized_start=1529
-  _globals['_CANCEL']._serialized_end=1573
-  _globals['_GATEWAYMESSAGE']._serialized_start=1576
-  _globals['_GATEWAYMESSAGE']._serialized_end=1827
-  _globals['_RESPONSESTART']._serialized_start=1830
-  _globals['_RESPONSESTART']._serialized_end=1968
-  _globals['_RESPONSECHUNK']._serialized_start=1970
-  _globals['_RESPONSECHUNK']._serialized_end=2019
-  _globals['_RESPONSEEND']._serialized_start=2021
-  _globals['_RESPONSEEND']._serialized_end=2069
-  _globals['_PROGRESS']._serialized_start=2071
-  _globals['_PROGRESS']._serialized_end=2144
-  _globals['_WORKERMESSAGE']._serialized_start=2147
-  _globals['_WORKERMESSAGE']._serialized_end=2460
-  _globals['_TASKHELLO']._serialized_start=2463
-  _globals['_TASKHELLO']._serialized_end=2711
+  _globals['_GRPCREQUESTSREAD']._serialized_start=1529
+  _globals['_GRPCREQUESTSREAD']._serialized_end=1582
+  _globals['_CANCEL']._serialized_start=1584
+  _globals['_CANCEL']._serialized_end=1628
+  _globals['_GATEWAYMESSAGE']._serialized_start=1631
+  _globals['_GATEWAYMESSAGE']._serialized_end=1882
+  _globals['_RESPONSESTART']._serialized_start=1885
+  _globals['_RESPONSESTART']._serialized_end=2023
+  _globals['_RESPONSECHUNK']._serialized_start=2025
+  _globals['_RESPONSECHUNK']._serialized_end=2074
+  _globals['_RESPONSEEND']._serialized_start=2076
+  _globals['_RESPONSEEND']._serialized_end=2124
+  _globals['_PROGRESS']._serialized_start=2126
+  _globals['_PROGRESS']._serialized_end=2199
+  _globals['_WORKERMESSAGE']._serialized_start=2202
+  _globals['_WORKERMESSAGE']._serialized_end=2579
+  _globals['_TASKHELLO']._serialized_start=2582
+  _globals['_TASKHELLO']._serialized_end=2830
   _globals['_TASKHELLO_LABELSENTRY']._serialized_start=339
   _globals['_TASKHELLO_LABELSENTRY']._serialized_end=384
-  _globals['_TASKWELCOME']._serialized_start=2713
-  _globals['_TASKWELCOME']._serialized_end=2777
-  _globals['_TASKASSIGNMENT']._serialized_start=2780
-  _globals['_TASKASSIGNMENT']._serialized_end=3116
-  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_start=3066
-  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_end=3116
-  _globals['_TASKSTOP']._serialized_start=3118
-  _globals['_TASKSTOP']._serialized_end=3161
-  _globals['_TASKGATEWAYMESSAGE']._serialized_start=3164
-  _globals['_TASKGATEWAYMESSAGE']._serialized_end=3344
-  _globals['_TASKUPDATE']._serialized_start=3347
-  _globals['_TASKUPDATE']._serialized_end=3491
-  _globals['_TASKRESULTREPORT']._serialized_start=3493
-  _globals['_TASKRESULTREPORT']._serialized_end=3565
-  _globals['_TASKWORKERMESSAGE']._serialized_start=3568
-  _globals['_TASKWORKERMESSAGE']._serialized_end=3767
-  _globals['_WORKERSERVICE']._serialized_start=3971
-  _globals['_WORKERSERVICE']._serialized_end=4236
+  _globals['_TASKWELCOME']._serialized_start=2832
+  _globals['_TASKWELCOME']._serialized_end=2896
+  _globals['_TASKASSIGNMENT']._serialized_start=2899
+  _globals['_TASKASSIGNMENT']._serialized_end=3235
+  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_start=3185
+  _globals['_TASKASSIGNMENT_ENVIRONMENTENTRY']._serialized_end=3235
+  _globals['_TASKSTOP']._serialized_start=3237
+  _globals['_TASKSTOP']._serialized_end=3280
+  _globals['_TASKGATEWAYMESSAGE']._serialized_start=3283
+  _globals['_TASKGATEWAYMESSAGE']._serialized_end=3463
+  _globals['_TASKUPDATE']._serialized_start=3466
+  _globals['_TASKUPDATE']._serialized_end=3610
+  _globals['_TASKRESULTREPORT']._serialized_start=3612
+  _globals['_TASKRESULTREPORT']._serialized_end=3684
+  _globals['_TASKWORKERMESSAGE']._serialized_start=3687
+  _globals['_TASKWORKERMESSAGE']._serialized_end=3886
+  _globals['_WORKERSERVICE']._serialized_start=4090
+  _globals['_WORKERSERVICE']._serialized_end=4355
 # @@protoc_insertion_point(module_scope)

@@ -181,6 +181,14 @@ class GrpcTrailers(_message.Message):
     metadata: _containers.RepeatedCompositeFieldContainer[Header]
     def __init__(self, request_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[Header, _Mapping]]] = ...) -> None: ...
 
+class GrpcRequestsRead(_message.Message):
+    __slots__ = ("request_id", "bytes")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    bytes: int
+    def __init__(self, request_id: _Optional[str] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class Cancel(_message.Message):
     __slots__ = ("request_id", "reason")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -244,7 +252,7 @@ class Progress(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., percent: _Optional[int] = ..., partial_response: _Optional[bytes] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining", "grpc_trailers")
+    __slots__ = ("credits", "starts", "chunks", "progress", "ends", "heartbeat", "draining", "grpc_trailers", "grpc_requests_read")
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     STARTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +261,7 @@ class WorkerMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     GRPC_TRAILERS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_REQUESTS_READ_FIELD_NUMBER: _ClassVar[int]
     credits: int
     starts: _containers.RepeatedCompositeFieldContainer[ResponseStart]
     chunks: _containers.RepeatedCompositeFieldContainer[ResponseChunk]
@@ -261,7 +270,8 @@ class WorkerMessage(_message.Message):
     heartbeat: bool
     draining: bool
     grpc_trailers: _containers.RepeatedCompositeFieldContainer[GrpcTrailers]
-    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ..., grpc_trailers: _Optional[_Iterable[_Union[GrpcTrailers, _Mapping]]] = ...) -> None: ...
+    grpc_requests_read: _containers.RepeatedCompositeFieldContainer[GrpcRequestsRead]
+    def __init__(self, credits: _Optional[int] = ..., starts: _Optional[_Iterable[_Union[ResponseStart, _Mapping]]] = ..., chunks: _Optional[_Iterable[_Union[ResponseChunk, _Mapping]]] = ..., progress: _Optional[_Iterable[_Union[Progress, _Mapping]]] = ..., ends: _Optional[_Iterable[_Union[ResponseEnd, _Mapping]]] = ..., heartbeat: _Optional[bool] = ..., draining: _Optional[bool] = ..., grpc_trailers: _Optional[_Iterable[_Union[GrpcTrailers, _Mapping]]] = ..., grpc_requests_read: _Optional[_Iterable[_Union[GrpcRequestsRead, _Mapping]]] = ...) -> None: ...
 
 class TaskHello(_message.Message):
     __slots__ = ("credential", "instance_id", "gpu", "instance_type", "cluster_id", "backend", "max_tasks", "labels")
