@@ -263,12 +263,11 @@ class Gateway:
                 authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
         )
-        # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the
-        # tasks its task workers ran end ERRORED.
+        # Deleting a cluster, or changing where it may run work, ends its workers' sessions: in-flight
+        # invocations are redelivered, the tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(
-            lambda cluster: service.disconnect(
-                lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id,
-                f"cluster {cluster.cluster_id} deleted",
+            lambda cluster, reason: service.disconnect(
+                lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id, reason
             )
         )
         runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
@@ -531,10 +530,8 @@ def _redis_queue(queue: object) -> RedisQueue | None:
 
 
 def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:
-    async def end(cluster: Cluster) -> None:
-        scheduler.disconnect(
-            lambda session: session.grant.cluster_id == cluster.cluster_id, f"cluster {cluster.cluster_id} deleted"
-        )
+    async def end(cluster: Cluster, reason: str) -> None:
+        scheduler.disconnect(lambda session: session.grant.cluster_id == cluster.cluster_id, reason)
 
     return end
 
