@@ -142,3 +142,31 @@ async def test_a_jwt_worker_cannot_claim_another_accounts_cluster(
     # Its own account's admin may declare it (the cluster is that account's).
     own = await attach(gateway, workers, other_admin, cluster_id=theirs.json()["clusterId"])
     assert own.received[0].welcome.session_id
+
+
+@pytest.mark.parametrize(
+    ("task_gpu", "worker_gpu"),
+    [
+        ({"gpu": "h100", "instanceType": "ncp.gpu.h100_1x"}, {}),
+        ({}, {"gpu": "h100", "instance_type": "Ncp.Gpu.H100_1X"}),
+    ],
+)
+async def test_gpu_and_instance_type_names_match_whatever_their_case(
+    gateway: Gateway,
+    workers: list[ScriptedTaskWorker],
+    admin_jwt: str,
+    client_factory: ClientFactory,
+    tasks: httpx.AsyncClient,
+    task_key: Headers,
+    task_gpu: dict[str, str],
+    worker_gpu: dict[str, str],
+) -> None:
+    # Validation and worker admission read cluster GPU names case-insensitively (``offers``,
+    # ``placement``); the scheduler must too, or such a task is accepted and then never runs.
+    cluster = await register_cluster(client_factory, admin_jwt)
+    worker = await attach(gateway, workers, cluster["clusterCredential"], **worker_gpu)
+    spec = {"gpu": "H100", "instanceType": "NCP.GPU.H100_1x", **task_gpu}
+    dto = await create_task(tasks, task_key, gpuSpecification=spec)
+    async with asyncio.timeout(WAIT):
+        (assignment,) = (await worker.read()).assignments
+    assert assignment.task_id == dto["id"]
