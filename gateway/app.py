@@ -529,7 +529,7 @@ def _redis_queue(queue: object) -> RedisQueue | None:
     return inner if isinstance(inner, RedisQueue) else None
 
 
-def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:
+def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster, str], Awaitable[None]]:
     async def end(cluster: Cluster, reason: str) -> None:
         scheduler.disconnect(lambda session: session.grant.cluster_id == cluster.cluster_id, reason)
 
