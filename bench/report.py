@@ -86,6 +86,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     ttft = _get(llm, "ttfe_ms", "p50"), _get(direct, "ttfe_ms", "p50")
     ttft_ratio = None if None in ttft or not ttft[1] else ttft[0] / ttft[1]  # type: ignore[operator]
     rows.append(_at_most("llm-stream / llm-stream-direct (time to first token p50)", ttft_ratio, 1.25, "x"))
+    rows.append(_metrics_cost(results))
     # Not a DESIGN §8 row: the hot path should cost about the same under TLS (issue 13).
     rows.append(_ratio("pexec-tls / pexec-embedded", _peak(results, "pexec-tls"), pexec, 0.8))
     # Not a DESIGN §8 row either (issue 16): gRPC unary calls through cfgate vs the container itself.
@@ -97,6 +98,72 @@ def targets(results: Results) -> list[dict[str, Any]]:
 def _grpc_peak(results: Results, name: str) -> float | None:
     entry = results.get(name, {})
     return float(entry["closed"]["rps"]) if entry.get("status") == "ok" and entry.get("kind") == "grpc" else None
+
+
+def _metrics_cost(results: Results) -> dict[str, Any]:
+    """Issue 17: /metrics (on, function labels, scraped every second) costs at most 5 % of the
+    gateway's CPU per pexec: the median over the alternated rounds of on ÷ off at a fixed rate."""
+    on = results.get("pexec-metrics-on", {}).get("fixed", {}).get("cpu_us", [])
+    off = results.get("pexec-metrics-off", {}).get("fixed", {}).get("cpu_us", [])
+    ratios = sorted(a / b for a, b in zip(on, off, strict=False) if a is not None and b)
+    value = ratios[len(ratios) // 2] if ratios else None
+    return {
+        "target": f"metrics on / off, gateway CPU us per pexec (median of {len(ratios)} alternated rounds)",
+        "value": None if value is None else round(value, 3),
+        "goal": "<= 1.05x",
+        "met": None if value is None else value <= 1.05,
+    }
+
+
+def _cpu_row(what: str, name: str, results: Results, goal: float, key: str = "server_cpu") -> dict[str, Any]:
+    entry = results.get(name, {})
+    ok = entry.get("status") == "ok" and entry.get("kind") == "http"
+    value = cpu_us_per_request(entry["closed"], key) if ok else None
+    return {
+        "target": what,
+        "value": None if value is None else round(value, 1),
+        "goal": f"<= {goal} us",
+        "met": None if value is None else value <= goal,
+    }
+
+
+def highest_load_under(entry: dict[str, Any], p99_ms: float) -> float | None:
+    """The highest open-loop offered rate, as a fraction of the closed-loop peak, below which every
+    point answered everything with p99 < ``p99_ms`` (the points above the first miss do not count)."""
+    if entry.get("status") != "ok" or entry.get("kind") != "http" or not entry["closed"]["rps"]:
+        return None
+    peak = float(entry["closed"]["rps"])
+    points = sorted((p for p in entry["open"] if p["label"].endswith("%")), key=lambda p: p["offered_rps"])
+    best = 0.0
+    for p in points:
+        p99 = p["latency_ms"]["p99"]
+        if p["errors"] or p99 is None or p99 >= p99_ms:
+            break
+        best = p["offered_rps"] / peak
+    return best
+
+
+def turn2_targets(results: Results) -> list[dict[str, Any]]:
+    """Issue 13's Done-when rows (DESIGN §8, turn-2 targets), from the same run."""
+    pexec = _peak(results, "pexec-embedded")
+    rows = [
+        _cpu_row("gateway CPU us per pexec", "pexec-embedded", results, 80.0),
+        _cpu_row("gateway CPU us per TLB invocation", "tlb-embedded", results, 70.0),
+        _cpu_row("worker agent CPU us per invocation (pexec)", "pexec-embedded", results, 80.0, "agent_cpu"),
+        _ratio("pexec peak / nginx proxy peak", pexec, _peak(results, "nginx"), 0.35),
+    ]
+    gateway = _point(results, "pexec-embedded", "50%")
+    container = _point(results, "direct", "half-pexec-peak")
+    for q, goal in (("p50", 0.5), ("p99", 2.0)):
+        added = None
+        if gateway and container and gateway["latency_ms"][q] is not None and container["latency_ms"][q] is not None:
+            added = gateway["latency_ms"][q] - container["latency_ms"][q]
+        rows.append(_at_most(f"latency added over direct at half of pexec's peak, {q} (ms)", added, goal, "ms"))
+    highest = highest_load_under(results.get("pexec-embedded", {}), 5.0)
+    rows.append(_ratio("pexec open loop: highest offered load with p99 < 5 ms (of peak)", highest, 1.0, 0.8))
+    rows.append(_ratio("proxy / nginx", _peak(results, "proxy"), _peak(results, "nginx"), 0.8))
+    rows.append(_ratio("pexec-redis-1p / pexec-embedded", _peak(results, "pexec-redis-1p"), pexec, 0.9))
+    return rows
 
 
 def _ms(value: float | None) -> str:
@@ -138,11 +205,8 @@ def markdown(run: dict[str, Any]) -> str:
                 f"| {sse['errors']} | {_cpu(entry['server_cpu'])} | – | – | – | {sse['generator_cpu']:.2f} "
                 f"| {sse['concurrency']} streams; {'; '.join(entry.get('notes', []))} |"
             )
-    lines += ["", "## DESIGN §8 targets", "", "| target | measured | goal | met |", "|---|---|---|---|"]
-    for row in run["targets"]:
-        met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
-        value = "not measured" if row["value"] is None else row["value"]
-        lines.append(f"| {row['target']} | {value} | {row['goal']} | {met} |")
+    lines += _target_table("DESIGN §8 targets", run["targets"])
+    lines += _target_table("Turn-2 targets (issue 13, DESIGN §8)", run.get("turn2_targets") or turn2_targets(results))
     hot = results.get("hotpath", {})
     if hot.get("status") == "ok":
         lines += [
@@ -167,10 +231,32 @@ def markdown(run: dict[str, Any]) -> str:
                     f"| {_ms(lat['p90'])} | {_ms(lat['p99'])} | {_ms(lat['p999'])} | {p['errors']} "
                     f"| {_cpu(p['server_cpu'])} | {p['generator_cpu']:.2f}{flag} |"
                 )
+    lines += _fixed_rounds(results)
     notes = run.get("notes") or []
     if notes:
         lines += ["", "## notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _fixed_rounds(results: Results) -> list[str]:
+    fixed = {name: e["fixed"] for name, e in results.items() if e.get("status") == "ok" and "fixed" in e}
+    if not fixed:
+        return []
+    lines = ["", "## alternated fixed-rate rounds (server CPU us per request)", ""]
+    lines += ["| scenario | rate | rounds |", "|---|---|---|"]
+    for name, f in fixed.items():
+        rounds = ", ".join("–" if us is None else f"{us:.0f}" for us in f["cpu_us"])
+        lines.append(f"| {name} | {f['rate']:.0f} rps x {f['seconds']:.0f} s | {rounds} |")
+    return lines
+
+
+def _target_table(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", f"## {title}", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for row in rows:
+        met = "–" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        value = "not measured" if row["value"] is None else row["value"]
+        lines.append(f"| {row['target']} | {value} | {row['goal']} | {met} |")
+    return lines
 
 
 def _http_row(name: str, entry: dict[str, Any]) -> str:

@@ -14,11 +14,15 @@ from bench.hotpath import run_hotpath
 from bench.loadgen.grpc_unary import GrpcTarget, run_grpc_unary
 from bench.loadgen.openloop import run_openloop
 from bench.loadgen.sse import run_sse
+from bench.loadgen.target import Target
 from bench.loadgen.wrk import run_wrk
 from bench.procs import BenchError, CpuMeter
 from bench.scenarios import SCENARIOS, Context, Subject
 from bench.stack import NotAvailable, Skipped
 
+# ``alternate``: rounds of one fixed-rate point per subject, each long enough for CPU ticks to add up.
+FIXED_ROUNDS = 6
+FIXED_POINT_SECONDS = 4.0
 GENERATOR_BOUND = 0.9  # a generator above this CPU share (of one core) may be what limits the point
 LATE_SENDING = 1.1  # ... or one that needed 10 % longer than planned to send its requests
 
@@ -80,6 +84,23 @@ def measure(subject: Subject, ctx: Context, plan: Plan, extra_rates: dict[str, f
     return {"status": "ok", "kind": "http", "closed": closed, "open": points, "notes": subject.notes}
 
 
+def alternate(subjects: list[Subject], ctx: Context) -> dict[str, dict[str, Any]]:
+    """Each subject at its ``fixed_rate`` in turns, ``FIXED_ROUNDS`` times: server CPU us per
+    request per round (None when the point missed its rate by more than 5 %)."""
+    rounds: dict[str, list[float | None]] = {s.name: [] for s in subjects}
+    for _ in range(FIXED_ROUNDS):
+        for subject in subjects:
+            assert subject.fixed_rate is not None and isinstance(subject.target, Target)
+            meter = CpuMeter(subject.server)
+            point = run_openloop(subject.target, subject.fixed_rate, FIXED_POINT_SECONDS, ctx.client_cpus)
+            shares = meter.shares()
+            achieved = point["achieved_rps"]
+            kept = achieved >= 0.95 * subject.fixed_rate and not point["errors"]
+            rounds[subject.name].append(round(sum(shares.values()) / achieved * 1e6, 1) if kept else None)
+    rate = subjects[0].fixed_rate
+    return {name: {"rate": rate, "seconds": FIXED_POINT_SECONDS, "cpu_us": us} for name, us in rounds.items()}
+
+
 def run(names: list[str], plan: Plan, ctx: Context, say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -110,6 +131,9 @@ def _scenario(name: str, plan: Plan, ctx: Context, results: dict[str, dict[str, 
                 step = functools.partial(measure, subject, ctx, plan, _extra_rates(subject.name, results))
                 out[subject.name] = _guard(step)
                 out[subject.name]["scenario"] = name
+            if len(subjects) > 1 and all(s.fixed_rate is not None for s in subjects):
+                for subject_name, fixed in alternate(subjects, ctx).items():
+                    out[subject_name]["fixed"] = fixed
     except NotAvailable as exc:
         out[name] = {"status": "not available in this build", "reason": str(exc)}
     except Skipped as exc:

@@ -52,6 +52,10 @@ class Subject:
     notes: list[str] = field(default_factory=list)
     # Worker agents serving the subject: their CPU per request is reported beside the server's.
     agents: list[Proc] = field(default_factory=list)
+    # Subjects of one scenario that all set it are also measured at this absolute rate, in turns
+    # (``runner.alternate``): compared at equal load, where CPU per request does not depend on how
+    # much each batched at its own peak, and with the machine's drift spread over both.
+    fixed_rate: float | None = None
 
 
 Scenario = Callable[[Context], contextlib.AbstractContextManager[list[Subject]]]
@@ -124,6 +128,58 @@ def pexec_tls(ctx: Context) -> Iterator[list[Subject]]:
 def tlb_embedded(ctx: Context) -> Iterator[list[Subject]]:
     with _stack(ctx, "tlb-embedded") as stack:
         yield [Subject("tlb-embedded", _tlb(stack), [stack.gateway], agents=[stack.worker])]
+
+
+# The pair's common load: well under either's peak on the slow shared machine.
+METRICS_FIXED_RATE = 600.0
+
+
+@contextlib.contextmanager
+def pexec_metrics(ctx: Context) -> Iterator[list[Subject]]:
+    """pexec-embedded twice, side by side: ``/metrics`` off, and on (function labels too, scraped
+    every second). Besides each one's sweep, the runner alternates fixed-rate points between the
+    two (``fixed_rate``), so a noisy machine's drift hits both alike: their CPU per invocation at
+    equal load is the metrics' cost (issue 17)."""
+    port = free_port()
+    on = ["--metrics-port", str(port), "--metrics-function-labels"]
+    with _stack(ctx, "pexec-metrics-off") as off_stack, _stack(ctx, "pexec-metrics-on", extra=on) as on_stack:
+        with _scraping(port):
+            subjects = [
+                Subject("pexec-metrics-off", _pexec(off_stack), [off_stack.gateway], notes=["/metrics off"],
+                        agents=[off_stack.worker], fixed_rate=METRICS_FIXED_RATE),
+                Subject("pexec-metrics-on", _pexec(on_stack), [on_stack.gateway],
+                        notes=["/metrics on, function labels, scraped every 1 s"], agents=[on_stack.worker],
+                        fixed_rate=METRICS_FIXED_RATE),
+            ]  # fmt: skip
+            yield subjects
+
+
+@contextlib.contextmanager
+def _scraping(port: int | None, every: float = 1.0) -> Iterator[None]:
+    """A Prometheus stand-in: GET /metrics every ``every`` seconds until the block ends."""
+    if port is None:
+        yield
+        return
+    import threading
+    import urllib.request
+
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(every):
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=5) as r,
+            ):
+                r.read()
+
+    thread = threading.Thread(target=scrape, name="bench-scraper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _redis_scenario(processes: int) -> Scenario:
@@ -258,6 +314,7 @@ SCENARIOS: dict[str, Scenario] = {
     "pexec-tls": pexec_tls,
     "direct": direct,
     "tlb-embedded": tlb_embedded,
+    "pexec-metrics": pexec_metrics,
     "pexec-redis-1p": _redis_scenario(1),
     "pexec-redis-2p": _redis_scenario(2),
     "sse": sse,
@@ -267,3 +324,10 @@ SCENARIOS: dict[str, Scenario] = {
     "rayserve": ray_serve,
 }
 ALL = [*SCENARIOS, "hotpath"]
+
+
+def in_run_order(names: list[str]) -> list[str]:
+    """``names`` in the order of ``ALL``, whatever order ``--scenarios`` gave them in: a ``direct``
+    listed before ``pexec-embedded`` would otherwise miss its half-pexec-peak point, and the report
+    would say the added latency was not measured (the merged-build run of 2026-12-04)."""
+    return sorted(dict.fromkeys(names), key=ALL.index)

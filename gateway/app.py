@@ -42,6 +42,7 @@ from cext.hotpath import (
     SERVICE_NICO,
     SERVICE_SIS,
     SERVICE_TASKS,
+    SERVICE_UNKNOWN,
     Decision,
     HostClassifier,
     HotPath,
@@ -64,6 +65,9 @@ from gateway.invocation.tracing import InvocationTracing
 from gateway.invocation.workers import CLUSTER_ID_KEY, WorkerAuthorizer
 from gateway.llm.budget import LocalTokenBudget, RedisTokenBudget
 from gateway.llm.service import LlmService
+from gateway.metrics.collector import GatewayMetrics, Sources
+from gateway.metrics.database import count_database_errors
+from gateway.metrics.http import HttpCounts
 from gateway.objectstore.results import S3ResultFiles
 from gateway.problems import (
     BadRequest,
@@ -91,10 +95,14 @@ from gateway.store.tasks import TaskRepository
 from invoker import tracing
 from invoker.dispatch import Dispatcher
 from invoker.invocations import InvocationTable
+from invoker.metrics.exposition import MetricsServer
 from invoker.queues.redis import RedisQueue
 from invoker.replies import ReplyBus
 from invoker.results import ResultStore
 from invoker.server import WorkerEndpoint, WorkerService
+
+# Allocations between two young-generation collections once the start-up heap is frozen.
+YOUNG_GC_THRESHOLD = 10_000
 
 log = logging.getLogger("gateway")
 
@@ -109,6 +117,12 @@ SERVICE_LABELS: dict[str, int] = {
     # The OpenAI-compatible LLM gateway answers on both (reference §2).
     "llm": SERVICE_LLM,
     "llm.invocation": SERVICE_LLM,
+}
+# How the metrics name the services (SERVICE_FUNCTION: direct invocation by host or header).
+SERVICE_NAMES: dict[int, str] = {
+    **{number: label for label, number in SERVICE_LABELS.items()},
+    SERVICE_FUNCTION: "function",
+    SERVICE_UNKNOWN: "unknown",
 }
 # Services that exist here only when proxied to an upstream (settings.upstreams).
 UPSTREAM_LABELS: dict[str, int] = {**SERVICE_LABELS, "nico": SERVICE_NICO}
@@ -130,6 +144,8 @@ class Gateway:
         self._services: dict[int, ASGIApp] = {}
         self._proxies: dict[int, UpstreamProxy] = {}
         self._hot: HotPath | None = None
+        self._api_hosts: frozenset[bytes] = frozenset()
+        self._api_host_header = b""
         self._invocations: InvocationService | None = None
         self._llm: LlmService | None = None
         self._workers: WorkerEndpoint | None = None
@@ -149,6 +165,14 @@ class Gateway:
         self._grpc: GrpcInvocationEndpoint | None = None
         # Request-body bytes this process holds for invocations (the server layer reserves from it).
         self.budget = ByteBudget(settings.max_queued_body_bytes)
+        # Prometheus metrics (--metrics-port): None when off, and then nothing on the hot path counts.
+        self.metrics: GatewayMetrics | None = None
+        if settings.metrics_enabled:
+            self.metrics = GatewayMetrics(SERVICE_NAMES, function_labels=settings.metrics_function_labels)
+        # What the edge bumps per answer (gateway.edge reads it once per connection).
+        self.http_counts: HttpCounts | None = self.metrics.http if self.metrics is not None else None
+        self._metrics_server: MetricsServer | None = None
+        self.metrics_port = 0
 
     @property
     def runtime(self) -> Runtime:
@@ -178,7 +202,7 @@ class Gateway:
         self.tasks = TaskService(scheduler.repository, scheduler)
         self._services = {
             SERVICE_API_KEYS: build_apikeys_app(runtime),
-            SERVICE_API: build_api_app(runtime),
+            SERVICE_API: build_api_app(runtime, self.tasks),
             SERVICE_SIS: build_sis_app(runtime),
             SERVICE_TASKS: build_tasks_app(runtime, self.tasks),
         }
@@ -195,6 +219,9 @@ class Gateway:
         invoke = runtime.authorities.any_of("invoke_function", APIKEY_PREFIX + "invoke_function")
         self._invoke_mask = invoke
         self._hot = HotPath(classifier, runtime.credentials, invoke)
+        # --api-host: these Host names reach the api service as api.<domain> does.
+        self._api_hosts = frozenset(name.lower().encode() for name in self.settings.api_hosts)
+        self._api_host_header = f"api.{classifier.domain}".encode()
         table = InvocationTable(settings.result_ttl_seconds)
         results = None
         if runtime.redis is not None and runtime.presence is not None:
@@ -210,6 +237,7 @@ class Gateway:
             max_queue_depth=settings.max_queue_depth,
             replies=self._replies,
             results=results,
+            metrics=self.metrics.dispatch if self.metrics is not None else None,
         )
         if self._replies is not None:
             await self._replies.start()
@@ -262,7 +290,10 @@ class Gateway:
                 heartbeat_interval_ms=settings.worker_heartbeat_ms,
                 authorize=partial(authorize_task_worker, clusters=runtime.cluster_registry, operator=operator),
             ),
+            secrets=runtime.secret_delivery.document,
         )
+        runtime.secret_delivery.push = service.push_secrets
+        runtime.secret_delivery.connected_versions = service.connected_versions
         # Deleting a cluster, or changing where it may run work, ends its workers' sessions: in-flight
         # invocations are redelivered, the tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(
@@ -280,6 +311,9 @@ class Gateway:
             worker_port=self.worker_port,
         )
         self.grpc_port = await self._grpc.start()
+        if self.metrics is not None:
+            self.metrics.sources = Sources(dispatcher, runtime.queues, runtime.routes, self._invocations, self.budget)
+            await self._start_metrics(self.metrics)
         self._housekeeping = asyncio.create_task(self._sweep(table))
         self._task_loop = asyncio.create_task(scheduler.run())
         if self.owns_process:
@@ -287,6 +321,20 @@ class Gateway:
             # a full pass then scans only what invocations left behind (GC pauses were p99 stalls).
             gc.collect()
             gc.freeze()
+            # Invocations in flight are thousands of young objects that die by reference count,
+            # not in cycles: at the default 700, a young collection ran every ~30 invocations and
+            # scanned them all (~4 us per invocation, bench.inproc).
+            gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
+
+    async def _start_metrics(self, metrics: GatewayMetrics) -> None:
+        count_database_errors(self.runtime.store.engine)
+        server = MetricsServer(metrics.render)
+        if self.settings.metrics_socket is not None:
+            await server.start_unix(self.settings.metrics_socket)
+        else:
+            assert self.settings.metrics_port is not None
+            self.metrics_port = await server.start_tcp(self.settings.host, self.settings.metrics_port)
+        self._metrics_server = server
 
     async def _sweep(self, table: InvocationTable) -> None:
         while True:
@@ -295,14 +343,7 @@ class Gateway:
             if self._invocations is not None:
                 await self._invocations.sweep_results()
 
-    async def shutdown(self) -> None:
-        for proxy in self._proxies.values():
-            proxy.close()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-        if self._nico is not None:
-            await self._nico.close()
-            self._nico = None
+    async def _stop_task_loop(self) -> None:
         if self._task_loop is not None and self._scheduler is not None:
             self._scheduler.close()
             try:
@@ -310,6 +351,19 @@ class Gateway:
             except TimeoutError:
                 log.warning("task scheduler did not stop in time")
             self._task_loop = None
+
+    async def shutdown(self) -> None:
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
+        for proxy in self._proxies.values():
+            proxy.close()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self._nico is not None:
+            await self._nico.close()
+            self._nico = None
+        await self._stop_task_loop()
         if self._grpc is not None:
             await self._grpc.stop(grace=5)
             self._grpc = None
@@ -355,9 +409,10 @@ class Gateway:
             return self._serve_health
         hot = self._hot
         assert hot is not None, "gateway not started"
-        decision = hot.decide(
-            request.header(b"host") or b"", request.method.encode(), request.raw_path, request.header(b"authorization")
-        )
+        host = request.header(b"host") or b""
+        if self._api_hosts and _bare_host(host) in self._api_hosts:
+            host = self._api_host_header
+        decision = hot.decide(host, request.method.encode(), request.raw_path, request.header(b"authorization"))
         request.decision = decision
         if decision.code != DECIDE_NOT_HOT:
             # In-memory mode a cached credential's invocation never needs a task of its own
@@ -367,12 +422,22 @@ class Gateway:
             )
             return self._invocation
         if decision.service not in (SERVICE_INVOCATION, SERVICE_API):
-            return self._serve_llm if decision.service == SERVICE_LLM else None
+            if decision.service == SERVICE_LLM:
+                return self._serve_llm
+            return self._proxied(decision.service, request)
         if request.path.startswith(RESULTS_PREFIX) and request.method in ("GET", "HEAD"):
             return self._download
         if decision.service == SERVICE_INVOCATION and request.header(b"function-id") is not None:
             return self._header_routed
-        return None
+        return self._proxied(decision.service, request)
+
+    def _proxied(self, service: int, request: HotRequest) -> Handler | None:
+        """A proxied service's small request goes through the edge's exchange (no ASGI cycle);
+        a streamed body, or an embedded service, through the control plane."""
+        proxy = self._proxies.get(service)
+        if proxy is None or not proxy.takes_whole(request):
+            return None
+        return proxy.serve
 
     async def control(self, scope: Scope, receive: Receive, send: Send, decision: object) -> None:
         """A request for a control-plane service (embedded Starlette app or upstream proxy)."""
@@ -549,6 +614,12 @@ def _problem(exchange: Exchange, exc: GatewayError, *, invocation: bool = False)
 async def _send_problem(send: Send, exc: GatewayError, instance: str) -> None:
     body = error_body(exc, instance)
     await send_response(send, exc.status, problem_headers(body, exc.headers), body)
+
+
+def _bare_host(host: bytes) -> bytes:
+    """A Host header's name without its port, lowercase."""
+    name = host.rsplit(b":", 1)[0] if host.count(b":") == 1 else host
+    return name.strip().rstrip(b".").lower()
 
 
 def _uuid(raw: bytes) -> str:

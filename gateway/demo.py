@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,25 +126,30 @@ async def _nico_call(http: httpx.AsyncClient, settings: Settings) -> bool:
     return answer.status_code == 200
 
 
-async def run_demo(
-    port: int,
-    grpc_port: int,
-    worker_port: int,
-    data_dir: Path | None,
-    once: bool,
-    nico: bool = False,
-    llm: bool = False,
-) -> int:
-    if data_dir is not None:
-        return await _run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm)
+@dataclass(frozen=True)
+class DemoOptions:
+    """``cfgate demo``'s flags (0: a free port; no data_dir: the demo's own, removed at exit)."""
+
+    port: int = 0
+    grpc_port: int = 0
+    worker_port: int = 0
+    data_dir: Path | None = None
+    once: bool = False
+    nico: bool = False
+    llm: bool = False
+
+
+async def run_demo(options: DemoOptions) -> int:
+    if options.data_dir is not None:
+        return await _run_demo(options, options.data_dir)
     # The default data directory is the demo's own: removed at exit, however the demo ends.
     with tempfile.TemporaryDirectory(prefix="cfgate-demo-") as data:
-        return await _run_demo(port, grpc_port, worker_port, Path(data), once, nico, llm)
+        return await _run_demo(options, Path(data))
 
 
-async def _run_demo(
-    port: int, grpc_port: int, worker_port: int, data: Path, once: bool, nico: bool, llm: bool = False
-) -> int:
+async def _run_demo(options: DemoOptions, data: Path) -> int:
+    port, grpc_port, worker_port = options.port, options.grpc_port, options.worker_port
+    once, nico, llm = options.once, options.nico, options.llm
     if port:
         _check_port_free(port, "--port", "HTTP")
     if grpc_port:
@@ -233,19 +239,11 @@ async def _run_demo(
     return 0
 
 
-def main(
-    port: int,
-    grpc_port: int,
-    worker_port: int,
-    data_dir: Path | None,
-    once: bool,
-    nico: bool = False,
-    llm: bool = False,
-) -> int:
+def main(options: DemoOptions) -> int:
     import uvloop
 
     try:
-        return uvloop.run(run_demo(port, grpc_port, worker_port, data_dir, once, nico, llm))
+        return uvloop.run(run_demo(options))
     except DemoError as exc:
         print(f"cfgate demo: {exc}", file=sys.stderr, flush=True)
         return 1

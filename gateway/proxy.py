@@ -25,12 +25,15 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from gateway.asgi import Receive, Scope, Send
+from gateway.edge.exchange import Exchange, HotRequest
 from gateway.problems import GatewayError, error_body, problem_headers
 from invoker.worker.http_client import HttpClient, HttpClientError, Response
 
 log = logging.getLogger("gateway.proxy")
 
 SMALL_BODY = 64 << 10
+# A streamed answer waits for the client's socket past this many bytes not yet taken.
+STREAM_HIGH_WATER = 256 << 10
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -106,8 +109,78 @@ class UpstreamProxy:
             return
         await self._relay(response, send)
 
+    def takes_whole(self, request: HotRequest) -> bool:
+        """Whether ``serve`` (the edge's hot exchange, the body read whole first) can take this
+        request: a declared length up to ``SMALL_BODY``, or no body at all."""
+        if request.header(b"transfer-encoding") is not None:
+            return False
+        length = request.header(b"content-length")
+        if length is None:
+            return request.method not in ("POST", "PUT", "PATCH")  # those stream chunked (as before)
+        return length.isdigit() and int(length) <= SMALL_BODY
+
+    async def serve(self, exchange: Exchange) -> None:
+        """The proxy on the edge's own request/response interface (no ASGI scope, task-free
+        writes): for requests ``takes_whole`` accepts; everything else goes through ``__call__``."""
+        request = exchange.request
+        target = self.prefix + request.raw_path.decode("latin-1")
+        if request.query:
+            target += "?" + request.query.decode("latin-1")
+        headers, length, _ = self._forwarded(request.headers, request.client, request.scheme)
+        body = b""
+        if length is not None:
+            body = await exchange.body(SMALL_BODY)
+            headers.append(("Content-Length", str(len(body))))
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.request(request.method, target, headers, body)
+        except TimeoutError:
+            late = GatewayTimeout(f"The upstream {self.url} did not answer within {self.timeout:g} s")
+            _respond_problem(exchange, late)
+            return
+        except (HttpClientError, OSError, ValueError) as exc:
+            log.warning("upstream %s: %s", self.url, exc)
+            _respond_problem(exchange, BadGateway(f"The upstream {self.url} could not be reached"))
+            return
+        headers_out = _answer_headers(response)
+        async with response:
+            if response.complete and request.method != "HEAD":  # all of a small answer is here
+                data = await response.read()
+                if exchange.closed:
+                    return
+                sized = [h for h in headers_out if h[0] != b"content-length"]
+                sized.append((b"content-length", str(len(data)).encode()))
+                exchange.respond(response.status, sized, data)  # head and body in one write
+                return
+            exchange.start(response.status, headers_out)
+            try:
+                while not response.complete and not exchange.closed:
+                    async with asyncio.timeout(self.timeout):
+                        piece = await response.receive()
+                    if piece is None:
+                        break
+                    exchange.write(piece)
+                    if exchange.backlog > STREAM_HIGH_WATER:
+                        await _writable(exchange)
+                else:
+                    if not exchange.closed:
+                        exchange.write(await response.read())
+            except (HttpClientError, TimeoutError) as exc:
+                log.warning("upstream %s broke its answer: %s", self.url, exc)
+                response.abort()
+                exchange.abort()
+                return
+            if exchange.closed:
+                response.abort()
+                return
+            exchange.end()
+
     def _request_headers(self, scope: Scope) -> tuple[list[tuple[str, str]], str | None, bool]:
-        raw: list[tuple[bytes, bytes]] = scope["headers"]
+        return self._forwarded(scope["headers"], scope.get("client"), scope.get("scheme", "http"))
+
+    def _forwarded(
+        self, raw: list[tuple[bytes, bytes]], client: tuple[str, int] | None, scheme: str
+    ) -> tuple[list[tuple[str, str]], str | None, bool]:
         named = {t.strip().lower() for k, v in raw if k == b"connection" for t in v.split(b",")}
         length: str | None = None
         chunked = False
@@ -126,13 +199,12 @@ class UpstreamProxy:
             if key in HOP_BY_HOP or key in named or key in REPLACED:
                 continue
             headers.append((key.decode("latin-1"), value.decode("latin-1")))
-        client = scope.get("client")
         peer = client[0] if client else ""
         if peer:
             forwarded_for = f"{forwarded_for}, {peer}" if forwarded_for else peer
         if forwarded_for:
             headers.append(("X-Forwarded-For", forwarded_for))
-        headers.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+        headers.append(("X-Forwarded-Proto", scheme))
         if original_host:
             headers.append(("X-Forwarded-Host", original_host))
         if length is not None and not (length.isascii() and length.isdigit()):
@@ -140,10 +212,7 @@ class UpstreamProxy:
         return headers, length, chunked
 
     async def _relay(self, response: Response, send: Send) -> None:
-        named = {t.strip().lower() for k, v in response.headers if k.lower() == b"connection" for t in v.split(b",")}
-        headers = [
-            (k.lower(), v) for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() not in named
-        ]
+        headers = _answer_headers(response)
         async with response:
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             try:
@@ -161,6 +230,31 @@ class UpstreamProxy:
                 log.warning("upstream %s broke its answer: %s", self.url, exc)
                 response.abort()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _answer_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    named = {t.strip().lower() for k, v in response.headers if k.lower() == b"connection" for t in v.split(b",")}
+    return [(k.lower(), v) for k, v in response.headers if k.lower() not in HOP_BY_HOP and k.lower() not in named]
+
+
+async def _writable(exchange: Exchange) -> None:
+    """Wait until the client's socket took most of what was written (a slow reader slows its own
+    answer instead of growing the gateway's buffers); a client that leaves wakes it too."""
+    drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wake() -> None:
+        if not drained.done():
+            drained.set_result(None)
+
+    exchange.on_writable(wake)
+    await drained
+
+
+def _respond_problem(exchange: Exchange, exc: GatewayError) -> None:
+    if exchange.started or exchange.closed:
+        return
+    body = error_body(exc, exchange.request.path)
+    exchange.respond(exc.status, problem_headers(body, exc.headers), body)
 
 
 async def _read_all(receive: Receive) -> bytes:

@@ -33,6 +33,7 @@ from gateway.services.functions.catalog import Catalog
 from gateway.services.functions.cluster_groups import ClusterDirectory, EmptyClusterDirectory
 from gateway.services.functions.deployment_models import GpuValidator
 from gateway.services.functions.routing import RoutingCache
+from gateway.services.functions.secret_delivery import SecretDelivery
 from gateway.services.tasks.gpus import TaskGpuValidator, accept_all_task_gpus
 from gateway.settings import Settings
 from gateway.shared.bus import InvalidationBus
@@ -72,6 +73,8 @@ class Runtime:
     instances: InstanceRegistry
     routes: RoutingCache
     catalog: Catalog
+    # Function secrets to workers (Register, and pushes when they change).
+    secret_delivery: SecretDelivery
     queues: InvocationQueue
     assets: AssetService
     # SIS: registered clusters, their credentials and revocation hooks.
@@ -166,8 +169,9 @@ class Runtime:
             local_issuer=settings.issuer,
             operator_client=settings.admin_client_id,
         )
+        secret_delivery = SecretDelivery(functions, secretbox)
         if shared is not None:
-            await shared.start(routes, authenticator)
+            await shared.start(routes, authenticator, secret_delivery)
         installation.start()
         return cls(
             settings=settings,
@@ -185,6 +189,7 @@ class Runtime:
             instances=instances,
             routes=routes,
             catalog=catalog,
+            secret_delivery=secret_delivery,
             queues=queues,
             assets=assets,
             cluster_registry=ClusterRegistry(cluster_repository),

@@ -66,9 +66,11 @@ def serve(settings: Settings) -> int:
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     scheme = "https" if settings.tls_cert else "http"
     grpc = settings.grpc_port or "a free port"
+    metrics = "" if settings.metrics_port is None else f", metrics on port {settings.metrics_port or 'a free one'}"
     workers = settings.worker_port or "a free port"
     print(
-        f"cfgate: serving {scheme}://{host}:{settings.port}, gRPC invocation on port {grpc}, workers on port {workers} "
+        f"cfgate: serving {scheme}://{host}:{settings.port}, gRPC invocation on port {grpc}, "
+        f"workers on port {workers}{metrics} "
         f"(domain {settings.domain}, data {settings.data_dir})\n"
         f"cfgate: mint an admin token from this machine with\n"
         f"  curl -X POST http://{host}:{settings.port}/v1/admin/keys -H 'Host: api-keys.{settings.domain}'\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,10 @@ class Settings:
     # upstream may take to start answering (or pause in its answer) before a 504.
     upstreams: tuple[str, ...] = field(default_factory=tuple)
     upstream_timeout_seconds: int = 60
+    # Host names (or addresses) that reach the api service as they are, besides api.<domain>: for
+    # clients that send their base URL's own host, such as ngcsdk with NGC_CLI_API_URL
+    # (CFGATE_API_HOSTS=nvcf.example.com,10.0.0.5). Compared without port, case-insensitively.
+    api_hosts: tuple[str, ...] = field(default_factory=tuple)
     # Embedded NICo REST (nico.<domain>): the site agent's machine inventory (JSON; default: a small
     # built-in one) and its clock, one site/instance state transition per step.
     nico_inventory: str | None = None
@@ -124,6 +129,17 @@ class Settings:
     max_stream_backlog_bytes: int = 8 << 20
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Prometheus /metrics on a port of its own (gateway.metrics): off unless set; 0 picks a free
+    # one. Function ids label the invocation series only with metrics_function_labels.
+    # metrics_socket: where a child of --processes N serves its metrics for the parent (set by
+    # the supervisor, which serves the host's aggregate on metrics_port).
+    metrics_port: int | None = None
+    metrics_function_labels: bool = False
+    metrics_socket: str | None = None
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_port is not None or self.metrics_socket is not None
 
     @property
     def database_url(self) -> str:
@@ -197,12 +213,22 @@ class Settings:
             env[ENV_PREFIX + f.name.upper()] = text
         return env
 
-    def validate(self) -> Settings:
+    def _validate_api_hosts(self) -> None:
+        for name in self.api_hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", name) or name.startswith("."):
+                raise SettingsError(f"--api-host must be a host name or IPv4 address without port, got {name!r}")
+
+    def _validate_ports(self) -> None:
         if not all(0 <= p <= 65535 for p in (self.port, self.grpc_port, self.worker_port)):
             raise SettingsError("ports must be within 0..65535")
         taken = [p for p in (self.port, self.grpc_port, self.worker_port) if p]
         if len(set(taken)) != len(taken):
             raise SettingsError("--port, --grpc-port and --worker-port must differ")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("--metrics-port must be within 0..65535")
+
+    def validate(self) -> Settings:
+        self._validate_ports()
         if self.processes < 1:
             raise SettingsError("--processes must be at least 1")
         if not self.domain or self.domain.startswith(".") or " " in self.domain:
@@ -223,6 +249,7 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if self.upstream_timeout_seconds < 1:
             raise SettingsError("the upstream timeout must be at least 1 s")
+        self._validate_api_hosts()
         if self.nico_step_ms < 10:
             raise SettingsError("nico_step_ms must be at least 10")
         if self.log_format not in LOG_FORMATS:
@@ -268,7 +295,7 @@ class Settings:
 def _cast(name: str, annotation: Any, raw: str) -> Any:
     kind = str(annotation)
     try:
-        if kind == "int":
+        if kind in ("int", "int | None"):
             return int(raw)
         if kind == "bool":
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -9,6 +9,9 @@ spreads connections among them (grpc sets SO_REUSEPORT on its listeners by defau
 applies pending migrations under the store's lock, so whichever comes first migrates and the
 others find nothing to do.
 
+Metrics (``--metrics-port``): the parent serves the host's ``/metrics``, the sum of what each
+child serves on a Unix socket in a private directory made for the run (``gateway.metrics.aggregate``).
+
 Supervision: SIGTERM or SIGINT stops every child gracefully (SIGTERM, then SIGKILL after the
 grace period) and the parent exits 0. A child that dies on its own is restarted after a second;
 more than ``MAX_RESTARTS`` restarts within ``RESTART_WINDOW_SECONDS`` means something is wrong
@@ -20,17 +23,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from gateway.auth.installation import prepare_installation_keys
 from gateway.private_files import make_private_dir
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.metrics.aggregate import HostMetricsServer
 
 log = logging.getLogger("gateway.supervisor")
 
@@ -58,6 +68,7 @@ class Supervisor:
         self._restarts: deque[float] = deque()
         self._stopping = False
         self._env: dict[str, str] = {}
+        self._metrics_dir: Path | None = None
 
     def run(self) -> int:
         settings = self.settings
@@ -69,6 +80,7 @@ class Supervisor:
             ports = f"{settings.port}/{settings.grpc_port}/{settings.worker_port}"
             print(f"cfgate: cannot bind {settings.host}:{ports}: {exc}", file=sys.stderr)
             return 1
+        metrics = None
         try:
             self._prepare_data_dir()
             port, grpc_port, worker_port = (s.getsockname()[1] for s in (http, grpc, workers))
@@ -78,6 +90,12 @@ class Supervisor:
             )
             # OpenTelemetry's standard variables reach the children too (invoker.tracing).
             self._env = {**{k: v for k, v in os.environ.items() if k.startswith("OTEL_")}, **child.environment()}
+            self._env.pop("CFGATE_METRICS_PORT", None)
+            try:
+                metrics = self._start_metrics()
+            except OSError as exc:
+                print(f"cfgate: cannot serve metrics on port {settings.metrics_port}: {exc}", file=sys.stderr)
+                return 1
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._stop)
             print(
@@ -85,13 +103,17 @@ class Supervisor:
                 f"worker port {worker_port}",
                 flush=True,
             )
-            self._children = [self._spawn() for _ in range(settings.processes)]
+            self._children = [self._spawn(index) for index in range(settings.processes)]
             return self._supervise()
         finally:
             self._terminate()
             http.close()
             grpc.close()
             workers.close()
+            if metrics is not None:
+                metrics.stop()
+            if self._metrics_dir is not None:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _prepare_data_dir(self) -> None:
         settings = self.settings
@@ -99,8 +121,27 @@ class Supervisor:
         # The children then find the store migrated and its keys in place, and agree on them.
         asyncio.run(prepare_installation_keys(settings))
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=self._env)
+    def _start_metrics(self) -> HostMetricsServer | None:
+        settings = self.settings
+        if settings.metrics_port is None:
+            return None
+        from gateway.metrics.aggregate import HostMetricsServer
+
+        self._metrics_dir = Path(tempfile.mkdtemp(prefix="cfgate-metrics-"))  # 0700
+        server = HostMetricsServer(settings.host, settings.metrics_port, self._metric_sockets())
+        server.start()
+        print(f"cfgate: metrics of all {settings.processes} processes on port {server.port}", flush=True)
+        return server
+
+    def _metric_sockets(self) -> list[str]:
+        assert self._metrics_dir is not None
+        return [str(self._metrics_dir / f"child-{index}.sock") for index in range(self.settings.processes)]
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        env = self._env
+        if self._metrics_dir is not None:
+            env = {**env, "CFGATE_METRICS_SOCKET": self._metric_sockets()[index]}
+        return subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         self._stopping = True
@@ -120,7 +161,7 @@ class Supervisor:
                     return 1
                 print(f"cfgate: gateway process {child.pid} exited with {child.returncode}: restarting", flush=True)
                 time.sleep(RESTART_DELAY_SECONDS)
-                self._children[index] = self._spawn()
+                self._children[index] = self._spawn(index)
         return 0
 
     def _terminate(self) -> None:

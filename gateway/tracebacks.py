@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 
 __all__ = ["TRACEBACK_EVERY_SECONDS", "RateLimitedTracebacks", "install_on", "log_failure"]
 
@@ -75,7 +76,12 @@ def install_on(logger_name: str) -> None:
 
 
 def log_failure(
-    logger: logging.Logger, what: str, exc: BaseException, *, every: float = TRACEBACK_EVERY_SECONDS
+    logger: logging.Logger,
+    what: str,
+    exc: BaseException,
+    *,
+    every: float = TRACEBACK_EVERY_SECONDS,
+    extra: Mapping[str, object] | None = None,
 ) -> bool:
     """Log ``exc`` under ``what`` (no input in it); True when its traceback was written."""
     cause = _cause(exc)
@@ -83,8 +89,14 @@ def log_failure(
     if shown:
         repeats = f"; {repeated} repeat(s) since the last traceback" if repeated else ""
         logger.error(
-            "%s: %s (traceback shown at most every %gs per cause%s)", what, cause[0], every, repeats, exc_info=exc
+            "%s: %s (traceback shown at most every %gs per cause%s)",
+            what,
+            cause[0],
+            every,
+            repeats,
+            exc_info=exc,
+            extra=extra,
         )
         return True
-    logger.warning("%s: %s at %s:%d (traceback logged earlier)", what, *cause)
+    logger.warning("%s: %s at %s:%d (traceback logged earlier)", what, *cause, extra=extra)
     return False

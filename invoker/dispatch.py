@@ -32,6 +32,7 @@ from invoker.invocations import (
 )
 from invoker.lifecycle import Event, State
 from invoker.logs import invocation_fields
+from invoker.metrics.dispatch import DispatchMetrics
 from invoker.queues.base import InvocationQueue, QueueEntry
 from invoker.remote import RemoteInvocation
 from invoker.replies import CANCEL, CHUNK, END, FRAMES, PROGRESS, START, TAKEN, Reply, ReplyBus
@@ -57,8 +58,10 @@ class Dispatcher:
         max_queue_depth: int = 10_000,
         replies: ReplyBus | None = None,
         results: ResultStore | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics
         self.table = table
         self.instances = instances
         self.max_attempts = max_attempts
@@ -72,6 +75,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         # An in-process queue's take without a coroutine (``MemoryQueue.take_many_nowait``).
         self._take_now: Callable[[str, int], list[QueueEntry]] | None = getattr(queue, "take_many_nowait", None)
+        self._enqueue_now: Callable[..., None] | None = getattr(queue, "enqueue_nowait", None)
         self.replies = replies
         self.results = results
         self._remote: dict[str, RemoteInvocation] = {}
@@ -92,11 +96,19 @@ class Dispatcher:
     async def submit(self, invocation: Invocation) -> None:
         request = invocation.request
         request.origin = self.process_id
+        if self.metrics is not None:
+            invocation.final_hook = self.metrics.finished
         self.table.add(invocation)
+        enqueue_now = self._enqueue_now
         try:
-            await self.queue.enqueue(
-                request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
-            )
+            if enqueue_now is not None:
+                enqueue_now(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
+            else:
+                await self.queue.enqueue(
+                    request.version_id, request.function_id, request.request_id, request, limit=self.max_queue_depth
+                )
         except BaseException:
             self.table.forget(request.request_id)
             raise
@@ -108,6 +120,8 @@ class Dispatcher:
         """The client gave up (or the function was undeployed): stop it wherever it is."""
         if invocation.final:
             return
+        if self.metrics is not None:
+            self.metrics.cancellations += 1
         session = invocation.session
         if isinstance(session, WorkerSession) and invocation.request_id in session.inflight:
             session.cancel(invocation.request_id, reason)
@@ -141,6 +155,8 @@ class Dispatcher:
             if invocation.state not in WAITING:
                 return
             invocation.error = "no worker took the invocation within its queue lifetime"
+            if self.metrics is not None:
+                self.metrics.expirations += 1
             invocation.apply(Event.EXPIRE)
 
     def _restart_timer(self, invocation: Invocation, delay: float) -> None:
@@ -216,6 +232,8 @@ class Dispatcher:
         session.assign(invocation)
         if self._grpc_pending and entry.request_id in self._grpc_pending:
             self._flush_grpc(invocation)
+        if self.metrics is not None:
+            self.metrics.dispatched(invocation, time.time())
         return None
 
     async def _ack(self, request_id: str) -> None:
@@ -226,6 +244,8 @@ class Dispatcher:
         self.kick(entry.version_id)  # within a running pump: marks it dirty, so it looks again
 
     async def _give_up(self, invocation: Invocation | RemoteInvocation, request_id: str) -> None:
+        if self.metrics is not None:
+            self.metrics.attempts_exhausted += 1
         await self.queue.ack(request_id)
         invocation.fail(f"worker lost {self.max_attempts} times")
 
@@ -452,10 +472,14 @@ class Dispatcher:
             return
         if invocation.state == State.DISPATCHED:
             if invocation.attempt >= self.max_attempts:
+                if self.metrics is not None:
+                    self.metrics.attempts_exhausted += 1
                 await self.queue.ack(invocation.request_id)
                 invocation.fail(f"worker lost {self.max_attempts} times ({reason})")
                 return
             invocation.apply(Event.REQUEUE)
+            if self.metrics is not None:
+                self.metrics.redeliveries += 1
             self._remote.pop(invocation.request_id, None)
             await self.queue.requeue(invocation.request_id)
             self.kick(invocation.request.version_id)
@@ -490,9 +514,14 @@ class Dispatcher:
         if message.draining:
             session.draining = True
         if message.credits:
-            session.credits += message.credits
+            self._grant(session, message.credits)
         if message.credits or message.ends:
             self.kick(session.version_id)
+
+    def _grant(self, session: WorkerSession, credits: int) -> None:
+        session.credits += credits
+        if self.metrics is not None:
+            self.metrics.credits_granted += credits
 
     def _end(self, session: WorkerSession, end: pb.ResponseEnd) -> bool:
         """Finish the invocation; True when its queue entry is now done (to be acked)."""
@@ -512,6 +541,13 @@ class Dispatcher:
 
     async def _ack_all(self, request_ids: list[str]) -> None:
         # Each ack keeps itself for a retry when Redis is away (``RedisQueue.ack``).
+        ack_many = getattr(self.queue, "ack_many", None)
+        if ack_many is not None:
+            try:
+                await ack_many(request_ids)
+            except Exception as exc:
+                log.error("acks of %d answered invocation(s) failed: %r", len(request_ids), exc)
+            return
         results = await asyncio.gather(*(self.queue.ack(rid) for rid in request_ids), return_exceptions=True)
         for request_id, result in zip(request_ids, results, strict=True):
             if isinstance(result, Exception):
@@ -531,6 +567,8 @@ class Dispatcher:
             if invocation is not None and not invocation.final:
                 invocation.error = "function version undeployed"
                 if invocation.state in WAITING:
+                    if self.metrics is not None:
+                        self.metrics.cancellations += 1
                     invocation.apply(Event.CANCEL)
         for session in self.sessions(version_id):
             if graceful:

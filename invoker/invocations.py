@@ -72,6 +72,7 @@ class Answer:
 
 class Invocation:
     __slots__ = (
+        "_at_final",
         "_listeners",
         "_waiters",
         "answer",
@@ -81,6 +82,7 @@ class Invocation:
         "delivered",
         "ended",
         "error",
+        "final_hook",
         "finished_at",
         "percent",
         "partial",
@@ -89,6 +91,7 @@ class Invocation:
         "reported_seq",
         "request",
         "session",
+        "started_at",
         "state",
         "stored_path",
         "timer",
@@ -111,6 +114,9 @@ class Invocation:
         self.delivered = False
         self.published = False  # a 202 went out and the result is kept in Redis for any process
         self.finished_at: float | None = None
+        self.started_at = 0.0  # time.time() of the worker's response start (first byte; metrics on)
+        # Called once when the invocation becomes final (the metrics' latency observer).
+        self.final_hook: Callable[[Invocation], None] | None = None
         self.session: object | None = None  # the worker session holding it, while dispatched
         self.timer: asyncio.TimerHandle | None = None
         self.stored_path: str | None = None  # large result spooled to disk
@@ -120,6 +126,9 @@ class Invocation:
         self._waiters: list[asyncio.Future[bool]] = []
         # One-shot callbacks for the next change: how the HTTP edge answers without a task.
         self._listeners: list[Callable[[], None]] = []
+        # Run once, synchronously, when the invocation reaches a final state (bookkeeping that
+        # must not wait for a loop pass, nor listen to every change until then).
+        self._at_final: list[Callable[[], None]] | None = None
 
     @property
     def request_id(self) -> str:
@@ -137,6 +146,12 @@ class Invocation:
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
+            if self.final_hook is not None:
+                self.final_hook(self)
+            if self._at_final is not None:
+                callbacks, self._at_final = self._at_final, None
+                for callback in callbacks:
+                    callback()
         self._notify()
         return self.state
 
@@ -145,6 +160,8 @@ class Invocation:
     def start(self, answer: Answer) -> None:
         self.apply(Event.START)
         self.answer = answer
+        if self.final_hook is not None:  # only the metrics read it
+            self.started_at = time.time()
 
     def chunk(self, data: bytes) -> None:
         if data:
@@ -181,6 +198,15 @@ class Invocation:
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` once, soon after the next change (a loop callback: no task, no future)."""
         self._listeners.append(listener)
+
+    def at_final(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the invocation reaches a final state (now if it has)."""
+        if self.final:
+            callback()
+        elif self._at_final is None:
+            self._at_final = [callback]
+        else:
+            self._at_final.append(callback)
 
     def drop_listener(self, listener: Callable[[], None]) -> None:
         with suppress(ValueError):

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from invoker.errors import BackendUnavailable
 from invoker.invocations import Answer, Invocation, InvocationRequest, ResultKind
 from invoker.lifecycle import FINAL, State
+from invoker.metrics.backend import BACKEND_ERRORS
 
 # KEYS result ; ARGV ttl, only-if-exists, final (0/1), field, value, …
 WRITE = """
@@ -106,6 +107,7 @@ class ResultStore:
         try:
             raw: dict[bytes, bytes] = await self.redis.hgetall(result_key(request_id))  # type: ignore[assignment]
         except (RedisError, OSError) as exc:
+            BACKEND_ERRORS.redis += 1
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
         if not raw or b"s" not in raw:
             return None
@@ -133,6 +135,7 @@ class ResultStore:
         try:
             return bool(await self.redis.delete(result_key(request_id)))
         except (RedisError, OSError) as exc:
+            BACKEND_ERRORS.redis += 1
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
 
     async def _run(self, key: str, final: int, fields: list[bytes | str | int], *, only_if_exists: bool) -> None:
@@ -140,6 +143,7 @@ class ResultStore:
         try:
             await self._write([key], args)
         except (RedisError, OSError) as exc:
+            BACKEND_ERRORS.redis += 1
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
 
 

@@ -33,6 +33,8 @@ MAX_MESSAGE_BYTES = 80 << 20
 
 # (credential, register request) → what the worker may serve; raises WorkerRejected.
 WorkerAuthorizer = Callable[[str, pb.RegisterRequest], Awaitable[WorkerGrant]]
+# version id → the version's secrets as a JSON object (what the worker writes for its container).
+SecretsSource = Callable[[str], Awaitable[bytes]]
 # Serves one task worker's Tasks stream (the gateway's task broker).
 TaskStreams = Callable[
     [AsyncIterator[pb.TaskWorkerMessage], "grpc.aio.ServicerContext[object, object]"],
@@ -46,6 +48,7 @@ class _Registration:
     instance_id: str
     max_concurrency: int
     created: float
+    secrets_json: bytes = b"{}"
 
 
 def _bearer(context: grpc.aio.ServicerContext[object, object]) -> str:
@@ -64,8 +67,10 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         heartbeat_interval_ms: int = 2000,
         max_direct_response_bytes: int = 5 * 1024 * 1024,
         tasks: TaskStreams | None = None,
+        secrets: SecretsSource | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self._secrets = secrets
         self._tasks = tasks
         self._authorize = authorize
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -86,10 +91,11 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             code = grpc.StatusCode.UNAUTHENTICATED if exc.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
             await context.abort(code, str(exc))
         self._expire_registrations()
+        secrets_json = await self._secrets(grant.version_id) if self._secrets is not None else b"{}"
         session_id = str(uuid.uuid4())
         concurrency = grant.concurrency(request.max_concurrency)
         self._registrations[session_id] = _Registration(
-            grant, request.instance_id or str(uuid.uuid4()), concurrency, time.monotonic()
+            grant, request.instance_id or str(uuid.uuid4()), concurrency, time.monotonic(), secrets_json
         )
         return pb.RegisterResponse(
             session_id=session_id,
@@ -103,6 +109,7 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             max_direct_response_bytes=self.max_direct_response_bytes,
             metadata=grant.metadata,
             max_concurrency=concurrency,
+            secrets=pb.FunctionSecrets(secrets_json=secrets_json),
         )
 
     async def Work(
@@ -117,6 +124,11 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             str(session_id), registration.instance_id, registration.grant, registration.max_concurrency
         )
         await self.dispatcher.attach(session)
+        if self._secrets is not None:
+            # Secrets changed between Register and now were pushed to no session: send them.
+            current = await self._secrets(session.version_id)
+            if current != registration.secrets_json and not session.secrets_pending:
+                session.send_secrets(current)
         task = asyncio.current_task()
         if task is not None:
             self._streams[session.session_id] = task
@@ -164,6 +176,16 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
             log.exception("worker %s: bad message", session.instance_id)
         finally:
             session.close()
+
+    def push_secrets(self, version_id: str, document: bytes) -> int:
+        """Send a version's new secrets to its workers connected here; returns how many."""
+        sessions = self.dispatcher.sessions_where(lambda session: session.version_id == version_id)
+        for session in sessions:
+            session.send_secrets(document)
+        return len(sessions)
+
+    def connected_versions(self) -> set[str]:
+        return {session.version_id for session in self.dispatcher.all_sessions()}
 
     async def disconnect(self, match: Callable[[WorkerGrant], bool], reason: str) -> int:
         """End every session (and pending registration) whose grant ``match``es; returns how many.

@@ -79,6 +79,7 @@ class WorkerSession:
         self._grpc_requests: list[pb.GrpcRequestFrames] = []
         self._ping = False
         self._drain = False
+        self._secrets: bytes | None = None
         self._wake = asyncio.Event()
 
     @property
@@ -120,18 +121,37 @@ class WorkerSession:
         self._drain = True
         self._wake.set()
 
+    @property
+    def secrets_pending(self) -> bool:
+        return self._secrets is not None
+
+    @property
+    def _has_news(self) -> bool:
+        """Something to send: invocations, cancels, a ping or drain, gRPC frames, new secrets."""
+        pending = self._outbox or self._cancels or self._ping or self._drain or self._grpc_requests
+        return bool(pending) or self._secrets is not None
+
+    def send_secrets(self, document: bytes) -> None:
+        """Push the version's secrets (a JSON object) with the next message; a newer push replaces
+        one not sent yet."""
+        self._secrets = document
+        self._wake.set()
+
     def close(self) -> None:
         self.closed = True
         self._wake.set()
 
     async def next_message(self) -> pb.GatewayMessage | None:
         """The next batch to send; ``None`` once the session is closed and nothing is left."""
-        while not (self._outbox or self._cancels or self._ping or self._drain or self._grpc_requests):
+        while not self._has_news:
             if self.closed:
                 return None
             self._wake.clear()
             await self._wake.wait()
         message = pb.GatewayMessage(cancels=self._cancels, ping=self._ping, drain=self._drain)
+        if self._secrets is not None:
+            message.secrets.secrets_json = self._secrets
+            self._secrets = None
         self._cancels, self._ping, self._drain = [], False, False
         size = 0
         taken = 0

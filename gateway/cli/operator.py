@@ -46,7 +46,7 @@ def _master_key_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings(options: dict[str, Any]) -> Settings:
     overrides = {k: v for k, v in options.items() if v is not None and v != ()}
-    for repeated in ("trusted_issuers", "upstreams"):
+    for repeated in ("trusted_issuers", "upstreams", "api_hosts"):
         if repeated in overrides:
             overrides[repeated] = tuple(overrides[repeated])
     try:
@@ -91,6 +91,13 @@ def _settings(options: dict[str, Any]) -> Settings:
     help="Proxy this backing service (api, api-keys, tasks, sis, nico) to an upstream (repeatable).",
 )
 @click.option(
+    "--api-host",
+    "api_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Also serve the api service on this Host (e.g. the host of NGC_CLI_API_URL for ngcsdk; repeatable).",
+)
+@click.option(
     "--object-store",
     "object_store",
     metavar="S3_URL",
@@ -111,6 +118,20 @@ def _settings(options: dict[str, Any]) -> Settings:
     "nico_inventory",
     type=click.Path(),
     help="Embedded NICo site inventory (JSON file).",
+)
+@click.option(
+    "--metrics-port",
+    "metrics_port",
+    type=int,
+    help="Serve Prometheus /metrics on this port of --host (default: off). Not on the public port: "
+    "scrapers reach it, clients do not. With --processes N one scrape covers every process.",
+)
+@click.option(
+    "--metrics-function-labels",
+    "metrics_function_labels",
+    flag_value=True,
+    default=None,
+    help="Label the invocation latency and outcome series with the function id (one series per function).",
 )
 @click.option("--tls-cert", "tls_cert", metavar="PEM", help="Serve HTTPS with this certificate (chain).")
 @click.option("--tls-key", "tls_key", metavar="PEM", help="The private key of --tls-cert.")
@@ -182,9 +203,10 @@ def demo_command(
     Prints the curl that repeats the invocation; runs until Ctrl-C unless --once.
     """
     _logging()
+    from gateway.demo import DemoOptions
     from gateway.demo import main as demo_main
 
-    return demo_main(port, grpc_port, worker_port, data_dir, once, nico, llm)
+    return demo_main(DemoOptions(port, grpc_port, worker_port, data_dir, once, nico, llm))
 
 
 @click.command(

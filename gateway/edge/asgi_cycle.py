@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gateway.asgi import Message, Receive, Scope, Send
 from gateway.edge import wire
 from gateway.problems import problem_body, problem_headers
+from gateway.tracebacks import log_failure
 
 if TYPE_CHECKING:
     from gateway.edge.protocol import EdgeProtocol
@@ -77,7 +78,7 @@ class AsgiCycle:
             if isinstance(exc, asyncio.CancelledError):
                 self._connection.abort()
                 raise
-            log.error("exception in the control plane", exc_info=exc)
+            log_failure(log, "exception in the control plane", exc)
             if not self._started:
                 body = problem_body(500, "Internal error", self.scope["path"])
                 self.keep_alive = False
@@ -122,6 +123,8 @@ class AsgiCycle:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected http.response.start, got {kind}")
             self._started = True
+            if connection.http_counts is not None:
+                connection.http_counts.count(self.decision, self.scope["method"], message["status"])
             if not self.body_complete:
                 # The app answers before the body is read (413, 401...): close after the answer.
                 self.keep_alive = False

@@ -22,7 +22,7 @@ Handler = Callable[[Exchange], Coroutine[Any, Any, None]]
 
 
 def request_of(scope: Scope) -> HotRequest:
-    return HotRequest(
+    request = HotRequest(
         scope["method"],
         scope["path"],
         scope.get("raw_path") or scope["path"].encode(),
@@ -30,6 +30,8 @@ def request_of(scope: Scope) -> HotRequest:
         scope["headers"],
         scope.get("scheme", "http"),
     )
+    request.client = scope.get("client")
+    return request
 
 
 class AsgiExchange(Exchange):

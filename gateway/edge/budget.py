@@ -8,6 +8,8 @@ reservation over when it queues the body, and releases it when the invocation en
 
 from __future__ import annotations
 
+import functools
+
 from gateway.edge.exchange import HotRequest
 from gateway.problems import TooManyRequests
 from invoker.invocations import Invocation
@@ -25,14 +27,16 @@ def over_budget() -> TooManyRequests:
 class ByteBudget:
     """``limit`` bytes at most (0: no limit)."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limit", "refused", "used")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self.refused = 0  # reservations refused (each one a 429): for the metrics
 
     def reserve(self, size: int) -> bool:
         if self.limit and size and self.used + size > self.limit:
+            self.refused += 1
             return False
         self.used += size
         return True
@@ -52,10 +56,7 @@ class ByteBudget:
         return size
 
     def hold_until_final(self, invocation: Invocation, size: int) -> None:
-        def check() -> None:
-            if invocation.final:
-                self.release(size)
-            else:
-                invocation.on_change(check)
-
-        check()
+        # Released on the final state itself. Not a closure that listens again by its own name: that
+        # was a reference cycle that made every invocation (request, body, answer) garbage only
+        # the cycle collector could free (GC was ~15 % of the gateway's CPU).
+        invocation.at_final(functools.partial(self.release, size))

@@ -20,7 +20,18 @@ Headers = list[tuple[bytes, bytes]]
 class HotRequest:
     """One request's head. Header names are lower-case bytes, values as sent."""
 
-    __slots__ = ("decision", "eager", "headers", "method", "path", "query", "raw_path", "reserved", "scheme")
+    __slots__ = (
+        "client",
+        "decision",
+        "eager",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "raw_path",
+        "reserved",
+        "scheme",
+    )
 
     def __init__(
         self, method: str, path: str, raw_path: bytes, query: bytes, headers: Headers, scheme: str = "http"
@@ -39,6 +50,8 @@ class HotRequest:
         # The handler is known to need no task of its own until it first waits (nothing in it
         # asks for the current task): the server layer may run its first step in place.
         self.eager = False
+        # The peer's (host, port), when the server layer knows it (X-Forwarded-For of the proxy).
+        self.client: tuple[str, int] | None = None
 
     def header(self, name: bytes) -> bytes | None:
         """First value of a header (``name`` lower-case)."""

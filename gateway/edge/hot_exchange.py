@@ -72,6 +72,8 @@ class HotExchange(Exchange):
             return
         self._started = True
         connection = self._connection
+        if connection.http_counts is not None:
+            connection.http_counts.count(self.request.decision, self.request.method, status)
         head, _ = wire.response_head(
             status, headers, connection.default_headers, keep_alive=self.keep_alive, head_request=self._head
         )
@@ -89,6 +91,8 @@ class HotExchange(Exchange):
             return
         self._started = True
         connection = self._connection
+        if connection.http_counts is not None:
+            connection.http_counts.count(self.request.decision, self.request.method, status)
         head, self._chunked = wire.response_head(
             status, headers, connection.default_headers, keep_alive=self.keep_alive, head_request=self._head
         )

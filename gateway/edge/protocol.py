@@ -31,8 +31,10 @@ from gateway.edge.asgi_cycle import BODY_BUFFER_BYTES, AsgiCycle, scope_of
 from gateway.edge.budget import ByteBudget
 from gateway.edge.exchange import Exchange, HotRequest
 from gateway.edge.hot_exchange import Handler, HotExchange
+from gateway.metrics.http import HttpCounts
 from gateway.problems import GatewayError, error_body, problem_body, problem_headers
 from gateway.settings import Settings
+from gateway.tracebacks import log_failure
 
 log = logging.getLogger("gateway.edge")
 
@@ -82,6 +84,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.max_connections = settings.max_connections
         self.max_body = settings.max_invocation_body_bytes
         self.budget = self.app.budget
+        # Answers counted for the metrics (gateway.metrics.http), None when they are off.
+        self.http_counts: HttpCounts | None = getattr(self.app, "http_counts", None)
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.scheme = "http"
@@ -129,6 +133,9 @@ class EdgeProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server_state.connections.discard(self)
         self._closing = True
+        # The parser holds our callbacks: without this the pair is a cycle per connection, freed
+        # only by the cycle collector.
+        self.parser = _DETACHED_PARSER
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -168,7 +175,7 @@ class EdgeProtocol(asyncio.Protocol):
             if isinstance(refused, _Refused):
                 self._refuse(refused.status, refused.detail, refused.headers)
             else:
-                log.error("edge parser callback failed", exc_info=refused or exc)
+                log_failure(log, "edge parser callback failed", refused or exc)
                 self._refuse(500, "Internal error")
         except httptools.HttpParserError as exc:
             self._refuse(400, f"Malformed HTTP request: {_parser_reason(exc)}")
@@ -210,6 +217,7 @@ class EdgeProtocol(asyncio.Protocol):
         if "%" in path:
             path = unquote(path)
         request = HotRequest(method, path, raw_path, url.query or b"", self._headers, self.scheme)
+        request.client = self.client
         keep_alive = parser.should_keep_alive() and not self._closing
         if self.over_cap and path != "/health":
             raise _Refused(503, "Too many connections to this gateway process; retry later", {"Retry-After": "1"})
@@ -347,7 +355,7 @@ class EdgeProtocol(asyncio.Protocol):
             error = exc
         else:
             if not isinstance(exc, asyncio.CancelledError):
-                log.error("exception on the hot path", exc_info=exc)
+                log_failure(log, "exception on the hot path", exc)
             error = GatewayError("Internal error")
         if not exchange.started and not exchange.closed:
             body = error_body(error, exchange.request.path)
@@ -447,6 +455,8 @@ class EdgeProtocol(asyncio.Protocol):
                 self._pipeline.remove(self._parsing)
             self._parsing = None
         if not busy:
+            if self.http_counts is not None:
+                self.http_counts.count(None, "unknown", status)
             self.write(wire.edge_problem(status, detail, "/", headers))
             self._close()
         else:  # an answer is still due on this connection: let it finish, then close
@@ -489,6 +499,13 @@ class EdgeProtocol(asyncio.Protocol):
             self._refuse(408, "The request head did not arrive in time")
         elif self._phase == _BODY:
             self._refuse(408, "The request body stalled")
+
+
+class _NoCallbacks:
+    pass
+
+
+_DETACHED_PARSER = httptools.HttpRequestParser(_NoCallbacks())
 
 
 class _Suspended:

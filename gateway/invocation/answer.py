@@ -22,6 +22,7 @@ from gateway.edge.exchange import Exchange, Headers
 from gateway.invocation.answer_check import AnswerFault, answer_fault
 from gateway.invocation.headers import relayed_answer_headers
 from gateway.problems import GatewayError, error_body, problem_headers
+from gateway.tracebacks import log_failure
 from invoker.invocations import Invocation, ResultKind
 from invoker.lifecycle import State
 from invoker.logs import invocation_fields
@@ -249,9 +250,8 @@ class Answering:
         except GatewayError as error:
             # A failure the store reports as a problem of its own (object store unavailable: 503).
             outcome = self._large_failed(error)
-        except Exception:
-            request = self.invocation.request
-            log.exception("large result of %s not stored", request.request_id, extra=invocation_fields(request))
+        except Exception as exc:
+            log_failure(log, "large result not stored", exc, extra=invocation_fields(self.invocation.request))
             outcome = self._large_failed(GatewayError("The large result could not be stored"))
         self._finish(outcome)
 

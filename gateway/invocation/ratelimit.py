@@ -21,6 +21,8 @@ from typing import NamedTuple, Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from invoker.metrics.backend import BACKEND_ERRORS
+
 log = logging.getLogger("gateway.ratelimit")
 
 UNIT_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
@@ -166,6 +168,7 @@ class RedisRateLimiter:
         try:
             full = await self._script(keys=keys, args=limits + [s + 1 for s in periods])
         except RedisError as exc:
+            BACKEND_ERRORS.redis += 1
             if not self._degraded:
                 log.warning("rate limits counted per process while Redis is unreachable: %s", exc)
                 self._degraded = True

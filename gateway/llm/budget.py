@@ -1,10 +1,15 @@
 """``llmConfig.tokenRateLimit``: tokens per fixed window per model, counted from reported usage.
 
-A request is let through while every window of the model's rule still has tokens left; what it
-used is charged when its answer ends (the container's ``usage``, for streams the final usage
-chunk). So requests running at the same time may overshoot a window by their own usage, never
-start once it is spent. With Redis the windows are shared by every gateway process; while Redis
-is unreachable each process counts on its own (as ``gateway.invocation.ratelimit`` does).
+A request is admitted while every window of the model's rule still has tokens left, and the
+same step (atomic: one Lua script on Redis) *reserves* its estimate in those windows
+(``gateway.llm.estimate.reservation``: prompt plus ``max_tokens``). When its answer ends the
+reservation is settled against what it used (the container's ``usage``, or for a stream cut
+before its usage chunk the prompt and the content relayed), in the windows of its admission. So
+requests running at the same time see each other's reservations: a window ends at most one
+reservation past its limit (more only when an answer outgrows its reservation: no
+``max_tokens`` and a completion past the default reserve). With Redis the windows are shared by
+every gateway process; while Redis is unreachable each process counts on its own (as
+``gateway.invocation.ratelimit`` does).
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ class TokenBudget(Protocol):
         until the spent window ends (``now``: the clock, for tests)."""
         ...
 
-    async def charge(self, key: str, rate: str, tokens: int, now: float | None = None) -> None: ...
+    async def admit(self, key: str, rate: str, reserve: int, now: float | None = None) -> int:
+        """``wait_seconds`` and, when 0, ``reserve`` tokens charged to every window, atomically."""
+        ...
+
+    async def charge(self, key: str, rate: str, tokens: int, now: float | None = None) -> None:
+        """Add ``tokens`` (negative: give back part of a reservation) to the windows of ``now``."""
+        ...
 
 
 def _windows(rate: str, now: float) -> list[tuple[int, int, int]]:
@@ -52,6 +63,13 @@ class LocalTokenBudget:
                 return _retry_after(seconds, now)
         return 0
 
+    async def admit(self, key: str, rate: str, reserve: int, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        wait = await self.wait_seconds(key, rate, now)  # no suspension between check and charge
+        if not wait:
+            await self.charge(key, rate, reserve, now)
+        return wait
+
     async def charge(self, key: str, rate: str, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
         if len(self._used) > self._max_keys:
@@ -61,6 +79,20 @@ class LocalTokenBudget:
             self._used[(key, seconds)] = (window, (used if current == window else 0) + tokens)
 
 
+# KEYS: the windows' counters; ARGV: reserve, then (limit, ttl) per window → 0 admitted (reserved
+# in every window), else the number of the first spent window.
+_ADMIT = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i]) then return i end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, ARGV[1])
+  redis.call('EXPIRE', key, ARGV[2 * i + 1])
+end
+return 0
+"""
+
+
 class RedisTokenBudget:
     """Keys ``cfgate:tokens:{<key>}:<seconds>:<window>`` (one hash tag per model)."""
 
@@ -68,6 +100,7 @@ class RedisTokenBudget:
         self._client = client
         self._fallback = fallback or LocalTokenBudget()
         self._degraded = False
+        self._admit = client.register_script(_ADMIT)
 
     @staticmethod
     def _key(key: str, seconds: int, window: int) -> str:
@@ -86,6 +119,20 @@ class RedisTokenBudget:
             if value is not None and int(value) >= limit:
                 return _retry_after(seconds, now)
         return 0
+
+    async def admit(self, key: str, rate: str, reserve: int, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        rules = _windows(rate, now)
+        args: list[int] = [reserve]
+        for limit, seconds, _ in rules:
+            args += [limit, seconds + 1]
+        try:
+            spent = int(await self._admit(keys=[self._key(key, s, w) for _, s, w in rules], args=args))
+        except RedisError as exc:
+            self._degrade(exc)
+            return await self._fallback.admit(key, rate, reserve, now)
+        self._recover()
+        return _retry_after(rules[spent - 1][1], now) if spent else 0
 
     async def charge(self, key: str, rate: str, tokens: int, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -3,15 +3,18 @@
 A ``POST`` is authenticated as pexec is (bearer, ``invoke_function``), its ``model``
 (``<function-id>/<model-name>``) resolved and authorized as pexec resolves a function id (an
 unknown or unreachable function is an unknown model: 404; an API key without the function: 403
-as on pexec), checked against the model's ``tokenRateLimit``, rewritten (``model`` without the
+as on pexec), admitted by the model's ``tokenRateLimit`` (which reserves the request's estimate
+until its answer settles it, ``gateway.llm.budget``), rewritten (``model`` without the
 function id; streams ask for usage), and queued as a direct invocation of the container's own
 path. Its answer is relayed by ``gateway.llm.relay``. Every failure is an OpenAI error body.
+``GET /v3/openapi`` describes the host (``gateway.llm.openapi``), without a credential.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -27,7 +30,9 @@ from gateway.invocation.service import InvocationService
 from gateway.llm.budget import TokenBudget
 from gateway.llm.catalog import LlmModel
 from gateway.llm.errors import LlmError, from_problem, model_not_found
-from gateway.llm.relay import LlmExchange
+from gateway.llm.estimate import prompt_tokens, reservation
+from gateway.llm.openapi import OPENAPI_PATH, openapi_body
+from gateway.llm.relay import LlmExchange, renamer
 from gateway.problems import GatewayError, NotFound
 
 log = logging.getLogger("gateway.llm")
@@ -62,6 +67,12 @@ class LlmService:
     async def _handle(self, exchange: Exchange) -> None:
         request = exchange.request
         path = request.path.rstrip("/") or "/"
+        if path == OPENAPI_PATH:  # public, as every host's /v3/openapi
+            if request.method != "GET":
+                raise _not_allowed(request.method, path, "GET")
+            body = openapi_body()
+            exchange.respond(200, [(b"content-type", b"application/json"), _length(body)], body)
+            return
         if path == MODELS_PATH:
             if request.method != "GET":
                 raise _not_allowed(request.method, path, "GET")
@@ -122,7 +133,8 @@ class LlmService:
             raise model_not_found(model)
         if not served.serves(path):
             raise LlmError(404, f"The model `{model}` does not serve {path}", code="unsupported_endpoint")
-        await self._check_tokens(route.function_id, served)
+        reserved = reservation(path, payload) if served.token_rate_limit else 0
+        admitted_at = await self._admit(route.function_id, served, reserved)
         strip = False
         if payload.get("stream") is True and path in _STREAM_OPTIONS_PATHS:
             options = payload.get("stream_options")
@@ -133,15 +145,27 @@ class LlmService:
         request.headers = [h for h in request.headers if h[0] not in _NOT_FORWARDED and h[0] != b"content-type"]
         request.headers.append((b"content-type", b"application/json"))
         relay = LlmExchange(
-            exchange, orjson.dumps(payload), self._charger(route.function_id, served), strip_usage_chunk=strip
+            exchange,
+            orjson.dumps(payload),
+            self._charger(route.function_id, served, reserved, admitted_at),
+            strip_usage_chunk=strip,
+            prompt_tokens=prompt_tokens(path, payload) if served.token_rate_limit else 0,
+            metered=bool(served.token_rate_limit),
+            renamed=renamer(name, model),
         )
-        await self.invocations.invoke_direct(principal, route, version, relay, path, window)
+        try:
+            await self.invocations.invoke_direct(principal, route, version, relay, path, window)
+        except BaseException:  # never queued (queue full, no worker …): the reservation goes back
+            relay.settle()
+            raise
 
-    async def _check_tokens(self, function_id: str, model: LlmModel) -> None:
+    async def _admit(self, function_id: str, model: LlmModel, reserve: int) -> float:
+        """Admit by ``tokenRateLimit``, reserving ``reserve`` tokens; the clock of the admission."""
+        now = time.time()
         rate = model.token_rate_limit
         if not rate:
-            return
-        wait = await self.tokens.wait_seconds(f"{function_id}/{model.name}", rate)
+            return now
+        wait = await self.tokens.admit(f"{function_id}/{model.name}", rate, reserve, now)
         if wait:
             raise LlmError(
                 429,
@@ -151,17 +175,21 @@ class LlmService:
                 code="rate_limit_exceeded",
                 headers={"Retry-After": str(wait)},
             )
+        return now
 
-    def _charger(self, function_id: str, model: LlmModel) -> Callable[[int], None]:
+    def _charger(self, function_id: str, model: LlmModel, reserved: int, at: float) -> Callable[[int | None], None]:
+        """Settles the reservation with the tokens the answer used (``None``: unknown, it stands),
+        in the windows of the admission."""
         rate = model.token_rate_limit
         if not rate:
             return _ignore
         key = f"{function_id}/{model.name}"
 
-        def charge(tokens: int) -> None:
-            self._spawn(self.tokens.charge(key, rate, tokens))
+        def settle(tokens: int | None) -> None:
+            if tokens is not None and tokens != reserved:
+                self._spawn(self.tokens.charge(key, rate, tokens - reserved, at))
 
-        return charge
+        return settle
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -169,7 +197,7 @@ class LlmService:
         task.add_done_callback(self._tasks.discard)
 
 
-def _ignore(tokens: int) -> None:
+def _ignore(tokens: int | None) -> None:
     return None
 
 

@@ -18,11 +18,13 @@ import redis.asyncio as redis
 
 from gateway.auth.authenticator import Authenticator
 from gateway.services.functions.routing import RoutingCache
+from gateway.services.functions.secret_delivery import SecretDelivery
 from gateway.shared.bus import InvalidationBus
 from invoker.instance_redis import RedisInstanceRegistry
 
 FUNCTION, INSTANCES = "function", "instances"
 APIKEY, SUBJECT = "apikey", "subject"
+SECRETS = "secrets"  # id: a function version whose secrets changed
 log = logging.getLogger("gateway.shared")
 
 SUBSCRIBE_WAIT_SECONDS = 2.0
@@ -36,7 +38,9 @@ class SharedState:
     instances: RedisInstanceRegistry
     _poller: asyncio.Task[None] | None = field(default=None, init=False)
 
-    async def start(self, routes: RoutingCache, authenticator: Authenticator) -> None:
+    async def start(
+        self, routes: RoutingCache, authenticator: Authenticator, secrets: SecretDelivery | None = None
+    ) -> None:
         bus, instances, cache = self.bus, self.instances, authenticator.cache
 
         async def publish_function(function_id: str) -> None:
@@ -72,6 +76,14 @@ class SharedState:
         bus.on_reload(instances.resync)
         bus.on_reload(routes.load_all)
         bus.on_reload(forget_credentials)
+        if secrets is not None:
+
+            async def publish_secrets(version_id: str) -> None:
+                await bus.publish(SECRETS, version_id)
+
+            secrets.listeners.append(publish_secrets)
+            bus.on(SECRETS, secrets.deliver)
+            bus.on_reload(secrets.deliver_all)
         bus.on_disconnect(forget_credentials)
         bus.start()
         instances.start()

@@ -55,6 +55,11 @@ class DeploymentRepository:
         async with self._engine.connect() as conn:
             return [Deployment(**row._asdict()) for row in await conn.execute(query)]
 
+    async def for_account(self, nca_id: str) -> list[Deployment]:
+        query = select(deployments).where(deployments.c.nca_id == nca_id).order_by(deployments.c.created_at)
+        async with self._engine.connect() as conn:
+            return [Deployment(**row._asdict()) for row in await conn.execute(query)]
+
     async def update_specs(self, deployment_id: str, specs: list[dict[str, Any]]) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

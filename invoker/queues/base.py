@@ -9,7 +9,7 @@ the same protocol. The invoker never imports the gateway: entries carry ids and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +75,11 @@ class InvocationQueue(Protocol):
 
     async def depth(self, version_id: str) -> int:
         """Invocations of the version waiting for a worker (not yet dispatched)."""
+        ...
+
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """For the metrics, per version: how many wait, and the first enqueue time (``time.time()``)
+        of the next to be served, None when nothing waits."""
         ...
 
     async def position(self, request_id: str) -> QueuePosition | None:

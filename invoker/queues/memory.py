@@ -139,6 +139,13 @@ class VersionQueue:
     def entry(self, slot: int) -> QueueEntry:
         return self._entries[slot]
 
+    def head(self) -> QueueEntry | None:
+        """The next to be served (not taken)."""
+        if not self._entries:
+            return None
+        self._skip_holes()
+        return self._entries[self._head]
+
     def position(self, slot: int) -> int:
         """1-based; holes exist only inside ``[head, tail)``, so the prefix counts those before ``slot``."""
         return slot - self._head - self._marks.prefix(slot - self._base) + 1
@@ -172,10 +179,23 @@ class MemoryQueue:
         self._versions: dict[str, VersionQueue] = {}
         self._waiting: dict[str, tuple[VersionQueue, int]] = {}  # request id → (its queue, its slot)
         self._in_flight: dict[str, QueueEntry] = {}
+        self._spare: VersionQueue | None = None  # an emptied version queue, reset, for reuse
 
     async def enqueue(
         self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
     ) -> QueuePosition:
+        queue, slot = self._push(version_id, function_id, request_id, payload, limit)
+        return QueuePosition(function_id, version_id, queue.position(slot))
+
+    def enqueue_nowait(
+        self, version_id: str, function_id: str, request_id: str, payload: Any, *, limit: int | None = None
+    ) -> None:
+        """``enqueue`` without a coroutine or a position (the dispatcher's submit needs neither)."""
+        self._push(version_id, function_id, request_id, payload, limit)
+
+    def _push(
+        self, version_id: str, function_id: str, request_id: str, payload: Any, limit: int | None
+    ) -> tuple[VersionQueue, int]:
         if request_id in self._waiting or request_id in self._in_flight:
             raise DuplicateRequest(f"request {request_id} is already queued")
         queue = self._versions.get(version_id)
@@ -183,10 +203,11 @@ class MemoryQueue:
             raise QueueFull(f"queue of version {version_id} is full")
         entry = QueueEntry(request_id, function_id, version_id, payload, self._clock())
         if queue is None:
-            queue = self._versions[version_id] = VersionQueue()
+            queue = self._versions[version_id] = self._spare or VersionQueue()
+            self._spare = None
         slot = queue.push_tail(entry)
         self._waiting[request_id] = (queue, slot)
-        return QueuePosition(function_id, version_id, queue.position(slot))
+        return queue, slot
 
     async def take(self, version_id: str) -> QueueEntry | None:
         return self._take(version_id)
@@ -264,6 +285,16 @@ class MemoryQueue:
         queue = self._versions.get(version_id)
         return len(queue) if queue is not None else 0
 
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Per version asked for: how many wait, and the first enqueue time of the next to be
+        served (None: nothing waits)."""
+        found: dict[str, tuple[int, float | None]] = {}
+        for version_id in version_ids:
+            queue = self._versions.get(version_id)
+            head = queue.head() if queue is not None else None
+            found[version_id] = (len(queue) if queue is not None else 0, head.enqueued_at if head else None)
+        return found
+
     async def position(self, request_id: str) -> QueuePosition | None:
         located = self._waiting.get(request_id)
         if located is not None:
@@ -284,3 +315,6 @@ class MemoryQueue:
     def _drop_if_empty(self, version_id: str, queue: VersionQueue) -> None:
         if not queue and self._versions.get(version_id) is queue:
             del self._versions[version_id]
+            # Kept for the next version that gets work: a queue that is taken empty and filled
+            # again at every invocation (the usual case under load) built a new one each time.
+            self._spare = queue

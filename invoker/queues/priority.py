@@ -9,9 +9,9 @@ lane. The inner queue (memory or Redis Streams) is untouched, so both backends k
 
 Which lanes a version has comes from its configuration (``lanes_of``, read by every process
 alike) plus the priorities enqueued here. A version with one lane (every function without
-priorities) takes the inner queue's path unchanged. With several lanes the queue bound is checked
-against the other lanes' depth read just before the enqueue: on Redis, enqueues racing in other
-processes may pass the bound by their number (each lane's own bound stays exact).
+priorities) takes the inner queue's path unchanged. With several lanes the queue bound holds
+across them: each enqueue is admitted against every lane's waiting entries and the admissions
+racing it, in one Redis script or serialized in process (``invoker.queues.lane_bound``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from invoker.queues.base import InvocationQueue, QueueEntry, QueuePosition
+from invoker.queues.lane_bound import LaneBound
 
 _MARK = "~p"
 
@@ -54,6 +55,7 @@ class PriorityLanes:
         self._seen: dict[str, set[int]] = {}  # version → priorities other than 0 enqueued here
         self._wakes: dict[str, Callable[[], None]] = {}
         self._watched: dict[str, set[int]] = {}  # version → lanes watched on the inner queue
+        self._bound = LaneBound(inner)
         take_now = getattr(inner, "take_many_nowait", None)
         # An in-process inner queue: the dispatcher's pump may run without a coroutine.
         self.take_many_nowait: Callable[[str, int], list[QueueEntry]] | None = (
@@ -75,13 +77,17 @@ class PriorityLanes:
         if priority:
             self._seen.setdefault(version_id, set()).add(priority)
             self._sync_watch(version_id)
-        others = [p for p in self.lanes(version_id) if p != priority]
-        depths = {p: await self.inner.depth(lane_name(version_id, p)) for p in others}
-        lane_limit = None if limit is None else max(0, limit - sum(depths.values()))
-        position = await self.inner.enqueue(
-            lane_name(version_id, priority), function_id, request_id, payload, limit=lane_limit
-        )
-        ahead = sum(depth for p, depth in depths.items() if p < priority)
+        lane = lane_name(version_id, priority)
+        if limit is None:
+            position = await self.inner.enqueue(lane, function_id, request_id, payload)
+        else:
+            lanes = [lane_name(version_id, p) for p in self.lanes(version_id)]
+            async with self._bound.admitted(version_id, request_id, lanes, limit):
+                position = await self.inner.enqueue(lane, function_id, request_id, payload, limit=limit)
+        ahead = 0
+        for p in self.lanes(version_id):
+            if p < priority:
+                ahead += await self.inner.depth(lane_name(version_id, p))
         return QueuePosition(function_id, version_id, position.position + ahead)
 
     async def take(self, version_id: str) -> QueueEntry | None:
@@ -132,6 +138,15 @@ class PriorityLanes:
 
     async def depth(self, version_id: str) -> int:
         return sum([await self.inner.depth(lane_name(version_id, p)) for p in self.lanes(version_id)])
+
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Every lane counts in the depth; the head is that of the first lane served that holds any."""
+        lanes = {v: [lane_name(v, p) for p in self.lanes(v)] for v in version_ids}
+        inner = await self.inner.heads([name for names in lanes.values() for name in names])
+        return {
+            v: (sum(inner[n][0] for n in names), next((inner[n][1] for n in names if inner[n][0]), None))
+            for v, names in lanes.items()
+        }
 
     async def position(self, request_id: str) -> QueuePosition | None:
         found = await self.inner.position(request_id)

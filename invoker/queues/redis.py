@@ -31,9 +31,10 @@ fails is kept and retried until Redis answers, so no entry is left in flight for
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -43,6 +44,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from invoker.cancelling import raise_if_cancelling
 from invoker.errors import BackendUnavailable, QueueFull
+from invoker.metrics.backend import BACKEND_ERRORS
 from invoker.presence import Presence
 from invoker.queues import redis_scripts as lua
 from invoker.queues.base import DuplicateRequest, QueueEntry, QueuePosition
@@ -56,8 +58,9 @@ MAXLEN = 1_000_000
 TAKE_BATCH = 64
 
 
+@functools.lru_cache(maxsize=4096)
 def version_keys(version_id: str) -> list[str]:
-    """s h w d a m n l, all in the version's hash slot."""
+    """s h w d a m n l, all in the version's hash slot (one list per version: never mutate it)."""
     tag = f"cfgate:{{{version_id}}}:"
     return [tag + k for k in "shwdamnl"]
 
@@ -99,13 +102,15 @@ class RedisQueue:
         self.cluster = cluster
         self._scripts = {
             name: redis.register_script(getattr(lua, name))
-            for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM")
+            for name in ("ENQUEUE", "TAKE", "REQUEUE", "ACK", "CANCEL", "PURGE", "DEPTH", "POSITION", "RECLAIM", "HEAD")
         }
         # Request id → version of the entries taken here, until acked, requeued or cancelled here:
         # bounded by this process's in-flight work. Entries only enqueued here are not kept (another
         # process serves and finishes them unseen): their cancel/position read the request index.
         self._held: dict[str, str] = {}
         self._watched: dict[str, Callable[[], None]] = {}
+        # Wake channels our listener is subscribed to (the enqueue script skips wakes only we hear).
+        self._subscribed: set[str] = set()
         self._retry: list[tuple[str, str]] = []  # ("ack" | "requeue", request id) that met an outage
         self._suspects: set[tuple[str, str]] = set()  # (version, process) seen dead once
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,13 +147,16 @@ class RedisQueue:
     ) -> QueuePosition:
         data = self.codec.encode(payload)
         args: list[Any] = [request_id, function_id, repr(self._clock()), data, -1 if limit is None else limit, MAXLEN]
-        args += [wake_channel(version_id), self.me]
+        channel = wake_channel(version_id)
+        args += [channel, self.me, version_id, self.index_ttl]
+        # Our own listener's subscription does not count as someone to wake (standalone Redis).
+        args.append(-1 if self.cluster else int(channel in self._subscribed))
 
         async def run() -> tuple[Any, Any]:
             keys = version_keys(version_id)[:7]
             if not self.cluster:
                 keys.append(index_key(request_id))
-                position = await self._script("ENQUEUE", keys, [*args, version_id, self.index_ttl])
+                position = await self._script("ENQUEUE", keys, args)
                 return int(position) != -2, position  # a full queue wrote no index
             index = ("SET", index_key(request_id), version_id, "NX", "EX", self.index_ttl)
             fresh, position = await self._with_script(index, "ENQUEUE", keys, args)
@@ -211,6 +219,30 @@ class RedisQueue:
             self._retry.append(("ack", request_id))
             return True
 
+    async def ack_many(self, request_ids: list[str]) -> None:
+        """``ack`` of many answered entries at once: on standalone Redis one batched script call
+        each, awaited together (``ack`` per entry under ``gather`` cost a task per invocation)."""
+        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        script = self._scripts["ACK"]
+        for request_id in request_ids:
+            version_id = self._held.get(request_id)
+            if version_id is None or self.cluster:
+                pending.append((request_id, asyncio.ensure_future(self.ack(request_id))))
+                continue
+            s, _h, w, d, a, m, _n, _l = version_keys(version_id)
+            keys = [s, w, d, a, m, index_key(request_id)]
+            pending.append((request_id, self.batcher.submit(script, keys, [request_id, self.me])))
+        for request_id, future in pending:
+            try:
+                await future
+            except ResponseError as exc:  # a script error: retrying would not help
+                log.error("ack of %s failed: %r", request_id, exc)
+                continue
+            except (RedisError, OSError):  # kept for the housekeeping's retry, as ``ack`` does
+                self._retry.append(("ack", request_id))
+                continue
+            self._held.pop(request_id, None)
+
     async def _ack(self, request_id: str) -> bool:
         version_id = await self._version_of(request_id)
         if version_id is None:
@@ -259,6 +291,20 @@ class RedisQueue:
     async def depth(self, version_id: str) -> int:
         keys = version_keys(version_id)
         return int(await self._call(lambda: self._scripts["DEPTH"]([keys[1], keys[6]], [])))
+
+    async def heads(self, version_ids: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        """Per version: how many wait, and the first enqueue time of the next to be served
+        (None: nothing waits). Concurrent calls: the batcher makes them one round trip."""
+        wanted = sorted(set(version_ids))
+
+        async def one(version_id: str) -> tuple[int, float | None]:
+            s, h, _w, _d, _a, m, n, last = version_keys(version_id)
+            waiting, meta = await self._call(lambda: self._script("HEAD", [s, h, m, n, last], []))
+            enqueued = float(_text(meta).rpartition("|")[2]) if meta else None
+            return int(waiting), enqueued
+
+        found = await asyncio.gather(*(one(v) for v in wanted))
+        return dict(zip(wanted, found, strict=True))
 
     async def position(self, request_id: str) -> QueuePosition | None:
         version_id = await self._version_of(request_id)
@@ -319,12 +365,14 @@ class RedisQueue:
         except ResponseError:
             raise
         except (RedisError, OSError) as exc:
+            BACKEND_ERRORS.redis += 1
             raise BackendUnavailable(f"redis unavailable: {exc}") from exc
 
     # --- background: reclaim, retries, wakes ----------------------------------------------
 
     async def _housekeeping(self) -> None:
         while True:
+            raise_if_cancelling()  # also after a command that swallowed the cancel and returned
             await asyncio.sleep(self.reclaim_interval)
             try:
                 await self._retry_pending()
@@ -385,12 +433,18 @@ class RedisQueue:
             subscribed: set[str] = set()
             try:
                 while True:
+                    # A cancel that redis-py swallowed inside (un)subscribe or get_message would
+                    # otherwise leave this loop polling forever, and ``stop`` waiting for it (a
+                    # 120 s teardown hang, seen once in tests/e2e/test_invoke_scripted.py[redis]).
+                    raise_if_cancelling()
                     wanted = {wake_channel(v) for v in self._watched}
                     if wanted - subscribed:
                         await pubsub.subscribe(*(wanted - subscribed))
                     if subscribed - wanted:
+                        self._subscribed = set(wanted & subscribed)
                         await pubsub.unsubscribe(*(subscribed - wanted))
                     subscribed = wanted
+                    self._subscribed = set(subscribed)
                     if not subscribed:
                         await asyncio.sleep(0.2)
                         continue
@@ -408,5 +462,6 @@ class RedisQueue:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             finally:
+                self._subscribed = set()
                 with suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]

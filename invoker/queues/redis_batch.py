@@ -41,11 +41,15 @@ class ScriptBatcher:
         self.calls = 0
 
     async def call(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        return await self.submit(script, keys, args)
+
+    def submit(self, script: AsyncScript, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Queue a call; its result (or error) arrives on the returned future (no coroutine, no task)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append(_Call(script, keys, args, future))
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
-        return await future
+        return future
 
     async def close(self) -> None:
         """Wait until what is queued has been sent (its callers get their answers)."""

@@ -45,15 +45,19 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from invoker.limits import WORKER_MESSAGE_BYTES
+from invoker.metrics.exposition import MetricsServer
 from invoker.worker.assets import AssetFetcher
 from invoker.worker.config import WorkerConfig
 from invoker.worker.container import metadata_value, static_headers
 from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient
 from invoker.worker.invocation import InvocationRunner, SessionInfo
+from invoker.worker.metrics import WorkerMetrics
 from invoker.worker.outbox import Outbox
 from invoker.worker.progress import ProgressWatcher
 from invoker.worker.readiness import Readiness, wait_until_ready
+from invoker.worker.secrets_file import SecretsFile
 from invoker.worker.workdirs import WorkDirs
 from protos.cfgate.worker.v1 import worker_pb2 as pb
 from protos.cfgate.worker.v1 import worker_pb2_grpc as pb_grpc
@@ -68,7 +72,7 @@ EXIT_REFUSED = 3
 
 DEFAULT_HEARTBEAT_MS = 5000
 DEFAULT_MAX_DIRECT_BYTES = 5 * 1024 * 1024
-_MESSAGE_LIMIT = 64 * 1024 * 1024
+_MESSAGE_LIMIT = WORKER_MESSAGE_BYTES  # what the gateway's body limit is sized for
 _CLOSE_WAIT = 5.0
 # FAILED_PRECONDITION: the address is a gateway's gRPC invocation port, not its worker port.
 _FATAL_CODES = frozenset(
@@ -88,10 +92,14 @@ class WorkerAgent:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.sessions = 0  # sessions registered so far
+        # --metrics-port: the agent's own /metrics (None: off, nothing counted).
+        self.metrics = WorkerMetrics() if config.metrics_port is not None else None
+        self.metrics_port = 0
         self._stop = asyncio.Event()
         self._grpc: GrpcContainer | None = None
         self._force = asyncio.Event()
         self._received = False
+        self.secrets = SecretsFile(config.secrets_file)
 
     def request_stop(self) -> None:
         """Drain and exit (SIGTERM/SIGINT); a second request ends the grace period at once."""
@@ -108,7 +116,12 @@ class WorkerAgent:
         temporary = config.work_dir is None
         work_dir = tempfile.mkdtemp(prefix="cfgate-worker-") if config.work_dir is None else str(config.work_dir)
         dirs = WorkDirs(work_dir, spares=config.max_concurrency)
+        server: MetricsServer | None = None
         try:
+            if self.metrics is not None and config.metrics_port is not None:
+                server = MetricsServer(self.metrics.render)
+                self.metrics_port = await server.start_tcp(config.metrics_host, config.metrics_port)
+                log.info("metrics on %s:%d", config.metrics_host, self.metrics_port)
             readiness = await wait_until_ready(config, self._stop)
             if readiness is Readiness.STOPPED:
                 return EXIT_OK
@@ -128,6 +141,8 @@ class WorkerAgent:
                 await progress.close()
                 await assets.close()
         finally:
+            if server is not None:
+                await server.stop()
             if temporary:
                 shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -248,9 +263,13 @@ class WorkerAgent:
         if register is None:
             return
         info = self._session_info(register)
+        # Before any invocation: the container may read its secrets on its first request.
+        self.secrets.write(register.secrets.secrets_json)
         self.sessions += 1
         # The gateway's bound (the deployment's maxRequestConcurrency within our own flag) wins.
         concurrency = min(config.max_concurrency, register.max_concurrency or config.max_concurrency)
+        if self.metrics is not None:
+            self.metrics.sessions = self.sessions
         log.info(
             "registered session %s: function %s version %s, %d credits",
             info.session_id,
@@ -273,7 +292,10 @@ class WorkerAgent:
             host_header=f"{endpoint.host}:{endpoint.port}",
             large_outputs=config.large_outputs,
             grpc=self._grpc,
+            metrics=self.metrics,
         )
+        if self.metrics is not None:
+            self.metrics.in_flight = lambda: len(runner.flights)
         sender = asyncio.ensure_future(self._send_loop(call, outbox, info.heartbeat_interval))
         reader = asyncio.ensure_future(self._read_loop(call, runner, outbox))
         stopping = asyncio.ensure_future(self._stop.wait())
@@ -370,6 +392,8 @@ class WorkerAgent:
                 runner.cancel(cancel.request_id, "cancelled")
             for frames in message.grpc_requests:
                 runner.grpc_requests(frames)
+            if message.HasField("secrets"):
+                self.secrets.write(message.secrets.secrets_json)
             if message.ping:
                 outbox.heartbeat()
             if message.drain and not self._stop.is_set():

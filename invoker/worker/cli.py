@@ -80,6 +80,15 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         default=True,
         help="offer NVCF-LARGE-OUTPUT-DIR (large outputs, progress); off when the container never writes one",
     )
+    add(
+        "--secrets-file",
+        default=None,
+        metavar="PATH",
+        help="write the version's secrets here for the container (NVCF: /var/secrets/secrets.json); "
+        "kept up to date, 0600",
+    )
+    add("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus /metrics here (default: off)")
+    add("--metrics-host", default="127.0.0.1", metavar="HOST", help="address of --metrics-port")
     add("--gpu", default="", help="reported to the gateway")
     add("--instance-type", default="", help="reported; default NVCF-INSTANCETYPE")
     add("--backend", default="", help="reported; default NVCF-BACKEND")
@@ -126,6 +135,9 @@ def config_from_args(args: argparse.Namespace) -> WorkerConfig:
         keepalive_ms=int(args.keepalive_ms),
         tls=_flag(args.tls),
         large_outputs=_flag(args.large_outputs),
+        secrets_file=Path(args.secrets_file) if args.secrets_file else None,
+        metrics_port=None if args.metrics_port in (None, "") else int(args.metrics_port),
+        metrics_host=args.metrics_host,
         gpu=args.gpu,
         instance_type=args.instance_type,
         backend=args.backend,

@@ -72,12 +72,20 @@ class WorkerConfig:
     # NVCF-LARGE-OUTPUT-DIR (no per-invocation directory to create, list and recycle); bodies over
     # max_direct_response_bytes still become large results.
     large_outputs: bool = True
+    # Where the version's secrets are written for the container (NVCF: /var/secrets/secrets.json,
+    # on a volume the container shares); None: not delivered.
+    secrets_file: Path | None = None
+    # The agent's own Prometheus /metrics (invoker.worker.metrics): off unless a port is given.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if not self.function_id:
             raise ValueError("function_id is required")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError("metrics_port must be within 0..65535")
         if not self.gateway or ":" not in self.gateway:
             raise ValueError("gateway must be HOST:PORT")
         parse_http_url(self.inference_url)

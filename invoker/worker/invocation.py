@@ -54,6 +54,7 @@ from invoker.worker.container import (
 from invoker.worker.grpc_container import GrpcContainer
 from invoker.worker.http_client import HttpClient, HttpClientError, Response
 from invoker.worker.large_output import build_large_result, scan_artifacts
+from invoker.worker.metrics import WorkerMetrics
 from invoker.worker.outbox import MAX_CHUNK, Outbox
 from invoker.worker.progress import ProgressCallback, ProgressWatcher
 from invoker.worker.tracing import ContainerCallSpan
@@ -133,10 +134,12 @@ class InvocationRunner:
         host_header: str,
         large_outputs: bool = True,
         grpc: GrpcContainer | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.client = client
         # The container's own gRPC server, for gRPC invocations (same host and inference port).
         self.grpc = grpc
+        self.metrics = metrics
         self.session = session
         self.outbox = outbox
         self.progress = progress
@@ -229,20 +232,9 @@ class InvocationRunner:
             flight.span = ContainerCallSpan(self.tracer, invocation, self._about(invocation))
         error = "abandoned"
         try:
-            try:
-                error = await self._serve(invocation)
-            except asyncio.CancelledError:
-                if flight.abort_reason is None:
-                    raise  # abandoned: no answer
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                error = flight.abort_reason
-            except TimeoutError:
-                error = "deadline exceeded"
-            except Exception:
-                log.exception("invocation %s failed in the worker", request_id, extra=self._about(invocation))
-                error = "worker error"
+            error = await self._outcome(invocation, flight)
+            if self.metrics is not None:
+                self.metrics.ended(error)
             self.outbox.end(request_id, error, credit=not self.draining)
         finally:
             if flight.span is not None:
@@ -254,6 +246,27 @@ class InvocationRunner:
                 del self.flights[request_id]
                 if not self.flights:
                     self._idle.set()
+
+    async def _outcome(self, invocation: pb.Invocation, flight: Flight) -> str:
+        """Serve the invocation; the error its end reports ("" for none). Abandoned: re-raised."""
+        try:
+            return await self._serve(invocation)
+        except asyncio.CancelledError:
+            if flight.abort_reason is None:
+                if self.metrics is not None:
+                    self.metrics.outcomes["abandoned"] += 1
+                raise  # abandoned: no answer
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return flight.abort_reason
+        except TimeoutError:
+            return "deadline exceeded"
+        except Exception:
+            log.exception("invocation %s failed in the worker", invocation.request_id, extra=self._about(invocation))
+            if self.metrics is not None:
+                self.metrics.errors["worker"] += 1
+            return "worker error"
 
     async def _serve(self, invocation: pb.Invocation) -> str:
         request_id = invocation.request_id
@@ -267,27 +280,24 @@ class InvocationRunner:
         has_assets = bool(invocation.assets)
         watching = invocation.compat and self.large_outputs
         try:
-            if has_assets:
-                try:
-                    self.dirs.make_asset_dir(request_id)
-                    await self.assets.fetch_all(
-                        list(invocation.assets), asset_dir, self.session.gateway_url, self.session.gateway_host
-                    )
-                except AssetError as exc:
-                    log.error("invocation %s: %s", request_id, exc, extra=self._about(invocation))
-                    self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")
-                    return ""
+            if has_assets and not await self._fetch_assets(invocation, asset_dir):
+                return ""
             if watching:
                 self.progress.watch(request_id, output.path, self._progress_callback(request_id))
+            began = time.monotonic()
             response = await self._call(invocation, asset_dir, output.path)
             if response is None:
                 return ""
             async with response:
                 if invocation.compat and not _is_event_stream(response):
-                    return await self._compat(invocation, response, output)
-                if watching:
-                    self.progress.unwatch(request_id)
-                return await self._relay(request_id, response)
+                    error = await self._compat(invocation, response, output)
+                else:
+                    if watching:
+                        self.progress.unwatch(request_id)
+                    error = await self._relay(request_id, response)
+            if self.metrics is not None:
+                self.metrics.answered(response.status, time.monotonic() - began)
+            return error
         finally:
             if watching:
                 self.progress.unwatch(request_id)
@@ -295,6 +305,22 @@ class InvocationRunner:
                 self.dirs.release_output_dir(output.path, empty=output.empty)
             if has_assets:
                 remove_tree(asset_dir)
+
+    async def _fetch_assets(self, invocation: pb.Invocation, asset_dir: str) -> bool:
+        """Download the input assets; on failure answer the invocation with a 500 problem."""
+        request_id = invocation.request_id
+        try:
+            self.dirs.make_asset_dir(request_id)
+            await self.assets.fetch_all(
+                list(invocation.assets), asset_dir, self.session.gateway_url, self.session.gateway_host
+            )
+        except AssetError as exc:
+            log.error("invocation %s: %s", request_id, exc, extra=self._about(invocation))
+            if self.metrics is not None:
+                self.metrics.errors["asset_download"] += 1
+            self._problem(request_id, SOURCE_WORKER, 500, "Internal error while downloading assets")
+            return False
+        return True
 
     async def _grpc(self, invocation: pb.Invocation) -> str:
         if self.grpc is None:
@@ -333,6 +359,8 @@ class InvocationRunner:
             self._problem(request_id, SOURCE_WORKER, 500, "Internal error while making inference request")
         except (HttpClientError, OSError) as exc:
             log.warning("invocation %s: container call failed: %s", request_id, exc, extra=self._about(invocation))
+            if self.metrics is not None:
+                self.metrics.errors["container_unreachable"] += 1
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
         return None
 
@@ -348,6 +376,8 @@ class InvocationRunner:
             log.warning(
                 "invocation %s: the container broke its answer: %s", request_id, exc, extra=self._fields(request_id)
             )
+            if self.metrics is not None:
+                self.metrics.errors["container_broke_answer"] += 1
             return f"the inference container broke the response: {exc}"
         return ""
 
@@ -383,6 +413,8 @@ class InvocationRunner:
         except HttpClientError as exc:
             fields = self._fields(request_id, invocation.nca_id)
             log.warning("invocation %s: the container broke its answer: %s", request_id, exc, extra=fields)
+            if self.metrics is not None:
+                self.metrics.errors["container_broke_answer"] += 1
             self._problem(request_id, SOURCE_CONNECTION, 502, _CONNECTION_DETAIL)
             return ""
         try:

@@ -111,4 +111,8 @@ def test_targets_markdown_and_plot(run: tuple[dict[str, Any], str, bytes]) -> No
     assert record["machine"]["server_cpus"] != record["machine"]["client_cpus"] or record["notes"]
     assert "| scenario | peak rps | server CPU us/req | worker agent CPU us/req |" in table
     assert "## DESIGN §8 targets" in table and "| pexec-embedded |" in table
+    turn2 = {row["target"]: row for row in record["turn2_targets"]}
+    assert turn2["latency added over direct at half of pexec's peak, p50 (ms)"]["value"] is not None
+    assert turn2["gateway CPU us per pexec"]["value"] is not None
+    assert "## Turn-2 targets (issue 13, DESIGN §8)" in table
     assert png.startswith(b"\x89PNG\r\n\x1a\n")

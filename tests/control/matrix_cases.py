@@ -293,6 +293,13 @@ def _scaled(count: int) -> Check:
     return check
 
 
+def _deployments(body: dict[str, Any], world: World, caller: Caller) -> None:
+    """The owner's deployment is listed for the owner (not for a key bound to another function),
+    never for another account."""
+    found = _ids(body["deployments"], "deploymentId")
+    assert (world.deployment_id in found) is (caller.nca_id == world.owner and not caller.bound), found
+
+
 def _undeployed(body: dict[str, Any], world: World, caller: Caller) -> None:
     _the_version(body, world, caller)
     assert body["function"]["status"] == "INACTIVE"
@@ -456,6 +463,7 @@ SPECS: dict[str, Spec] = {
     "GET " + DEPLOYMENT: Spec(DEPLOYED, check=_deployment),
     "PUT " + DEPLOYMENT: Spec(DEPLOYED, body=_update_deployment, check=_scaled(2)),
     "DELETE " + DEPLOYMENT: Spec(DEPLOYED, query={"graceful": "false"}, check=_undeployed),
+    "GET /v2/nvcf/deployments": Spec(DEPLOYED, other=OWN, check=_deployments),
     "GET /v2/nvcf/deployments/{deploymentId}": Spec(DEPLOYED, check=_deployment),
     "PATCH /v2/nvcf/deployments/{deploymentId}/gpu-specifications/{gpuSpecId}": Spec(
         DEPLOYED, body=lambda w: {"maxInstances": 3}, check=_scaled(3)

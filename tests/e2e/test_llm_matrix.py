@@ -101,7 +101,10 @@ async def world(live_gateway: LiveGateway) -> AsyncIterator[World]:
 
     async def reply(worker: ScriptedWorker, invocation: pb.Invocation) -> None:
         seen = orjson.loads(invocation.body)["model"]
-        worker.answer(invocation.request_id, 200, orjson.dumps({"object": "answer", "model": seen}))
+        # ``seen`` is what the container got (``m``); the answer's own ``model`` goes back to the
+        # client renamed (``<fid>/m``), so the container's view travels in another field.
+        answer = {"object": "answer", "seen": seen, "model": MODEL}
+        worker.answer(invocation.request_id, 200, orjson.dumps(answer))
 
     worker = ScriptedWorker(live_gateway.grpc_target, live_gateway.admin_token, fid, reply)
     await worker.start()
@@ -160,7 +163,7 @@ async def test_llm_matrix(world: World, host: str) -> None:
                     failures.append(f"{method} {path} x {credential.name}: {response.status_code} {response.text}")
                 elif code is not None and got.get("error", {}).get("code") != code:
                     failures.append(f"{method} {path} x {credential.name}: body {got}")
-                elif status == 200 and method == "POST" and got != {"object": "answer", "model": MODEL}:
+                elif status == 200 and method == "POST" and got != {"object": "answer", "seen": MODEL, "model": model}:
                     failures.append(f"{method} {path} x {credential.name}: container saw {got}")
                 elif status == 200 and path == "/v1/models/{model}" and got["id"] != model:
                     failures.append(f"{method} {path} x {credential.name}: read {got}")

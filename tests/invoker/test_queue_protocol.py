@@ -228,3 +228,29 @@ async def test_lanes_serve_the_lower_priority_first_and_count_every_lane() -> No
     assert [(e.request_id, e.version_id) for e in taken] == [("urgent", V), ("plain", V)]
     assert await queue.requeue("plain")
     assert [e.request_id for e in await queue.take_many(V, 5)] == ["plain", "late"]
+
+
+async def test_heads_give_depth_and_the_enqueue_time_of_the_next_to_be_served(queue: InvocationQueue) -> None:
+    times = iter([10.0, 20.0, 30.0])
+    clocked: InvocationQueue = queue
+    inner = queue.inner if isinstance(queue, PriorityLanes) else queue
+    if isinstance(inner, MemoryQueue):
+        fresh = MemoryQueue(clock=lambda: next(times))
+        clocked = with_lanes(fresh) if isinstance(queue, PriorityLanes) else fresh
+    else:
+        assert isinstance(inner, RedisQueue)
+        inner._clock = lambda: next(times)
+    assert await clocked.heads([V, W]) == {V: (0, None), W: (0, None)}
+    await clocked.enqueue(V, F, "a", {})
+    await clocked.enqueue(V, F, "b", {})
+    await clocked.enqueue(W, F, "c", {})
+    assert await clocked.heads([V, W]) == {V: (2, 10.0), W: (1, 30.0)}
+    taken = await clocked.take(V)
+    assert taken is not None and taken.request_id == "a"
+    assert await clocked.heads([V]) == {V: (1, 20.0)}
+    # A requeued request is served next, so it is the head again (with its first enqueue time).
+    assert await clocked.requeue("a")
+    assert await clocked.heads([V]) == {V: (2, 10.0)}
+    await clocked.cancel("a")
+    await clocked.cancel("b")
+    assert await clocked.heads([V]) == {V: (0, None)}

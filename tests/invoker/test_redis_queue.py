@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -11,7 +12,7 @@ from redis.asyncio import Redis
 from invoker.errors import BackendUnavailable
 from invoker.invocations import InvocationRequest
 from invoker.presence import Presence
-from invoker.queues.redis import RedisQueue
+from invoker.queues.redis import RedisQueue, wake_channel
 from invoker.replies import CHUNK, END, START, Reply, decode, encode
 from invoker.wire import RequestCodec
 from tests.cluster.conftest import restart
@@ -79,6 +80,47 @@ async def test_enqueue_elsewhere_wakes_a_watching_process(make_queue: Make) -> N
         await asyncio.wait_for(woken.wait(), 5)
     finally:
         await consumer.stop()
+
+
+async def test_a_wake_goes_out_only_when_another_process_listens(make_queue: Make, redis_url: str) -> None:
+    version = f"wake-{uuid.uuid4()}"  # a channel of its own: other tests' queues share this Redis
+    # A pattern subscription sees every wake and is not a listener of the channel (NUMSUB).
+    spy = Redis.from_url(redis_url)
+    pubsub = spy.pubsub()
+    await pubsub.psubscribe(wake_channel(version).replace("{", "[{]").replace("}", "[}]"))
+    alone, other = await make_queue(), await make_queue()
+    alone.watch(version, lambda: None)
+    await alone.start()
+
+    async def wakes() -> list[bytes]:
+        got = []
+        deadline = asyncio.get_running_loop().time() + 0.5
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            message = await pubsub.get_message(timeout=left)
+            if message is not None and message["type"] == "pmessage":
+                got.append(message["data"])
+        return got
+
+    try:
+        await asyncio.sleep(0.5)  # subscribed
+        for i in range(5):
+            await alone.enqueue(version, F, f"mine-{i}", None)
+        assert await wakes() == []  # its own listener is the only one: nobody to wake
+        other.watch(version, lambda: None)
+        await other.start()
+        await asyncio.sleep(0.5)
+        await alone.enqueue(version, F, "theirs", None)
+        assert await wakes() == [alone.me.encode()]
+        await other.stop()
+        await asyncio.sleep(0.3)
+        await alone.stop()
+        await asyncio.sleep(0.3)
+        await other.enqueue(version, F, "nobody-listens", None)
+        assert await wakes() == []
+    finally:
+        await alone.stop()
+        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await spy.aclose()
 
 
 async def test_invocations_another_process_serves_leave_nothing_behind(make_queue: Make) -> None:

@@ -33,6 +33,9 @@ from tests.support.serve_process import serve_process
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 LLM_HOST = "llm.invocation.localhost"
+ABANDONED_MODEL = "cfgate-abandoned"  # streams cut by their client before the usage chunk
+CONCURRENT_MODEL = "cfgate-concurrent"  # requests admitted at the same time
+MODELS = (MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL, ABANDONED_MODEL, CONCURRENT_MODEL)
 
 
 @dataclass
@@ -57,9 +60,11 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
         {"name": MODEL, "llmConfig": {"uris": ["/v1"]}},
         {"name": LIMITED_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "20-H"}},
         {"name": STREAM_LIMITED_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "12-H"}},
+        {"name": ABANDONED_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "40-H"}},
+        {"name": CONCURRENT_MODEL, "llmConfig": {"uris": ["/v1/chat/completions"], "tokenRateLimit": "30-H"}},
     ]
     with serve_process(tmp) as gateway:
-        async with sample_container((MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL), delay=0.02) as (app, port):
+        async with sample_container(MODELS, delay=0.02) as (app, port):
             async with httpx.AsyncClient(base_url=gateway.base, timeout=30) as http:
                 token = await sample.admin_token(http)
                 function = await create_llm_function(http, token, llm_function_body(port, models))
@@ -86,6 +91,7 @@ async def test_chat_completion_reaches_the_container_with_the_model_name_rewritt
     assert answer.usage is not None
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (2, 4, 6)
     assert site.container.stats.models[-1] == MODEL  # the container got <model-name>, not <fid>/<model-name>
+    assert answer.model == model_id(site)  # and the client sees back the id it sent
 
 
 async def test_streaming_chat_chunks_arrive_while_the_container_is_still_generating(site: Site) -> None:
@@ -126,6 +132,7 @@ async def test_streaming_with_include_usage_keeps_the_usage_chunk(site: Site) ->
         chunks = [chunk async for chunk in stream]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == 5
+    assert {chunk.model for chunk in chunks} == {model_id(site)}
 
 
 async def test_embeddings_and_completions(site: Site) -> None:
@@ -136,6 +143,7 @@ async def test_embeddings_and_completions(site: Site) -> None:
     assert all(len(e.embedding) == 8 for e in embedded.data)
     assert embedded.usage.total_tokens == 3
     assert completed.choices[0].text == "say this say"
+    assert (embedded.model, completed.model) == (model_id(site), model_id(site))
 
 
 async def test_models_list_names_the_callers_llm_functions(site: Site) -> None:
@@ -143,7 +151,7 @@ async def test_models_list_names_the_callers_llm_functions(site: Site) -> None:
         listed = [m.id async for m in client.models.list()]
     async with site.client(site.bound_key) as client:
         hidden = [m.id async for m in client.models.list()]
-    assert sorted(listed) == sorted([model_id(site, m) for m in (MODEL, LIMITED_MODEL, STREAM_LIMITED_MODEL)])
+    assert sorted(listed) == sorted([model_id(site, m) for m in MODELS])
     assert hidden == []
     async with site.client() as client:
         card = await client.models.retrieve(model_id(site))
@@ -231,19 +239,104 @@ async def test_streamed_usage_counts_against_the_token_rate_limit(site: Site) ->
     assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "tokens"
 
 
+async def test_streams_abandoned_before_their_usage_are_charged_what_was_relayed(site: Site) -> None:
+    """A client that hangs up after a few chunks (no usage chunk ever relayed) is still charged:
+    the prompt's estimate plus the chunks relayed, so repeating it ends in 429. Each abandoned
+    stream gives back the rest of its reservation (200 tokens asked, 40 an hour allowed): without
+    that the second request would already be refused."""
+    model = model_id(site, ABANDONED_MODEL)
+    abandoned = 0
+    async with site.client() as client:
+        with pytest.raises(openai.RateLimitError) as caught:
+            for _ in range(40):
+                stream = await client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "one two three four"}],
+                    max_tokens=200,  # 4 s of chunks at the container's pace, if it were read
+                    stream=True,
+                )
+                async with stream:
+                    for _ in range(2):
+                        chunk = await stream.__anext__()
+                        assert chunk.choices
+                abandoned += 1
+                await asyncio.sleep(0.3)  # the gateway sees the hang-up and settles
+    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "tokens"
+    # ~6 prompt + a few relayed tokens each against 40: refused after a handful, not at once.
+    assert 3 <= abandoned <= 10, abandoned
+
+
+async def test_concurrent_requests_cannot_overshoot_the_window_by_more_than_one_reservation(site: Site) -> None:
+    """Six requests at once on a 30-token hour, each reserving 2 (prompt) + 10 (max_tokens) at
+    admission: three fit (0, 12, 24 used before each), three are refused while the first are
+    still generating."""
+    model = model_id(site, CONCURRENT_MODEL)
+    gate = f"hold-{uuid.uuid4().hex}"
+    async with site.client() as client:
+
+        async def one() -> object:
+            try:
+                return await client.chat.completions.create(
+                    model=model,
+                    messages=[{"role": "user", "content": "x"}],
+                    max_tokens=10,
+                    stream=True,
+                    extra_body={"hold": gate},
+                )
+            except openai.RateLimitError as refused:
+                return refused
+
+        results = await asyncio.gather(*(one() for _ in range(6)))
+        site.container.gate(gate).set()
+        refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+        streams = [r for r in results if isinstance(r, openai.AsyncStream)]
+        for stream in streams:
+            assert len([chunk async for chunk in stream]) == 11  # 10 tokens and the finish chunk
+    assert (len(streams), len(refused)) == (3, 3)
+    assert all(isinstance(r.body, dict) and r.body["type"] == "tokens" for r in refused)
+
+
 async def test_responses_api_whole_and_streamed(site: Site) -> None:
     async with site.client() as client:
         whole = await client.responses.create(model=model_id(site), input="alpha beta", max_output_tokens=3)
-        events = [
-            event.type
+        streamed = [
+            event
             async for event in await client.responses.create(
                 model=model_id(site), input="alpha", max_output_tokens=2, stream=True
             )
         ]
+    events = [event.type for event in streamed]
+    assert whole.model == model_id(site)
+    assert streamed[-1].type == "response.completed" and streamed[-1].response.model == model_id(site)
     assert whole.output_text == "alpha beta alpha"
     assert whole.usage is not None and whole.usage.total_tokens == 5
     assert events[0] == "response.created" and events[-1] == "response.completed"
     assert events.count("response.output_text.delta") == 2
+
+
+async def test_the_llm_host_serves_its_openapi_document_without_a_credential(site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.base) as http:
+        answers = [
+            await http.get("/v3/openapi", headers={"Host": host, **auth})
+            for host in (LLM_HOST, "llm.localhost")
+            for auth in ({}, {"Authorization": "Bearer not-a-credential"}, {"Authorization": f"Bearer {site.key}"})
+        ]
+        posted = await http.post("/v3/openapi", headers={"Host": LLM_HOST})
+    assert [a.status_code for a in answers] == [200] * 6
+    document = answers[0].json()
+    assert document["openapi"] == "3.1.0"
+    assert sorted(document["paths"]) == [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/models/{model}",
+        "/v1/responses",
+    ]
+    chat = document["paths"]["/v1/chat/completions"]["post"]
+    assert chat["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model", "messages"]
+    assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET")
 
 
 async def test_bad_body_and_paths_are_openai_errors(site: Site) -> None:

@@ -3,6 +3,7 @@ a model may start requests until a window's tokens are spent, then waits for the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -52,3 +53,32 @@ async def test_redis_unreachable_falls_back_to_this_process() -> None:
         assert await budget.wait_seconds("f/m", "10-M", now=NOW) == 60
     finally:
         await client.aclose()
+
+
+async def test_concurrent_admissions_see_each_others_reservations(redis_url: str) -> None:
+    """Fifty requests reserving 10 tokens each, admitted at once through two processes' views
+    (two Redis connections) of a 100-token minute: exactly ten get in, the window holds 100."""
+    clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
+    try:
+        views = [RedisTokenBudget(c) for c in clients]
+        waits = await asyncio.gather(*(views[i % 2].admit("f/concurrent", "100-M", 10, now=NOW) for i in range(50)))
+        assert (waits.count(0), set(waits) - {0}) == (10, {60})
+        assert int(await clients[0].get(f"cfgate:tokens:{{f/concurrent}}:60:{int(NOW // 60)}") or 0) == 100
+        # Settling gives back what a request did not use: another one fits again.
+        await views[1].charge("f/concurrent", "100-M", -4, now=NOW)
+        assert await views[0].admit("f/concurrent", "100-M", 10, now=NOW + 1) == 0
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_admission_reserves_only_when_every_window_has_room(
+    budgets: tuple[TokenBudget, TokenBudget],
+) -> None:
+    first, second = budgets
+    rate = "100-M,150-H"
+    assert await first.admit("f/r", rate, 90, now=NOW) == 0
+    assert await second.admit("f/r", rate, 90, now=NOW + 1) == 0  # 90 < 100: admitted, 180 held
+    assert await first.admit("f/r", rate, 1, now=NOW + 2) == 58  # the minute is spent
+    await second.charge("f/r", rate, -120, now=NOW)  # the two used 60 between them
+    assert await first.admit("f/r", rate, 1, now=NOW + 3) == 0

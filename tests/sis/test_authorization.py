@@ -31,6 +31,9 @@ from tests.sis.conftest import Minter
 from tests.sis.helpers import DEFAULT_NCA, assert_sis_problem, bearer, cluster_body, register
 
 OPERATIONS = [(e.method, e.path) for e in ENDPOINTS]
+ROTATED_JWKS = {
+    "keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "rotated", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ Headers = Callable[[], Awaitable[dict[str, str]]]
 def _body(method: str, path: str) -> dict[str, Any] | None:
     if method == "POST":
         return cluster_body(clusterName="matrix-new")
+    if path.endswith("/jwks"):
+        return {"jwks": ROTATED_JWKS}
     if method == "PUT":
         return {"region": "eu-central-1"}
     return None

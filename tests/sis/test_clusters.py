@@ -6,6 +6,7 @@ member) that writes nothing. Runs on SQLite and PostgreSQL (``database_url``).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -264,7 +265,46 @@ async def test_openapi_lists_every_operation(sis: httpx.AsyncClient) -> None:
         assert set(paths[base + "/clusters"]) == {"get", "post"}
         assert set(paths[base + "/clusters/{clusterId}"]) == {"get", "put", "delete"}
         assert set(paths[base + "/clusterVersions"]) == {"get"}
+    assert set(paths["/v1/nvca/clusters/{clusterId}/jwks"]) == {"put"}
     ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 13
     post = paths["/v1/accounts/{ncaId}/clusters"]["post"]
     assert post["description"] == "Requires admin token scope cluster-management."
+
+
+ROTATED = {"keys": [{"kty": "RSA", "kid": "nvca-2", "n": "sXch", "e": "AQAB", "use": "sig", "alg": "RS256"}]}
+
+
+async def test_cluster_rotate_replaces_the_jwks(sis: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    """``nvcf-cli cluster rotate``: ``PUT /v1/nvca/clusters/{id}/jwks``, on the caller's own cluster."""
+    created = await register(sis, admin, jwks={"keys": [{"kty": "RSA", "kid": "nvca-1", "n": "old", "e": "AQAB"}]})
+    cluster_id = created["clusterId"]
+    rotated = await sis.put(
+        f"/v1/nvca/clusters/{cluster_id}/jwks", json={"jwks": ROTATED, "oidcIssuer": "https://nvca.example"},
+        headers=admin,
+    )  # fmt: skip
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["jwks"] == ROTATED
+    stored = (await sis.get(f"/v1/accounts/{DEFAULT_NCA}/clusters/{cluster_id}", headers=admin)).json()
+    assert (stored["jwks"], stored["oidcIssuer"], stored["region"]) == (ROTATED, "https://nvca.example", "us-east-1")
+    # As its JSON text too (the CLI may read a file and send it as a string).
+    as_text = await sis.put(f"/v1/nvca/clusters/{cluster_id}/jwks", json={"jwks": json.dumps(ROTATED)}, headers=admin)
+    assert as_text.status_code == 200, as_text.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"jwks": {}}, {"jwks": {"keys": []}}, {"jwks": {"keys": [{"kid": "no-kty"}]}}, {"jwks": "not json"}],
+    ids=["missing", "no keys", "empty keys", "key without kty", "not json"],
+)
+async def test_a_rotation_without_a_key_set_is_400_and_changes_nothing(
+    sis: httpx.AsyncClient, admin: dict[str, str], body: dict[str, Any]
+) -> None:
+    cluster_id = (await register(sis, admin))["clusterId"]
+    url = f"/v1/accounts/{DEFAULT_NCA}/clusters/{cluster_id}"
+    before = (await sis.get(url, headers=admin)).json()
+    response = await sis.put(f"/v1/nvca/clusters/{cluster_id}/jwks", json=body, headers=admin)
+    assert_sis_problem(response, 400, "bad-request")
+    assert (await sis.get(url, headers=admin)).json() == before
+    unknown = await sis.put(f"/v1/nvca/clusters/{uuid.uuid4()}/jwks", json={"jwks": ROTATED}, headers=admin)
+    assert_sis_problem(unknown, 404, "not-found")

@@ -31,6 +31,9 @@ Routes (query parameters in brackets):
   bytes as the container read them).
 - ``GET /blob`` [``text=T``, ``host=H``] → T as ``application/octet-stream`` (a download source for
   assets); with ``host``, 404 unless the request's ``Host`` is H (as a Host-routing gateway would).
+- ``GET|POST /secrets`` → ``{"secrets": <the secrets file as parsed JSON, null when absent>,
+  "mode": "0o600"}``, read at each request from ``--secrets-file`` (NVCF's default
+  ``/var/secrets/secrets.json``), as a function container reads its secrets.
 - ``GET /chunked`` [``parts=N`` (3)] → a chunked body ``part-0`` … ``part-N-1``.
 - ``GET /until-close`` [``bytes=N``] → a body delimited by closing the connection (no length, not chunked).
 - ``POST /broken`` [``bytes=N`` (1000)] → announces 2N bytes, sends N, then closes the connection.
@@ -292,9 +295,10 @@ def _json(status: int, payload: object) -> SyncResult:
 class EchoServer:
     """The server; start it with ``async with EchoServer() as server`` or ``await server.start()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, secrets_file: str = "/var/secrets/secrets.json") -> None:
         self.host = host
         self.port = port
+        self.secrets_file = Path(secrets_file)
         self.stats = Stats()
         self.gates: dict[str, asyncio.Event] = {}
         self.connections: set[_Connection] = set()
@@ -308,6 +312,7 @@ class EchoServer:
             "/error": self._error,
             "/assets": self._assets,
             "/blob": self._blob,
+            "/secrets": self._secrets,
             "/stats": lambda r: _json(200, self.stats.as_json()),
             "/release": self._release,
         }
@@ -421,6 +426,14 @@ class EchoServer:
             return _json(404, {"error": f"unknown host {request.header('host')!r}"})
         return 200, [("content-type", "application/octet-stream")], request.query.get("text", "").encode()
 
+    def _secrets(self, _request: Request) -> SyncResult:
+        try:
+            data = self.secrets_file.read_bytes()
+            mode = oct(self.secrets_file.stat().st_mode & 0o777)
+        except FileNotFoundError:
+            return _json(200, {"secrets": None, "mode": None})
+        return _json(200, {"secrets": json.loads(data), "mode": mode})
+
     def _assets(self, request: Request) -> SyncResult:
         directory = request.header("nvcf-asset-dir") or ""
         files: dict[str, str] = {}
@@ -496,8 +509,8 @@ class EchoServer:
         request.keep_alive = False
 
 
-async def _serve(host: str, port: int) -> None:
-    server = EchoServer(host, port)
+async def _serve(host: str, port: int, secrets_file: str) -> None:
+    server = EchoServer(host, port, secrets_file)
     await server.start()
     print(f"echo-server listening on {server.url}", flush=True)
     stop = asyncio.Event()
@@ -513,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    parser.add_argument("--secrets-file", default="/var/secrets/secrets.json", help="what GET /secrets reads")
     args = parser.parse_args(argv)
     runner: Callable[..., object] = asyncio.run
     if not args.no_uvloop:
@@ -520,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             import uvloop
 
             runner = uvloop.run
-    runner(_serve(args.host, args.port))
+    runner(_serve(args.host, args.port, args.secrets_file))
     return 0
 
 

@@ -22,22 +22,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
     env = {
         "CFGATE_WORKER_GATEWAY": "gw:10082",
-        "CFGATE_WORKER_TOKEN": "secret",
+        "CFGATE_WORKER_TOKEN": "tok-3c9e",
         "CFGATE_WORKER_FUNCTION_ID": "fid",
         "CFGATE_WORKER_MAX_CONCURRENCY": "8",
         "CFGATE_WORKER_LABEL": "a=1,b=2",
         "CFGATE_WORKER_TLS": "true",
         "CFGATE_WORKER_WORK_DIR": "/tmp/w",
         "CFGATE_WORKER_LARGE_OUTPUTS": "false",
+        "CFGATE_WORKER_SECRETS_FILE": "/var/secrets/secrets.json",
     }
     args = build_parser(env).parse_args(["--function-id", "other", "--inference-url", "http://127.0.0.1:9000/v1"])
     config = config_from_args(args)
-    assert (config.gateway, config.token, config.function_id) == ("gw:10082", "secret", "other")
+    assert (config.gateway, config.token, config.function_id) == ("gw:10082", "tok-3c9e", "other")
     assert config.max_concurrency == 8
     assert config.labels == {"a": "1", "b": "2"}
     assert config.tls is True
     assert config.work_dir == Path("/tmp/w")
     assert config.large_outputs is False
+    assert config.secrets_file == Path("/var/secrets/secrets.json")
     assert config_from_args(
         build_parser({}).parse_args(["--gateway", "g:1", "--token", "t", "--function-id", "f"])
     ).large_outputs
@@ -46,7 +48,7 @@ def test_flags_come_from_the_environment_and_the_command_line_wins() -> None:
     ).large_outputs
     assert config.inference.port == 9000 and config.inference.path == "/v1"
     assert config.grace_period == 30.0
-    assert "secret" not in repr(config)
+    assert "tok-3c9e" not in repr(config)
 
 
 def test_missing_required_flags_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

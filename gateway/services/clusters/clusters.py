@@ -22,6 +22,7 @@ reference is silent, and where §17 (what nvcf-cli relies on) decides:
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ from gateway.services.clusters.models import (
     ClusterVersionList,
     RegisterClusterRequest,
     RegisterClusterResponse,
+    RotateJwksRequest,
     UpdateClusterRequest,
 )
 from gateway.services.clusters.offers import group_id
@@ -186,6 +188,19 @@ async def list_cluster_versions(call: Call) -> ClusterVersionList:
     )
 
 
+async def rotate_jwks(call: Call) -> ClusterDto:
+    """The caller's own cluster only (no account in the path): any other is 404."""
+    cluster_id = _cluster_id(call)
+    cluster = await _registry(call).repository.get(call.nca_id, cluster_id)
+    if cluster is None:
+        raise NotFound(f"Cluster '{cluster_id}' not found")
+    request: RotateJwksRequest = call.body
+    spec = {**cluster.spec, **request.model_dump(mode="json", include=request.model_fields_set)}
+    rotated = dataclasses.replace(cluster, spec=spec, updated_at=max(now_ms(), cluster.updated_at))
+    await _registry(call).repository.update(rotated)
+    return cluster_dto(rotated)
+
+
 def _named(handler: Handler, name: str) -> Handler:
     """The same handler under another name: operation ids must be unique across both prefixes."""
 
@@ -217,6 +232,17 @@ def _endpoints(prefix: str, alias: Callable[[Handler], Handler]) -> list[Endpoin
 
 
 ENDPOINTS = [
+    Endpoint(
+        "PUT",
+        "/v1/nvca/clusters/{clusterId}/jwks",
+        rotate_jwks,
+        "Rotate a cluster's JSON Web Key Set (nvcf-cli cluster rotate)",
+        SCOPES,
+        jwt_only=True,
+        body=RotateJwksRequest,
+        response=ClusterDto,
+        tag="clusters",
+    ),  # fmt: skip
     *_endpoints(PREFIXES[0], lambda handler: handler),
     *_endpoints(PREFIXES[1], lambda handler: _named(handler, handler.__name__ + "_si")),
 ]

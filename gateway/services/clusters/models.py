@@ -18,6 +18,7 @@ silent:
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, RootModel, StringConstraints, model_validator
@@ -115,6 +116,28 @@ class UpdateClusterRequest(ClusterFields):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be removed")
         return self
+
+
+def _key_set(value: dict[str, Any] | str) -> dict[str, Any] | str:
+    document: Any = value
+    if isinstance(value, str):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise ValueError("jwks is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list) or not document["keys"]:
+        raise ValueError("jwks must be a JSON Web Key Set: an object with a non-empty 'keys' array")
+    if not all(isinstance(key, dict) and isinstance(key.get("kty"), str) for key in document["keys"]):
+        raise ValueError("every key of the jwks needs a 'kty'")
+    return value
+
+
+class RotateJwksRequest(ApiModel):
+    """``PUT /v1/nvca/clusters/{clusterId}/jwks`` (``nvcf-cli cluster rotate``): the cluster's new
+    key set replaces the old one (as an object or its JSON text); ``oidcIssuer`` may move with it."""
+
+    jwks: Annotated[dict[str, Any] | Annotated[str, StringConstraints(max_length=65536)], AfterValidator(_key_set)]
+    oidcIssuer: Item | None = None
 
 
 class RegisterClusterResponse(ApiModel):

@@ -23,11 +23,14 @@ from gateway.services.functions import (
     cluster_groups,
     deployments,
     functions,
+    ngc,
     queues,
     registries,
     secrets,
     telemetries,
 )
+from gateway.services.tasks.app import org_task_routes
+from gateway.services.tasks.service import TaskService
 
 API_TITLE = "cfgate NVCF control plane"
 API_VERSION = "2.0.0"
@@ -64,11 +67,20 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(openapi())
 
 
-def build_api_app(runtime: Runtime) -> Starlette:
+def ngc_endpoints() -> list[Endpoint]:
+    """What NGC-style clients (ngcsdk) call besides ``/v2/nvcf``: ``GET /v2/orgs`` and every
+    control-plane endpoint under ``/v2/orgs/{org}[/teams/{team}]`` (``services/functions/ngc.py``)."""
+    return [*ngc.ENDPOINTS, *ngc.org_aliases(control_plane_endpoints())]
+
+
+def build_api_app(runtime: Runtime, tasks: TaskService | None = None) -> Starlette:
     routes = [
         Route("/v3/openapi", _openapi, methods=["GET"]),
-        *build_routes([*control_plane_endpoints(), *operator_endpoints()], runtime),
+        *build_routes([*control_plane_endpoints(), *operator_endpoints(), *ngc_endpoints()], runtime),
         # Pre-signed asset upload/download URLs: outside the endpoint table (no bearer).
         *assets.extra_routes(runtime),
+        *ngc.extra_routes(runtime),
+        # NGC's NVCT paths answer on the api host too (ngcsdk has one base URL).
+        *(org_task_routes(runtime, tasks) if tasks is not None else ()),
     ]
     return build_service_app(routes)

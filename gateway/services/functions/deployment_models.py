@@ -252,6 +252,12 @@ class DeploymentResponse(ApiModel):
     deployment: FunctionDeploymentDto
 
 
+class DeploymentList(ApiModel):
+    """``GET /v2/nvcf/deployments`` (NGC's ``ngc cf deploy list``): the account's deployments."""
+
+    deployments: list[FunctionDeploymentDto]
+
+
 class GpuSpecificationResponse(ApiModel):
     gpuSpecification: GpuSpecificationDto
 

@@ -41,13 +41,14 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from gateway.access import require_function_resource
+from gateway.access import key_may_use, require_function_resource
 from gateway.api import Call, Endpoint
 from gateway.problems import BadRequest, NotFound
 from gateway.services.functions.deployment_models import (
     AutoscalingConfigurationPolicy,
     DeleteDeploymentQuery,
     DeploymentHealth,
+    DeploymentList,
     DeploymentResponse,
     FunctionDeploymentDto,
     FunctionDeploymentRequest,
@@ -196,6 +197,19 @@ async def get_deployment_by_id(call: Call) -> DeploymentResponse:
     return DeploymentResponse(deployment=deployment_dto(version, deployment))
 
 
+async def list_deployments(call: Call) -> DeploymentList:
+    """Every deployment of the caller's account (an API key: those of the functions it may use)."""
+    runtime = call.runtime
+    listed = []
+    for deployment in await runtime.catalog.deployments.for_account(call.nca_id):
+        if not key_may_use(call.caller, runtime, deployment.function_id, deployment.version_id):
+            continue
+        version = await runtime.catalog.functions.get(deployment.function_id, deployment.version_id)
+        if version is not None:
+            listed.append(deployment_dto(version, deployment))
+    return DeploymentList(deployments=listed)
+
+
 def _pick(
     version: FunctionVersion, specs: list[dict[str, Any]], wanted: UpdateGpuSpecification, count: int
 ) -> dict[str, Any]:
@@ -317,6 +331,10 @@ ENDPOINTS = [
     Endpoint(
         "DELETE", VERSION, delete_deployment, "Undeploy a function version", SCOPES,
         query=DeleteDeploymentQuery, response=FunctionResponse, tag="deployments",
+    ),
+    Endpoint(
+        "GET", "/v2/nvcf/deployments", list_deployments, "List the account's deployments", SCOPES,
+        response=DeploymentList, tag="deployments",
     ),
     Endpoint(
         "GET", "/v2/nvcf/deployments/{deploymentId}", get_deployment_by_id, "Get a deployment", SCOPES,

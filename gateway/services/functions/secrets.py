@@ -58,6 +58,8 @@ async def update_function_secrets(call: Call) -> None:
     box = call.runtime.secretbox
     sealed = [(s.name, box.seal(secret_text(s), f"secret:{version_id}:{s.name}")) for s in request.secrets]
     await functions.replace_secrets(version_id, sealed)
+    # Workers serving the version rewrite their container's secrets file.
+    await call.runtime.secret_delivery.changed(version_id)
 
 
 async def update_telemetry_secret(call: Call) -> None:

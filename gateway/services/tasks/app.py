@@ -20,6 +20,7 @@ from gateway.api.openapi import openapi_document
 from gateway.http import JSONResponse
 from gateway.runtime import Runtime
 from gateway.services.common import build_service_app
+from gateway.services.functions.ngc import org_aliases
 from gateway.services.tasks.access import TaskCredentials
 from gateway.services.tasks.models import (
     BulkTasksRequest,
@@ -65,6 +66,11 @@ def task_endpoints(service: TaskService) -> list[Endpoint]:
     usage = Endpoint("GET", ADMIN_PREFIX + "/usage/gpus", gpu_usage, "GPUs an account's live tasks hold or wait for",
                      ("admin:list_tasks",), jwt_only=True, tag="tasks-admin")  # fmt: skip
     return [*own, *(_admin_mirror(e) for e in own), usage]
+
+
+def org_task_routes(runtime: Runtime, service: TaskService) -> list[Route]:
+    """NGC's ``/v2/orgs/{org}/nvct/tasks…`` for the api host (ngcsdk's task calls), org = account."""
+    return build_routes(org_aliases(_own_endpoints(service), teams=False), runtime, TaskCredentials())
 
 
 def _own_endpoints(service: TaskService) -> list[Endpoint]:

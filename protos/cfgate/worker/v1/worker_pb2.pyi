@@ -63,7 +63,7 @@ class RegisterRequest(_message.Message):
     def __init__(self, credential: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., gpu: _Optional[str] = ..., instance_type: _Optional[str] = ..., backend: _Optional[str] = ..., location: _Optional[str] = ..., cluster_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata", "max_concurrency")
+    __slots__ = ("session_id", "function_id", "version_id", "function_name", "nca_id", "inference_url", "inference_port", "heartbeat_interval_ms", "max_direct_response_bytes", "metadata", "secrets", "max_concurrency")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class RegisterResponse(_message.Message):
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_DIRECT_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     function_id: str
@@ -92,8 +93,15 @@ class RegisterResponse(_message.Message):
     heartbeat_interval_ms: int
     max_direct_response_bytes: int
     metadata: _containers.ScalarMap[str, str]
+    secrets: FunctionSecrets
     max_concurrency: int
-    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., function_id: _Optional[str] = ..., version_id: _Optional[str] = ..., function_name: _Optional[str] = ..., nca_id: _Optional[str] = ..., inference_url: _Optional[str] = ..., inference_port: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., max_direct_response_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ..., max_concurrency: _Optional[int] = ...) -> None: ...
+
+class FunctionSecrets(_message.Message):
+    __slots__ = ("secrets_json",)
+    SECRETS_JSON_FIELD_NUMBER: _ClassVar[int]
+    secrets_json: bytes
+    def __init__(self, secrets_json: _Optional[bytes] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
@@ -182,18 +190,20 @@ class Cancel(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("invocations", "cancels", "ping", "drain", "grpc_requests")
+    __slots__ = ("invocations", "cancels", "ping", "drain", "grpc_requests", "secrets")
     INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     GRPC_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
     invocations: _containers.RepeatedCompositeFieldContainer[Invocation]
     cancels: _containers.RepeatedCompositeFieldContainer[Cancel]
     ping: bool
     drain: bool
     grpc_requests: _containers.RepeatedCompositeFieldContainer[GrpcRequestFrames]
-    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ..., grpc_requests: _Optional[_Iterable[_Union[GrpcRequestFrames, _Mapping]]] = ...) -> None: ...
+    secrets: FunctionSecrets
+    def __init__(self, invocations: _Optional[_Iterable[_Union[Invocation, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[Cancel, _Mapping]]] = ..., ping: _Optional[bool] = ..., drain: _Optional[bool] = ..., grpc_requests: _Optional[_Iterable[_Union[GrpcRequestFrames, _Mapping]]] = ..., secrets: _Optional[_Union[FunctionSecrets, _Mapping]] = ...) -> None: ...
 
 class ResponseStart(_message.Message):
     __slots__ = ("request_id", "status", "headers", "kind")

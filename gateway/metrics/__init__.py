@@ -1,0 +1,1 @@
+"""Prometheus ``/metrics`` of the gateway (``--metrics-port``): what is counted, how it is read."""
