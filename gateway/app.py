@@ -294,12 +294,11 @@ class Gateway:
         )
         runtime.secret_delivery.push = service.push_secrets
         runtime.secret_delivery.connected_versions = service.connected_versions
-        # Deleting a cluster ends its workers' sessions: in-flight invocations are redelivered, the
-        # tasks its task workers ran end ERRORED.
+        # Deleting a cluster, or changing where it may run work, ends its workers' sessions: in-flight
+        # invocations are redelivered, the tasks its task workers ran end ERRORED.
         runtime.cluster_registry.revoke_hooks.append(
-            lambda cluster: service.disconnect(
-                lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id,
-                f"cluster {cluster.cluster_id} deleted",
+            lambda cluster, reason: service.disconnect(
+                lambda grant: grant.metadata.get(CLUSTER_ID_KEY) == cluster.cluster_id, reason
             )
         )
         runtime.cluster_registry.revoke_hooks.append(_end_task_workers(scheduler))
@@ -595,11 +594,9 @@ def _redis_queue(queue: object) -> RedisQueue | None:
     return inner if isinstance(inner, RedisQueue) else None
 
 
-def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster], Awaitable[None]]:
-    async def end(cluster: Cluster) -> None:
-        scheduler.disconnect(
-            lambda session: session.grant.cluster_id == cluster.cluster_id, f"cluster {cluster.cluster_id} deleted"
-        )
+def _end_task_workers(scheduler: TaskScheduler) -> Callable[[Cluster, str], Awaitable[None]]:
+    async def end(cluster: Cluster, reason: str) -> None:
+        scheduler.disconnect(lambda session: session.grant.cluster_id == cluster.cluster_id, reason)
 
     return end
 

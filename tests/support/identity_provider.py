@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -51,9 +51,12 @@ class IdentityProvider:
         """The ``--trusted-issuer`` value for this provider."""
         return f"{self.issuer}={self.jwks_url}"
 
-    def mint(self, subject: str, scopes: Sequence[str], ttl_seconds: int = 600) -> str:
+    def mint(
+        self, subject: str, scopes: Sequence[str], ttl_seconds: int = 600, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """``extra`` adds or replaces claims (NICo's ``realm_access``, say); a negative ttl is expired."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": subject,
             "azp": subject,
@@ -63,6 +66,7 @@ class IdentityProvider:
             "nbf": now,
             "exp": now + ttl_seconds,
             "jti": str(uuid.uuid4()),
+            **(extra or {}),
         }
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 

@@ -13,7 +13,7 @@ from gateway.app import Gateway
 from gateway.services.tasks.scheduler import TaskScheduler
 from tests.conftest import ClientFactory
 from tests.control.conftest import OTHER_CLIENT_ID, OTHER_NCA_ID
-from tests.sis.helpers import DEFAULT_NCA, cluster_body
+from tests.sis.helpers import DEFAULT_NCA, cluster_body, gpu
 from tests.tasks.conftest import Headers, bearer, create_task, task_body
 from tests.tasks.test_worker_stream import WAIT, ScriptedTaskWorker, attach, hello, target, wait_status, workers
 
@@ -142,3 +142,53 @@ async def test_a_jwt_worker_cannot_claim_another_accounts_cluster(
     # Its own account's admin may declare it (the cluster is that account's).
     own = await attach(gateway, workers, other_admin, cluster_id=theirs.json()["clusterId"])
     assert own.received[0].welcome.session_id
+
+
+@pytest.mark.parametrize(
+    ("task_gpu", "worker_gpu"),
+    [
+        ({"gpu": "h100", "instanceType": "ncp.gpu.h100_1x"}, {}),
+        ({}, {"gpu": "h100", "instance_type": "Ncp.Gpu.H100_1X"}),
+    ],
+)
+async def test_gpu_and_instance_type_names_match_whatever_their_case(
+    gateway: Gateway,
+    workers: list[ScriptedTaskWorker],
+    admin_jwt: str,
+    client_factory: ClientFactory,
+    tasks: httpx.AsyncClient,
+    task_key: Headers,
+    task_gpu: dict[str, str],
+    worker_gpu: dict[str, str],
+) -> None:
+    # Validation and worker admission read cluster GPU names case-insensitively (``offers``,
+    # ``placement``); the scheduler must too, or such a task is accepted and then never runs.
+    cluster = await register_cluster(client_factory, admin_jwt)
+    worker = await attach(gateway, workers, cluster["clusterCredential"], **worker_gpu)
+    spec = {"gpu": "H100", "instanceType": "NCP.GPU.H100_1x", **task_gpu}
+    dto = await create_task(tasks, task_key, gpuSpecification=spec)
+    async with asyncio.timeout(WAIT):
+        (assignment,) = (await worker.read()).assignments
+    assert assignment.task_id == dto["id"]
+
+
+async def test_a_cluster_update_withdrawing_its_gpu_ends_its_task_workers(
+    gateway: Gateway, workers: list[ScriptedTaskWorker], admin_jwt: str, client_factory: ClientFactory
+) -> None:
+    cluster = await register_cluster(client_factory, admin_jwt)
+    worker = await attach(gateway, workers, cluster["clusterCredential"], instance_id="rack-4")
+    sis = client_factory("sis.localhost")
+    url = f"/v1/accounts/{DEFAULT_NCA}/clusters/{cluster['clusterId']}"
+    described = await sis.put(url, json={"clusterDescription": "row 2"}, headers=bearer(admin_jwt))
+    assert described.status_code == 200, described.text
+    assert len(scheduler(gateway).sessions) == 1  # not a placement change: the session stays
+    updated = await sis.put(url, json={"gpus": [gpu("B200", "NCP.GPU.B200_8x")]}, headers=bearer(admin_jwt))
+    assert updated.status_code == 200, updated.text
+    async with asyncio.timeout(WAIT):
+        assert await worker.call.read() is grpc.aio.EOF  # admitted for H100, which the cluster no longer offers
+    assert scheduler(gateway).sessions == {}
+    again = ScriptedTaskWorker(target(gateway), hello(cluster["clusterCredential"]))
+    workers.append(again)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await again.read()
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -164,7 +164,7 @@ async def update_cluster(call: Call) -> ClusterDto:
         updated_at=max(now_ms(), cluster.updated_at),
     )
     try:
-        await _registry(call).repository.update(updated)
+        await _registry(call).update(cluster, updated)
     except DuplicateClusterName:
         raise _duplicate(updated.name, cluster.nca_id) from None
     return cluster_dto(updated)

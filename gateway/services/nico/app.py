@@ -18,6 +18,7 @@ from gateway.access import bootstrap_door_open
 from gateway.runtime import Runtime
 from gateway.services.nico import identity, instances, networks, sites, sshkeys, stats
 from gateway.services.nico.agent import EmbeddedSiteAgent
+from gateway.services.nico.authority import allowed_roles
 from gateway.services.nico.context import Handler, Nico, json
 from gateway.services.nico.errors import (
     Forbidden,
@@ -136,17 +137,23 @@ def _route_order(path: str) -> tuple[int, ...]:
     return tuple(1 if part.startswith("{") else 0 for part in path.strip("/").split("/"))
 
 
-def _endpoint(nico: Nico, handler: Handler) -> Callable[[Request], Any]:
+def _endpoint(nico: Nico, handler: Handler, roles: frozenset[str]) -> Callable[[Request], Any]:
+    required = tuple(sorted(roles))
+
     async def endpoint(request: Request) -> Response:
         if any("\x00" in str(value) for value in request.path_params.values()):
             raise NotFound("The requested resource could not be found")
+        (await nico.caller(request)).require(*required)
         return await handler(nico, request)
 
     return endpoint
 
 
-def _unimplemented(operation_id: str, method: str, path: str) -> Callable[[Request], Any]:
+def _unimplemented(nico: Nico, operation_id: str, method: str, path: str) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
+        # Authenticated like every operation: no bearer is 401 and a token of another org 403,
+        # whether or not the operation is served here.
+        await nico.caller(request)
         raise NotImplementedOperation(
             f"Operation '{operation_id}' ({method} {PREFIX}{path}) is not implemented by the embedded NICo REST "
             "service; proxy nico to a real NICo REST with --upstream nico=URL",
@@ -160,10 +167,10 @@ def build_routes(nico: Nico) -> list[Route]:
     known = {(m, p): op for m, p, op in SPEC_OPERATIONS}
     by_path: dict[str, dict[str, Callable[[Request], Any]]] = {}
     for (method, path), handler in OPERATIONS.items():
-        by_path.setdefault(path, {})[method] = _endpoint(nico, handler)
+        by_path.setdefault(path, {})[method] = _endpoint(nico, handler, allowed_roles(method, path))
     for (method, path), op in known.items():
         if (method, path) not in OPERATIONS:
-            by_path.setdefault(path, {})[method] = _unimplemented(op, method, path)
+            by_path.setdefault(path, {})[method] = _unimplemented(nico, op, method, path)
     routes = []
     for path in sorted(by_path, key=_route_order):
         for method, endpoint in by_path[path].items():

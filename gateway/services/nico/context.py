@@ -55,7 +55,13 @@ class Nico:
     version: str
 
     async def caller(self, request: Request) -> Caller:
-        return await authenticate(request, self.verifier)
+        """The request's caller, verified once: the role gate and the handler share it."""
+        cached = getattr(request.state, "nico_caller", None)
+        if isinstance(cached, Caller):
+            return cached
+        caller = await authenticate(request, self.verifier)
+        request.state.nico_caller = caller
+        return caller
 
     async def body(self, request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
         return await read_body(request, self.body_limit, allow_empty=allow_empty)

@@ -71,7 +71,10 @@ class TaskWorkerSession:
 
     def matches(self, task: Task) -> bool:
         spec = task.spec.get("gpuSpecification", {})
-        if spec.get("gpu") != self.hello.gpu or spec.get("instanceType") != self.hello.instance_type:
+        # Case-insensitive, as GPU validation and worker admission read cluster GPU names.
+        if not _same_name(spec.get("gpu"), self.hello.gpu) or not _same_name(
+            spec.get("instanceType"), self.hello.instance_type
+        ):
             return False
         return self.grant.admits(task.nca_id, spec)
 
@@ -303,3 +306,7 @@ def _metadata(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _same_name(wanted: object, offered: str) -> bool:
+    return str(wanted or "").lower() == offered.lower()
