@@ -132,7 +132,7 @@ async def build_world(served: InvocationSite) -> tuple[World, ScriptedWorker]:
     deployed = await site.api.post(url, json=deployment_body(minInstances=0), headers=setup)
     assert deployed.status_code == 200, deployed.text
     token = setup["Authorization"].removeprefix("Bearer ")
-    worker = ScriptedWorker(f"127.0.0.1:{site.gateway.grpc_port}", token, world.function_id, answer)
+    worker = ScriptedWorker(f"127.0.0.1:{site.gateway.worker_port}", token, world.function_id, answer)
     await worker.start()
     served.workers.append(worker)
     held = await served.invocation.post(
