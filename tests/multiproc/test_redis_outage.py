@@ -32,8 +32,9 @@ from tests.servers import RedisServer
 
 
 async def start_two(gateways: Spawn, postgres_dsn: str, url: str) -> tuple[GatewayProcess, GatewayProcess]:
-    a = gateways(database=postgres_dsn, redis=url, **FAST)
-    b = gateways(database=postgres_dsn, redis=url, **FAST)
+    # At INFO: the test reads B's "invalidation bus subscribed" (the fixture's default is WARNING).
+    a = gateways(database=postgres_dsn, redis=url, **FAST, CFGATE_LOG_LEVEL="info")
+    b = gateways(database=postgres_dsn, redis=url, **FAST, CFGATE_LOG_LEVEL="info")
     await asyncio.gather(a.wait_healthy(), b.wait_healthy())
     return a, b
 
